@@ -1,0 +1,1 @@
+"""Build-time tools: assemble `spec/` from upstream, regenerate `generated/` from `spec/`."""

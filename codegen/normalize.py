@@ -1,0 +1,186 @@
+"""Make the assembled specs usable by our tools without changing what they mean.
+
+Two transformations, both pure functions of the input:
+
+* `add_discriminator_mappings`: OpenAI's unions carry `discriminator: {propertyName: type}`
+  without a `mapping` (openapi-core cannot resolve those), sometimes over members where
+  `type` is optional or shared (`InputMessage` and `OutputMessage` are both `message`), and
+  many large unions (`ResponseStreamEvent`) carry none. A union becomes discriminated, with
+  an explicit mapping, exactly when every member is a reference to an object whose `type`
+  is required and single-valued, and no value repeats; otherwise any discriminator is
+  dropped so that validators fall back to trying each member. Discriminated unions are
+  what make pydantic fast and its errors precise.
+* `downconvert_to_30`: connexion 3 accepts only OpenAPI 3.0.x, so the routing copy of the
+  spec rewrites the 3.1 (JSON Schema 2020-12) idioms OpenAI uses into their 3.0 spelling.
+"""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+_SCHEMA_PREFIX = "#/components/schemas/"
+
+
+def _type_value(schema: dict[str, Any], schemas: dict[str, Any]) -> str | None:
+    """The single required value of `type` on an object schema, following allOf and refs."""
+    ref = schema.get("$ref")
+    if isinstance(ref, str) and ref.startswith(_SCHEMA_PREFIX):
+        return _type_value(schemas[ref[len(_SCHEMA_PREFIX):]], schemas)
+    prop = schema.get("properties", {}).get("type")
+    if isinstance(prop, dict) and "type" in schema.get("required", []):
+        if "const" in prop:
+            return str(prop["const"])
+        enum = prop.get("enum")
+        if isinstance(enum, list) and len(enum) == 1:
+            return str(enum[0])
+    for part in schema.get("allOf", []):
+        value = _type_value(part, schemas)
+        if value is not None:
+            return value
+    return None
+
+
+def _mapping(members: list[Any], schemas: dict[str, Any]) -> dict[str, str] | None:
+    mapping: dict[str, str] = {}
+    for member in members:
+        if not isinstance(member, dict):
+            return None
+        extra = {k for k in member if not k.startswith("x-")} - {"$ref", "title", "description"}
+        if extra:
+            return None
+        ref = member.get("$ref")
+        if not isinstance(ref, str):
+            return None
+        value = _type_value(member, schemas)
+        if value is None or value in mapping:
+            return None
+        mapping[value] = ref
+    return mapping
+
+
+def add_discriminator_mappings(spec: dict[str, Any]) -> dict[str, Any]:
+    """Return a copy of `spec` whose unions are discriminated wherever that is sound."""
+    spec = copy.deepcopy(spec)
+    schemas = spec["components"]["schemas"]
+
+    def visit(node: Any) -> None:
+        if isinstance(node, list):
+            for item in node:
+                visit(item)
+            return
+        if not isinstance(node, dict):
+            return
+        for key in ("oneOf", "anyOf"):
+            members = node.get(key)
+            if isinstance(members, list) and len(members) > 1:
+                mapping = _mapping(members, schemas)
+                if mapping is not None:
+                    node["discriminator"] = {"propertyName": "type", "mapping": mapping}
+                    if key == "anyOf":  # members exclude each other once discriminated
+                        node["oneOf"] = node.pop("anyOf")
+                elif "discriminator" in node:
+                    del node["discriminator"]
+        for value in list(node.values()):
+            visit(value)
+
+    visit(spec)
+    return spec
+
+
+# JSON Schema keywords that OpenAPI 3.0's Schema Object does not allow.
+_DROP_30 = {
+    "$schema", "$id", "$defs", "$comment", "prefixItems", "contentMediaType", "contentEncoding",
+    "unevaluatedProperties", "unevaluatedItems", "dependentRequired", "dependentSchemas",
+    "if", "then", "else", "propertyNames", "examples", "const", "contains", "minContains",
+    "maxContains", "patternProperties", "$dynamicRef", "$anchor", "$recursiveAnchor",
+    "$recursiveRef",
+}
+
+
+def _is_null(schema: Any) -> bool:
+    return isinstance(schema, dict) and schema.get("type") == "null" and len(schema) <= 2
+
+
+def _schema_30(schema: Any) -> Any:
+    """One schema object from 3.1 to 3.0 spelling (recursive)."""
+    if isinstance(schema, list):
+        return [_schema_30(item) for item in schema]
+    if not isinstance(schema, dict):
+        return schema
+    out: dict[str, Any] = {}
+    for key, value in schema.items():
+        if key == "properties" and isinstance(value, dict):
+            out[key] = {name: _schema_30(prop) for name, prop in value.items()}
+        elif key in ("discriminator", "example") or key.startswith("x-"):
+            out[key] = value
+        elif key not in _DROP_30:
+            out[key] = _schema_30(value)
+    if "const" in schema:
+        out["enum"] = [schema["const"]]
+    if "examples" in schema and isinstance(schema["examples"], list) and schema["examples"]:
+        out.setdefault("example", schema["examples"][0])
+    for bound, inclusive in (("exclusiveMinimum", "minimum"), ("exclusiveMaximum", "maximum")):
+        if isinstance(schema.get(bound), (int, float)) and not isinstance(schema[bound], bool):
+            out[inclusive] = schema[bound]
+            out[bound] = True
+    if out.get("required") == []:
+        del out["required"]
+    if out.get("default", 0) is None:
+        out["nullable"] = True
+    kind = out.get("type")
+    if isinstance(kind, list):
+        rest = [k for k in kind if k != "null"]
+        if len(rest) < len(kind):
+            out["nullable"] = True
+        if len(rest) == 1:
+            out["type"] = rest[0]
+        else:
+            del out["type"]
+            if rest:
+                out["anyOf"] = [{"type": k} for k in rest]
+    elif kind == "null":
+        del out["type"]
+        out["nullable"] = True
+        out["enum"] = [None]
+    for key in ("anyOf", "oneOf"):
+        members = out.get(key)
+        if isinstance(members, list) and any(_is_null(m) for m in schema.get(key, [])):
+            kept = [m for m in members if not (isinstance(m, dict) and m.get("enum") == [None])]
+            out["nullable"] = True
+            if len(kept) == 1:
+                del out[key]
+                if "$ref" in kept[0]:
+                    out["allOf"] = kept
+                else:
+                    out.update({k: v for k, v in kept[0].items() if k not in out})
+            else:
+                out[key] = kept
+    if "$ref" in out and len(out) > 1:  # 3.0 ignores siblings of $ref; keep their meaning
+        ref = out.pop("$ref")
+        out["allOf"] = [{"$ref": ref}, *out.get("allOf", [])]
+    return out
+
+
+def downconvert_to_30(spec: dict[str, Any]) -> dict[str, Any]:
+    """Return an OpenAPI 3.0.3 rendering of a 3.1 `spec` for connexion."""
+    spec = copy.deepcopy(spec)
+    spec["openapi"] = "3.0.3"
+    spec["info"].get("license", {}).pop("identifier", None)
+    components = spec.get("components", {})
+    components["schemas"] = {k: _schema_30(v) for k, v in components.get("schemas", {}).items()}
+
+    def convert_media(node: Any) -> None:
+        if isinstance(node, dict):
+            for key, value in node.items():
+                if key == "schema":
+                    node[key] = _schema_30(value)
+                else:
+                    convert_media(value)
+        elif isinstance(node, list):
+            for item in node:
+                convert_media(item)
+
+    convert_media(spec.get("paths", {}))
+    convert_media(components.get("responses", {}))
+    return spec
