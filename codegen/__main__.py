@@ -1,4 +1,7 @@
-"""`python -m codegen [--check]` regenerates `generated/`; `assemble --sources DIR` rebuilds `spec/`."""
+"""`python -m codegen [--check]` regenerates `generated/`.
+
+`python -m codegen assemble --sources DIR` rebuilds `spec/` from the upstream specs.
+"""
 
 from __future__ import annotations
 

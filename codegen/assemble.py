@@ -19,7 +19,7 @@ import yaml
 from .paths import SPEC_DIR
 
 HEADER = (
-    "# Assembled by `python -m codegen assemble` from the upstream specs named in spec/SOURCES.md.\n"
+    "# Assembled by `python -m codegen assemble` from the upstream specs in spec/SOURCES.md.\n"
     "# Do not edit: change spec/assembly.yaml and assemble again.\n"
 )
 
@@ -47,7 +47,7 @@ def _refs(node: Any, kind: str) -> set[str]:
         if isinstance(item, dict):
             ref = item.get("$ref")
             if isinstance(ref, str) and ref.startswith(prefix):
-                found.add(ref[len(prefix):])
+                found.add(ref[len(prefix) :])
             stack.extend(item.values())
         elif isinstance(item, list):
             stack.extend(item)

@@ -26,7 +26,7 @@ def _type_value(schema: dict[str, Any], schemas: dict[str, Any]) -> str | None:
     """The single required value of `type` on an object schema, following allOf and refs."""
     ref = schema.get("$ref")
     if isinstance(ref, str) and ref.startswith(_SCHEMA_PREFIX):
-        return _type_value(schemas[ref[len(_SCHEMA_PREFIX):]], schemas)
+        return _type_value(schemas[ref[len(_SCHEMA_PREFIX) :]], schemas)
     prop = schema.get("properties", {}).get("type")
     if isinstance(prop, dict) and "type" in schema.get("required", []):
         if "const" in prop:
@@ -90,10 +90,30 @@ def add_discriminator_mappings(spec: dict[str, Any]) -> dict[str, Any]:
 
 # JSON Schema keywords that OpenAPI 3.0's Schema Object does not allow.
 _DROP_30 = {
-    "$schema", "$id", "$defs", "$comment", "prefixItems", "contentMediaType", "contentEncoding",
-    "unevaluatedProperties", "unevaluatedItems", "dependentRequired", "dependentSchemas",
-    "if", "then", "else", "propertyNames", "examples", "const", "contains", "minContains",
-    "maxContains", "patternProperties", "$dynamicRef", "$anchor", "$recursiveAnchor",
+    "$schema",
+    "$id",
+    "$defs",
+    "$comment",
+    "prefixItems",
+    "contentMediaType",
+    "contentEncoding",
+    "unevaluatedProperties",
+    "unevaluatedItems",
+    "dependentRequired",
+    "dependentSchemas",
+    "if",
+    "then",
+    "else",
+    "propertyNames",
+    "examples",
+    "const",
+    "contains",
+    "minContains",
+    "maxContains",
+    "patternProperties",
+    "$dynamicRef",
+    "$anchor",
+    "$recursiveAnchor",
     "$recursiveRef",
 }
 
@@ -127,6 +147,9 @@ def _schema_30(schema: Any) -> Any:
     if out.get("required") == []:
         del out["required"]
     if out.get("default", 0) is None:
+        # connexion validates defaults against their own schema, and a null default under
+        # a oneOf whose members are not nullable fails that; null says nothing anyway.
+        del out["default"]
         out["nullable"] = True
     kind = out.get("type")
     if isinstance(kind, list):

@@ -1,0 +1,23 @@
+"""`POST /v1/chat/completions`: validated, routed, and forwarded to the provider as-is.
+
+The body is checked against the generated `CreateChatCompletionRequest` (so a bad request is
+our 400, not an upstream surprise), then forwarded with only `model` rewritten; the
+upstream's answer, streamed or not, is relayed byte for byte.
+"""
+
+from __future__ import annotations
+
+from connexion import request
+from openresponses.api.common import read_body, services
+from openresponses.core.runner import bearer
+from openresponses.generated import openai_models as m
+from starlette.responses import Response, StreamingResponse
+
+
+async def create_chat_completion() -> Response:
+    body = await read_body(m.CreateChatCompletionRequest)
+    provider, upstream_model = services().registry.route(str(body.model), request.headers)
+    forwarded = body.model_dump(mode="json", by_alias=True, exclude_unset=True)
+    forwarded["model"] = upstream_model
+    reply = await provider.chat_completions(forwarded, api_key=bearer(request.headers))
+    return StreamingResponse(reply.body, status_code=reply.status, media_type=reply.content_type)

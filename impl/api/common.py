@@ -1,0 +1,101 @@
+"""What every handler shares: reading a body into a generated model, picking the dialect,
+finding the server's services, and writing JSON.
+
+Request bodies are validated here with the generated pydantic models rather than by
+connexion's jsonschema validator: same spec, an order of magnitude faster, and its error
+locations name the exact parameter (`input[0].content`) for the OpenAI error's `param`.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any, TypeVar
+
+from connexion import request
+from openresponses.core.dialects import Dialect, error_body, select
+from openresponses.core.runner import Services
+from openresponses.errors import APIError, ErrorKind, invalid
+from pydantic import BaseModel, ValidationError
+from starlette.responses import Response
+
+ModelT = TypeVar("ModelT", bound=BaseModel)
+
+MAX_BODY_BYTES = 64 * 1024 * 1024
+
+
+def services() -> Services:
+    found: Services = request.state.services
+    return found
+
+
+def dialect() -> Dialect:
+    return select(request.headers, services().settings.dialect)
+
+
+def json_response(data: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
+    body = json.dumps(data, ensure_ascii=False, separators=(",", ":")).encode()
+    return Response(body, status_code=status, media_type="application/json", headers=headers)
+
+
+def error_response(error: APIError, which: Dialect) -> Response:
+    return json_response(error_body(error, which), error.status, error.headers)
+
+
+def _param(loc: tuple[int | str, ...]) -> str:
+    """A pydantic error location as the parameter path OpenAI reports (`input[0].role`).
+
+    Union members appear in locations under their class or tag names; those are not
+    parameters, so segments that are not snake_case field names are dropped.
+    """
+    path = ""
+    for part in loc:
+        if isinstance(part, int):
+            path += f"[{part}]"
+        elif part.isidentifier() and part == part.lower():
+            path += f".{part}" if path else part
+    return path
+
+
+def _validation_error(exc: ValidationError) -> APIError:
+    errors = exc.errors(include_url=False)
+    # A union reports one error per member; the shortest location is the most telling.
+    first = min(errors, key=lambda e: len(e["loc"]))
+    param = _param(first["loc"])
+    if first["type"] == "missing":
+        return invalid(
+            f"Missing required parameter: '{param}'.",
+            param=param,
+            code="missing_required_parameter",
+        )
+    return invalid(
+        f"Invalid value for '{param}': {first['msg']}.",
+        param=param,
+        code="invalid_value" if first["type"] != "model_type" else "invalid_type",
+    )
+
+
+async def read_body(model: type[ModelT]) -> ModelT:
+    """The request body as `model`, or a 400/413 that says exactly what is wrong."""
+    raw = await request.body()
+    if len(raw) > MAX_BODY_BYTES:
+        raise APIError(ErrorKind.TOO_LARGE, f"Request body exceeds {MAX_BODY_BYTES} bytes.")
+    try:
+        data = json.loads(raw)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise invalid(
+            "We could not parse the JSON body of your request. Send valid JSON (UTF-8) with "
+            "'Content-Type: application/json'.",
+            code="invalid_json",
+        ) from exc
+    if not isinstance(data, dict):
+        raise invalid("The request body must be a JSON object.", code="invalid_json")
+    known = {field.alias or name for name, field in model.model_fields.items()}
+    unknown = sorted(set(data) - known)
+    if unknown:
+        raise invalid(
+            f"Unknown parameter: '{unknown[0]}'.", param=unknown[0], code="unknown_parameter"
+        )
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        raise _validation_error(exc) from exc

@@ -1,0 +1,38 @@
+"""`GET /v1/models`: the models of every reachable provider, as `provider@model` ids.
+
+A provider that cannot be listed (no key, unreachable) is left out rather than failing the
+whole listing; the ids returned are exactly what `model` accepts.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+from connexion import request
+from openresponses.api.common import json_response, services
+from openresponses.core.runner import bearer
+from openresponses.errors import APIError
+from openresponses.generated import openai_models as m
+from starlette.responses import Response
+
+
+async def list_models() -> Response:
+    registry = services().registry
+    key = bearer(request.headers)
+    names = [name for name, config in registry.configs.items() if config.found]
+    listings = await asyncio.gather(
+        *(registry.providers[name].list_models(api_key=key) for name in names),
+        return_exceptions=True,
+    )
+    data = []
+    for name, listing in zip(names, listings, strict=True):
+        if isinstance(listing, APIError):
+            continue
+        if isinstance(listing, BaseException):
+            raise listing
+        data += [
+            m.Model(id=f"{name}@{model}", object="model", created=0, owned_by=name)
+            for model in listing
+        ]
+    page = m.ListModelsResponse(object="list", data=data)
+    return json_response(page.model_dump(mode="json", by_alias=True, exclude_unset=True))

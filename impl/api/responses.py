@@ -1,0 +1,85 @@
+"""`/v1/responses` handlers (operationIds createResponse, getResponse, deleteResponse,
+listInputItems)."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Any, Literal
+
+from connexion import request
+from openresponses.api.common import dialect, json_response, read_body, services
+from openresponses.core import sse
+from openresponses.core.dialects import Dialect, event_body, response_body
+from openresponses.core.runner import Turn, prepare
+from openresponses.errors import invalid, not_found
+from openresponses.generated import openai_models as m
+from starlette.responses import Response, StreamingResponse
+
+_NO_BUFFERING = {"cache-control": "no-cache", "x-accel-buffering": "no"}
+
+
+async def create_response() -> Response:
+    body = await read_body(m.CreateResponse)
+    which = dialect()
+    turn = await prepare(services(), body, request.headers)
+    if not body.stream:
+        final = await turn.complete()
+        return json_response(response_body(final, which, store=turn.store))
+    first = await turn.prime()
+    return StreamingResponse(
+        _stream(turn, first, which), media_type="text/event-stream", headers=_NO_BUFFERING
+    )
+
+
+async def _stream(turn: Turn, first: Any, which: Dialect) -> AsyncIterator[bytes]:
+    async for event in turn.run(first):
+        data = event_body(event, which, store=turn.store)
+        if data is not None:
+            yield sse.frame(data)
+    if which is Dialect.OPENRESPONSES:
+        yield sse.DONE
+
+
+def _missing(response_id: str) -> Exception:
+    return not_found(
+        f"Response with id '{response_id}' not found.",
+        param="response_id",
+        code="response_not_found",
+    )
+
+
+async def get_response(response_id: str) -> Response:
+    record = await services().store.get(response_id)
+    if record is None:
+        raise _missing(response_id)
+    return json_response(response_body(record.response, dialect(), store=True))
+
+
+async def delete_response(response_id: str) -> Response:
+    if not await services().store.delete(response_id):
+        raise _missing(response_id)
+    return json_response({"id": response_id, "object": "response.deleted", "deleted": True})
+
+
+async def list_input_items(
+    response_id: str,
+    limit: int = 20,
+    order: Literal["asc", "desc"] = "desc",
+    after: str | None = None,
+    include: list[str] | None = None,
+) -> Response:
+    if not 1 <= limit <= 100:
+        raise invalid("limit must be between 1 and 100.", param="limit", code="invalid_value")
+    page = await services().store.input_items(response_id, after=after, limit=limit, order=order)
+    if page is None:
+        raise _missing(response_id)
+    # model_construct: an empty page has null first/last ids, which the spec types as strings.
+    listing = m.ResponseItemList.model_construct(
+        object="list",
+        data=page.items,
+        has_more=page.has_more,
+        first_id=page.items[0].id if page.items else None,
+        last_id=page.items[-1].id if page.items else None,
+    )
+    data: dict[str, Any] = listing.model_dump(mode="json", by_alias=True, exclude_unset=True)
+    return json_response(data)

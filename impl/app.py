@@ -1,0 +1,164 @@
+"""The ASGI application: connexion routes the spec's operations to `openresponses.api`.
+
+Connexion reads the generated OpenAPI 3.0 rendering of `spec/openapi.yaml` (as a loaded dict,
+because connexion would otherwise render the YAML through Jinja2, and OpenAI's text contains
+`{{…}}`), validates path and query parameters, and resolves each operationId through the
+generated operations table. Request bodies are validated by the handlers with the generated
+pydantic models (see api/common.py). Every error leaves in OpenAI's error shape.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import AsyncIterator, MutableMapping
+from contextlib import asynccontextmanager
+from importlib import import_module, resources
+from typing import Any
+
+import httpx
+from connexion import AsyncApp
+from connexion.datastructures import MediaTypeDict
+from connexion.exceptions import ProblemException
+from connexion.lifecycle import ConnexionRequest, ConnexionResponse
+from connexion.middleware.context import ContextMiddleware
+from connexion.middleware.exceptions import ExceptionMiddleware
+from connexion.middleware.lifespan import LifespanMiddleware
+from connexion.middleware.request_validation import RequestValidationMiddleware
+from connexion.middleware.routing import RoutingMiddleware
+from connexion.middleware.server_error import ServerErrorMiddleware
+from connexion.resolver import Resolver
+from connexion.validators import VALIDATOR_MAP
+from openresponses.config import Settings
+from openresponses.core.dialects import Dialect, error_body, select
+from openresponses.core.runner import Services
+from openresponses.errors import APIError, ErrorKind
+from openresponses.generated.operations import OPERATIONS
+from openresponses.providers.registry import Registry
+from openresponses.store import duckdb_url, open_store
+from starlette.exceptions import HTTPException
+
+log = logging.getLogger("openresponses")
+
+_STATUS_KIND = {
+    400: ErrorKind.INVALID_REQUEST,
+    401: ErrorKind.AUTHENTICATION,
+    403: ErrorKind.AUTHENTICATION,
+    404: ErrorKind.NOT_FOUND,
+    405: ErrorKind.INVALID_REQUEST,
+    409: ErrorKind.CONFLICT,
+    413: ErrorKind.TOO_LARGE,
+    415: ErrorKind.INVALID_REQUEST,
+    429: ErrorKind.RATE_LIMIT,
+}
+
+
+# connexion's stack without Swagger UI (not installed), security (the server forwards the
+# client's key rather than checking it), or response validation (tests validate responses).
+MIDDLEWARES = [
+    ServerErrorMiddleware,
+    ExceptionMiddleware,
+    RoutingMiddleware,
+    RequestValidationMiddleware,
+    LifespanMiddleware,
+    ContextMiddleware,
+]
+
+
+def load_spec() -> dict[str, Any]:
+    text = resources.files("openresponses.generated").joinpath("openapi.json").read_text("utf-8")
+    spec: dict[str, Any] = json.loads(text)
+    return spec
+
+
+def _resolve(operation_id: str) -> Any:
+    module, function = OPERATIONS[operation_id].handler.rsplit(".", 1)
+    return getattr(import_module(f"openresponses.api.{module}"), function)
+
+
+class _UnvalidatedBody:
+    """Connexion body validator that lets the body through; handlers validate it (see above)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        pass
+
+    async def wrap_receive(self, receive: Any, *, scope: MutableMapping[str, Any]) -> Any:
+        return receive, scope
+
+
+def _dialect(request: ConnexionRequest) -> Dialect:
+    services: Services | None = getattr(request.state, "services", None)
+    default = services.settings.dialect if services else Dialect.OPENAI
+    return select(request.headers, default)
+
+
+def _reply(request: ConnexionRequest, error: APIError) -> ConnexionResponse:
+    return ConnexionResponse(
+        status_code=error.status,
+        content_type="application/json",
+        body=json.dumps(error_body(error, _dialect(request))).encode(),
+        headers=error.headers,
+    )
+
+
+async def _api_error(request: ConnexionRequest, exc: Exception) -> ConnexionResponse:
+    assert isinstance(exc, APIError)
+    return _reply(request, exc)
+
+
+async def _http_error(request: ConnexionRequest, exc: Exception) -> ConnexionResponse:
+    """connexion's and starlette's own errors (bad parameters, unknown routes…)."""
+    status = int(getattr(exc, "status", None) or getattr(exc, "status_code", None) or 500)
+    detail = str(getattr(exc, "detail", None) or getattr(exc, "title", None) or "Request failed.")
+    detail = detail.splitlines()[0]  # connexion appends the whole failing schema
+    if status == 404:
+        detail = f"Unknown request URL: {request.method} {request.url.path}."
+    elif status == 405:
+        detail = f"Method {request.method} is not allowed on {request.url.path}."
+    elif status == 400:
+        detail = f"Invalid request parameter: {detail}"
+    kind = _STATUS_KIND.get(status, ErrorKind.SERVER)
+    return _reply(request, APIError(kind, detail, status=status))
+
+
+async def _unexpected(request: ConnexionRequest, exc: Exception) -> ConnexionResponse:
+    if isinstance(exc, UnicodeDecodeError):
+        error = APIError(ErrorKind.INVALID_REQUEST, "The request is not valid UTF-8.")
+        return _reply(request, error)
+    log.exception("unhandled error on %s %s", request.method, request.url.path)
+    return _reply(
+        request, APIError(ErrorKind.SERVER, "The server had an error processing your request.")
+    )
+
+
+def create_app(settings: Settings) -> AsyncApp:
+    """The server for `settings`; services start and stop with the ASGI lifespan."""
+
+    @asynccontextmanager
+    async def lifespan(_: Any) -> AsyncIterator[dict[str, Any]]:
+        timeout = httpx.Timeout(settings.upstream_timeout, connect=10.0)
+        limits = httpx.Limits(max_connections=1000, max_keepalive_connections=100)
+        async with httpx.AsyncClient(timeout=timeout, limits=limits) as client:
+            store = await open_store(settings.store_url or duckdb_url(settings.data_dir))
+            registry = Registry(settings.providers, settings.default_provider, client)
+            try:
+                yield {"services": Services(settings, store, registry, client)}
+            finally:
+                await store.close()
+
+    validators = dict(VALIDATOR_MAP)
+    validators["body"] = MediaTypeDict({"*/*": _UnvalidatedBody})
+    app = AsyncApp(
+        __name__, lifespan=lifespan, validator_map=validators, middlewares=MIDDLEWARES
+    )
+    app.add_api(
+        load_spec(),
+        resolver=Resolver(_resolve),
+        validate_responses=False,
+        strict_validation=False,
+    )
+    app.add_error_handler(APIError, _api_error)
+    app.add_error_handler(ProblemException, _http_error)
+    app.add_error_handler(HTTPException, _http_error)
+    app.add_error_handler(Exception, _unexpected)
+    return app

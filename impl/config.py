@@ -1,0 +1,129 @@
+"""Settings: command-line options, environment variables and `openresponses.toml`.
+
+Built-in presets make the common providers work from their usual environment variables
+alone; the optional TOML file adds providers (or overrides a preset) by name:
+
+    default_provider = "local"
+
+    [providers.local]
+    kind = "openai-chat"                  # the adapter; see providers/registry.py
+    base_url = "http://127.0.0.1:1234/v1"
+    api_key_env = "LOCAL_API_KEY"         # optional
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from urllib.parse import urlsplit
+
+from openresponses.core.dialects import Dialect
+
+
+@dataclass(frozen=True)
+class ProviderConfig:
+    name: str
+    kind: str
+    base_url: str
+    api_key_env: str | None = None
+    api_key: str | None = None  # resolved from api_key_env at load time
+    # Found in the environment or the config file: listed by /v1/models and at start-up.
+    # Presets that were not found still route (`groq@…` with the client's own key).
+    found: bool = True
+
+
+@dataclass(frozen=True)
+class Settings:
+    host: str = "127.0.0.1"
+    port: int = 8080
+    data_dir: Path = Path("data")
+    store_url: str | None = None  # default: a DuckDB file in data_dir
+    dialect: Dialect = Dialect.OPENAI
+    default_provider: str = "openai"
+    providers: dict[str, ProviderConfig] = field(default_factory=dict)
+    upstream_timeout: float = 600.0
+
+
+# name: (kind, base-url variable, default base URL, api-key variable)
+PRESETS: dict[str, tuple[str, str, str, str | None]] = {
+    "openai": ("openai-chat", "OPENAI_BASE_URL", "https://api.openai.com/v1", "OPENAI_API_KEY"),
+    "groq": ("openai-chat", "GROQ_BASE_URL", "https://api.groq.com/openai/v1", "GROQ_API_KEY"),
+    "ollama": ("openai-chat", "OLLAMA_BASE_URL", "http://127.0.0.1:11434/v1", None),
+    "vllm": ("openai-chat", "VLLM_BASE_URL", "http://127.0.0.1:8000/v1", "VLLM_API_KEY"),
+    "openrouter": (
+        "openai-chat",
+        "OPENROUTER_BASE_URL",
+        "https://openrouter.ai/api/v1",
+        "OPENROUTER_API_KEY",
+    ),
+}
+
+
+def _with_v1(url: str) -> str:
+    """Ollama's documented base URL has no path; its OpenAI-compatible API is under /v1."""
+    return url.rstrip("/") + "/v1" if urlsplit(url).path in ("", "/") else url
+
+
+def _preset(name: str, env: Mapping[str, str]) -> ProviderConfig:
+    kind, url_var, default_url, key_var = PRESETS[name]
+    return ProviderConfig(
+        name=name,
+        kind=kind,
+        base_url=_with_v1(env.get(url_var) or default_url),
+        api_key_env=key_var,
+        api_key=env.get(key_var) if key_var else None,
+        found=bool(env.get(url_var) or (key_var and env.get(key_var))),
+    )
+
+
+def load_providers(
+    config: Mapping[str, object], env: Mapping[str, str]
+) -> dict[str, ProviderConfig]:
+    providers = {name: _preset(name, env) for name in PRESETS}
+    table = config.get("providers", {})
+    if not isinstance(table, dict):
+        raise ValueError("[providers] must be a table")
+    for name, entry in table.items():
+        if not isinstance(entry, dict) or "base_url" not in entry:
+            raise ValueError(f"[providers.{name}] needs at least base_url")
+        key_env = entry.get("api_key_env")
+        providers[name] = ProviderConfig(
+            name=name,
+            kind=str(entry.get("kind", "openai-chat")),
+            base_url=str(entry["base_url"]),
+            api_key_env=str(key_env) if key_env else None,
+            api_key=env.get(str(key_env)) if key_env else None,
+        )
+    return providers
+
+
+def load_settings(
+    *,
+    config_path: Path | None = None,
+    env: Mapping[str, str] | None = None,
+    **overrides: object,
+) -> Settings:
+    """Settings from the config file and environment, then explicit overrides (CLI options)."""
+    env = os.environ if env is None else env
+    config: dict[str, object] = {}
+    if config_path is not None:
+        with config_path.open("rb") as f:
+            config = tomllib.load(f)
+    values: dict[str, object] = {
+        "providers": load_providers(config, env),
+        "default_provider": env.get("OPENRESPONSES_DEFAULT_PROVIDER")
+        or config.get("default_provider", "openai"),
+        "dialect": Dialect(env.get("OPENRESPONSES_DIALECT") or config.get("dialect", "openai")),
+    }
+    if env.get("OPENRESPONSES_STORE_URL"):
+        values["store_url"] = env["OPENRESPONSES_STORE_URL"]
+    values.update({k: v for k, v in overrides.items() if v is not None})
+    settings = Settings(**values)  # type: ignore[arg-type]
+    default = settings.providers.get(settings.default_provider)
+    if default is None:
+        raise ValueError(f"default provider '{settings.default_provider}' is not configured")
+    settings.providers[default.name] = replace(default, found=True)
+    return settings

@@ -1,0 +1,157 @@
+"""One event model, two spellings.
+
+The engine speaks OpenAI's generated models. Clients get either OpenAI's dialect (the
+default, what the official SDKs expect) or the Open Responses spec's dialect, chosen per
+request by the `OpenResponses-Version` header or server-wide. The Open Responses side is
+validated into the spec's own generated models before it leaves, so what we send is what
+the spec says, not what we hope it says.
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Mapping
+from enum import Enum
+from typing import Annotated, Any, Union
+
+from openresponses.errors import APIError, ErrorKind
+from openresponses.generated import openresponses_models as orm
+from pydantic import BaseModel, Field, TypeAdapter
+
+HEADER = "openresponses-version"
+SPEC_VERSION = "2026-04-24"
+
+
+class Dialect(Enum):
+    OPENAI = "openai"
+    OPENRESPONSES = "openresponses"
+
+
+def select(headers: Mapping[str, str], default: Dialect) -> Dialect:
+    """The dialect a request asked for: the header wins over the server's default."""
+    return Dialect.OPENRESPONSES if headers.get(HEADER) else default
+
+
+def _dump(model: BaseModel) -> dict[str, Any]:
+    data: dict[str, Any] = model.model_dump(mode="json", by_alias=True, exclude_unset=True)
+    return data
+
+
+# --- errors ---------------------------------------------------------------------------------
+
+_OPENAI_TYPES = {
+    ErrorKind.INVALID_REQUEST: "invalid_request_error",
+    ErrorKind.AUTHENTICATION: "authentication_error",
+    ErrorKind.NOT_FOUND: "invalid_request_error",
+    ErrorKind.CONFLICT: "invalid_request_error",
+    ErrorKind.TOO_LARGE: "invalid_request_error",
+    ErrorKind.RATE_LIMIT: "rate_limit_error",
+    ErrorKind.MODEL: "upstream_error",
+    ErrorKind.SERVER: "server_error",
+}
+_SPEC_TYPES = {
+    ErrorKind.INVALID_REQUEST: "invalid_request",
+    ErrorKind.AUTHENTICATION: "invalid_request",
+    ErrorKind.NOT_FOUND: "not_found",
+    ErrorKind.CONFLICT: "invalid_request",
+    ErrorKind.TOO_LARGE: "invalid_request",
+    ErrorKind.RATE_LIMIT: "too_many_requests",
+    ErrorKind.MODEL: "model_error",
+    ErrorKind.SERVER: "server_error",
+}
+
+
+def error_type(error: APIError, dialect: Dialect) -> str:
+    table = _SPEC_TYPES if dialect is Dialect.OPENRESPONSES else _OPENAI_TYPES
+    return table[error.kind]
+
+
+def error_body(error: APIError, dialect: Dialect) -> dict[str, Any]:
+    """`{"error": {"message", "type", "param", "code"}}`, the one error shape we send."""
+    return {
+        "error": {
+            "message": error.message,
+            "type": error_type(error, dialect),
+            "param": error.param,
+            "code": error.code,
+        }
+    }
+
+
+# --- responses ------------------------------------------------------------------------------
+
+
+def _spec_response(data: dict[str, Any], store: bool) -> dict[str, Any]:
+    """Fill the keys the spec's ResponseResource requires and OpenAI's Response leaves out."""
+    data.setdefault("store", store)
+    data.setdefault("presence_penalty", 0.0)
+    data.setdefault("frequency_penalty", 0.0)
+    reasoning = data.get("reasoning")
+    if isinstance(reasoning, dict):
+        data["reasoning"] = {"effort": reasoning.get("effort"), "summary": reasoning.get("summary")}
+    for tool in data.get("tools", []):
+        for key in ("description", "parameters", "strict"):
+            tool.setdefault(key, None)
+    for item in data.get("output", []):
+        _spec_item(item)
+    return _dump(orm.ResponseResource.model_validate(data))
+
+
+def _spec_item(item: dict[str, Any]) -> None:
+    if item.get("type") == "reasoning":
+        item.setdefault("summary", [])
+
+
+def response_body(response: BaseModel, dialect: Dialect, *, store: bool) -> dict[str, Any]:
+    data = _dump(response)
+    if dialect is Dialect.OPENRESPONSES:
+        return _spec_response(data, store)
+    return data
+
+
+# --- stream events --------------------------------------------------------------------------
+
+_RENAMED = {
+    "response.reasoning_text.delta": "response.reasoning.delta",
+    "response.reasoning_text.done": "response.reasoning.done",
+}
+
+_SPEC_EVENT_CLASSES = tuple(
+    cls
+    for name, cls in inspect.getmembers(orm, inspect.isclass)
+    if name.endswith("StreamingEvent") and issubclass(cls, BaseModel)
+)
+_SPEC_EVENT: TypeAdapter[Any] = TypeAdapter(
+    Annotated[Union[_SPEC_EVENT_CLASSES], Field(discriminator="type")]  # type: ignore[valid-type]  # noqa: UP007
+)
+SPEC_EVENT_TYPES = frozenset(cls.model_fields["type"].default for cls in _SPEC_EVENT_CLASSES)
+
+
+def event_body(event: BaseModel, dialect: Dialect, *, store: bool) -> dict[str, Any] | None:
+    """The JSON of one stream event in `dialect`, or None when the dialect has no such event."""
+    data = _dump(event)
+    if dialect is Dialect.OPENAI:
+        return data
+    kind = _RENAMED.get(data["type"], data["type"])
+    data["type"] = kind
+    if kind not in SPEC_EVENT_TYPES:
+        return None
+    if kind == "error":
+        data = {
+            "type": "error",
+            "sequence_number": data["sequence_number"],
+            "error": {
+                "type": "model_error",
+                "code": data.get("code"),
+                "message": data.get("message", ""),
+                "param": data.get("param"),
+            },
+        }
+    if "response" in data:
+        data["response"] = _spec_response(data["response"], store)
+    if "item" in data:
+        _spec_item(data["item"])
+    spec_event: dict[str, Any] = _SPEC_EVENT.dump_python(
+        _SPEC_EVENT.validate_python(data), mode="json", by_alias=True, exclude_unset=True
+    )
+    return spec_event

@@ -1,0 +1,337 @@
+"""The response state machine: provider events in, Responses stream events out.
+
+This is the single place that turns a model's output into Responses items and semantic
+events. Streaming and non-streaming requests both run through it (non-streaming callers
+just keep the final response), so the two can never disagree about the shape of a result.
+Events are the generated OpenAI event models; `core.dialects` re-spells them per client.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from openresponses.core.items import new_id
+from openresponses.errors import APIError
+from openresponses.generated import openai_models as m
+from openresponses.providers.base import (
+    Finish,
+    ModelEvent,
+    ReasoningDelta,
+    RefusalDelta,
+    TextDelta,
+    ToolCallDelta,
+    UsageReport,
+)
+
+Event = Any  # one of the generated `Response…Event` models
+PartKind = Literal["output_text", "refusal", "reasoning_text"]
+
+
+@dataclass
+class _Part:
+    kind: PartKind
+    text: str = ""
+
+
+@dataclass
+class _OpenItem:
+    """An output item while it streams; turned into a generated model when it is emitted."""
+
+    output_index: int
+    id: str
+    kind: Literal["message", "reasoning", "function_call"]
+    parts: list[_Part] = field(default_factory=list)
+    tool_index: int | None = None
+    status: Literal["in_progress", "completed", "incomplete"] = "in_progress"
+    call_id: str = ""
+    name: str = ""
+    arguments: str = ""
+
+    def model(self, status: Literal["in_progress", "completed", "incomplete"]) -> Any:
+        if self.kind == "message":
+            return m.OutputMessage(
+                id=self.id,
+                type="message",
+                role="assistant",
+                status=status,
+                content=[_part_model(part) for part in self.parts],
+            )
+        if self.kind == "reasoning":
+            return m.ReasoningItem(
+                id=self.id,
+                type="reasoning",
+                summary=[],
+                status=status,
+                content=[_part_model(part) for part in self.parts],
+            )
+        return m.FunctionToolCall(
+            id=self.id,
+            type="function_call",
+            call_id=self.call_id,
+            name=self.name,
+            arguments=self.arguments,
+            status=status,
+        )
+
+
+def _part_model(part: _Part) -> Any:
+    if part.kind == "output_text":
+        return m.OutputTextContent(type="output_text", text=part.text, annotations=[], logprobs=[])
+    if part.kind == "refusal":
+        return m.RefusalContent(type="refusal", refusal=part.text)
+    return m.ReasoningTextContent(type="reasoning_text", text=part.text)
+
+
+_DELTA_EVENT = {
+    "output_text": (m.ResponseTextDeltaEvent, "response.output_text.delta"),
+    "refusal": (m.ResponseRefusalDeltaEvent, "response.refusal.delta"),
+    "reasoning_text": (m.ResponseReasoningTextDeltaEvent, "response.reasoning_text.delta"),
+}
+_DONE_EVENT = {
+    "output_text": (m.ResponseTextDoneEvent, "response.output_text.done", "text"),
+    "refusal": (m.ResponseRefusalDoneEvent, "response.refusal.done", "refusal"),
+    "reasoning_text": (m.ResponseReasoningTextDoneEvent, "response.reasoning_text.done", "text"),
+}
+
+
+class ResponseBuilder:
+    """Accumulates one response. Call `start`, then `feed` per model event, then `finish`
+    or `fail`; each returns the stream events to send, in order, already numbered."""
+
+    def __init__(self, response: m.Response) -> None:
+        self.response = response
+        self._sequence = 0
+        self._items: list[_OpenItem] = []
+        self._open: _OpenItem | None = None
+        self._usage: UsageReport | None = None
+        self._finish: Finish | None = None
+
+    # -- numbering ---------------------------------------------------------------------------
+
+    def _event(self, cls: type[Any], type_: str, **fields: Any) -> Event:
+        event = cls.model_construct(type=type_, sequence_number=self._sequence, **fields)
+        self._sequence += 1
+        return event
+
+    def _lifecycle(self, cls: type[Any], type_: str) -> Event:
+        return self._event(cls, type_, response=self.response.model_copy(deep=True))
+
+    # -- public ------------------------------------------------------------------------------
+
+    def start(self) -> list[Event]:
+        return [
+            self._lifecycle(m.ResponseCreatedEvent, "response.created"),
+            self._lifecycle(m.ResponseInProgressEvent, "response.in_progress"),
+        ]
+
+    def feed(self, event: ModelEvent) -> list[Event]:
+        if isinstance(event, TextDelta):
+            return self._text("message", "output_text", event.text)
+        if isinstance(event, RefusalDelta):
+            return self._text("message", "refusal", event.text)
+        if isinstance(event, ReasoningDelta):
+            return self._text("reasoning", "reasoning_text", event.text)
+        if isinstance(event, ToolCallDelta):
+            return self._tool_call(event)
+        if isinstance(event, UsageReport):
+            self._usage = event
+        elif isinstance(event, Finish):
+            self._finish = event
+        return []
+
+    def finish(self) -> list[Event]:
+        """Close what is open and emit the terminal event the finish reason calls for."""
+        reason = self._finish.reason if self._finish else "stop"
+        incomplete = reason in ("length", "content_filter")
+        events = self._close(incomplete=incomplete)
+        output = [item.model(item.status) for item in self._items]
+        details = None
+        if incomplete:
+            details = m.IncompleteDetails(
+                reason="max_output_tokens" if reason == "length" else "content_filter"
+            )
+        self.response = self.response.model_copy(
+            update={
+                "status": "incomplete" if incomplete else "completed",
+                "completed_at": None if incomplete else int(time.time()),
+                "incomplete_details": details,
+                "output": output,
+                "usage": self._usage_model(),
+            }
+        )
+        if incomplete:
+            events.append(self._lifecycle(m.ResponseIncompleteEvent, "response.incomplete"))
+        else:
+            events.append(self._lifecycle(m.ResponseCompletedEvent, "response.completed"))
+        return events
+
+    def fail(self, error: APIError) -> list[Event]:
+        """End the stream after an error: an `error` event, then `response.failed`.
+
+        Items already streamed stay in the output, marked incomplete, so the client keeps
+        what it was shown.
+        """
+        code = "rate_limit_exceeded" if error.status == 429 else "server_error"
+        events = self._close(incomplete=True)
+        output = [item.model(item.status) for item in self._items]
+        self.response = self.response.model_copy(
+            update={
+                "status": "failed",
+                "error": m.ResponseError1(code=code, message=error.message),
+                "output": output,
+                "usage": self._usage_model(),
+            }
+        )
+        events.append(
+            self._event(
+                m.ResponseErrorEvent,
+                "error",
+                code=error.code or code,
+                message=error.message,
+                param=error.param,
+            )
+        )
+        events.append(self._lifecycle(m.ResponseFailedEvent, "response.failed"))
+        return events
+
+    # -- items -------------------------------------------------------------------------------
+
+    def _open_item(self, item: _OpenItem) -> list[Event]:
+        self._items.append(item)
+        self._open = item
+        return [
+            self._event(
+                m.ResponseOutputItemAddedEvent,
+                "response.output_item.added",
+                output_index=item.output_index,
+                item=item.model("in_progress"),
+            )
+        ]
+
+    def _new_item(self, kind: Literal["message", "reasoning", "function_call"]) -> _OpenItem:
+        prefix = "msg" if kind == "message" else ("rs" if kind == "reasoning" else "fc")
+        return _OpenItem(output_index=len(self._items), id=new_id(prefix), kind=kind)
+
+    def _text(
+        self, kind: Literal["message", "reasoning"], part_kind: PartKind, text: str
+    ) -> list[Event]:
+        events: list[Event] = []
+        item = self._open
+        if item is None or item.kind != kind:
+            events += self._close(incomplete=False)
+            item = self._new_item(kind)
+            events += self._open_item(item)
+        if not item.parts or item.parts[-1].kind != part_kind:
+            events += self._close_part(item)
+            item.parts.append(_Part(part_kind))
+            events.append(
+                self._event(
+                    m.ResponseContentPartAddedEvent,
+                    "response.content_part.added",
+                    item_id=item.id,
+                    output_index=item.output_index,
+                    content_index=len(item.parts) - 1,
+                    part=_part_model(item.parts[-1]),
+                )
+            )
+        part = item.parts[-1]
+        part.text += text
+        cls, type_ = _DELTA_EVENT[part_kind]
+        extra = {"logprobs": []} if part_kind == "output_text" else {}
+        events.append(
+            self._event(
+                cls,
+                type_,
+                item_id=item.id,
+                output_index=item.output_index,
+                content_index=len(item.parts) - 1,
+                delta=text,
+                **extra,
+            )
+        )
+        return events
+
+    def _tool_call(self, delta: ToolCallDelta) -> list[Event]:
+        events: list[Event] = []
+        item = self._open
+        if item is None or item.kind != "function_call" or item.tool_index != delta.index:
+            events += self._close(incomplete=False)
+            item = self._new_item("function_call")
+            item.tool_index = delta.index
+            item.call_id = delta.call_id or new_id("call")
+            item.name = delta.name or ""
+            events += self._open_item(item)
+        if delta.arguments:
+            item.arguments += delta.arguments
+            events.append(
+                self._event(
+                    m.ResponseFunctionCallArgumentsDeltaEvent,
+                    "response.function_call_arguments.delta",
+                    item_id=item.id,
+                    output_index=item.output_index,
+                    delta=delta.arguments,
+                )
+            )
+        return events
+
+    def _close_part(self, item: _OpenItem) -> list[Event]:
+        if not item.parts:
+            return []
+        index = len(item.parts) - 1
+        part = item.parts[index]
+        cls, type_, field_name = _DONE_EVENT[part.kind]
+        extra = {"logprobs": []} if part.kind == "output_text" else {}
+        where = {"item_id": item.id, "output_index": item.output_index, "content_index": index}
+        return [
+            self._event(cls, type_, **where, **{field_name: part.text}, **extra),
+            self._event(
+                m.ResponseContentPartDoneEvent,
+                "response.content_part.done",
+                **where,
+                part=_part_model(part),
+            ),
+        ]
+
+    def _close(self, *, incomplete: bool) -> list[Event]:
+        item = self._open
+        if item is None:
+            return []
+        self._open = None
+        item.status = "incomplete" if incomplete else "completed"
+        events: list[Event] = []
+        if item.kind == "function_call":
+            events.append(
+                self._event(
+                    m.ResponseFunctionCallArgumentsDoneEvent,
+                    "response.function_call_arguments.done",
+                    item_id=item.id,
+                    output_index=item.output_index,
+                    name=item.name,
+                    arguments=item.arguments,
+                )
+            )
+        else:
+            events += self._close_part(item)
+        events.append(
+            self._event(
+                m.ResponseOutputItemDoneEvent,
+                "response.output_item.done",
+                output_index=item.output_index,
+                item=item.model(item.status),
+            )
+        )
+        return events
+
+    def _usage_model(self) -> m.ResponseUsage | None:
+        usage = self._usage
+        if usage is None:
+            return None
+        return m.ResponseUsage(
+            input_tokens=usage.input_tokens,
+            input_tokens_details=m.InputTokensDetails(cached_tokens=usage.cached_tokens),
+            output_tokens=usage.output_tokens,
+            output_tokens_details=m.OutputTokensDetails(reasoning_tokens=usage.reasoning_tokens),
+            total_tokens=usage.input_tokens + usage.output_tokens,
+        )

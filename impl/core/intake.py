@@ -1,0 +1,254 @@
+"""From a validated `CreateResponse` to what the engine runs: checked, normalised, complete.
+
+Three jobs, in request order:
+* refuse what we do not implement, loudly (a 400 naming the parameter), never ignore it;
+* normalise input into stored items: every item gets an id, string shorthands become
+  messages, `item_reference`s are resolved;
+* build the initial `Response` object that echoes the request, as OpenAI does.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from openresponses.core.items import new_id
+from openresponses.errors import invalid
+from openresponses.generated import openai_models as m
+from openresponses.store.base import Store
+from pydantic import BaseModel
+
+# Parameters accepted only at their "off" value (anything else would be silently ignored).
+_UNSUPPORTED_UNLESS = {
+    "background": (None, False),
+    "conversation": (None,),
+    "prompt": (None,),
+    "context_management": (None,),
+    "moderation": (None,),
+    "prompt_cache_options": (None,),
+    "top_logprobs": (None, 0),
+    "service_tier": (None, "auto", "default"),
+}
+_SUPPORTED_INCLUDE = {
+    "reasoning.encrypted_content",  # nothing encrypted comes from chat upstreams: stays null
+    "message.input_image.image_url",  # input images are always kept
+}
+
+
+def check_supported(request: m.CreateResponse) -> None:
+    """Raise a 400 for every parameter we accept in the schema but do not implement."""
+    for name, allowed in _UNSUPPORTED_UNLESS.items():
+        value = getattr(request, name)
+        if value not in allowed:
+            raise invalid(
+                f"'{name}' is not supported by this server.",
+                param=name,
+                code="unsupported_parameter",
+            )
+    for index, value in enumerate(request.include or []):
+        if value not in _SUPPORTED_INCLUDE:
+            raise invalid(
+                f"include value '{value}' is not supported by this server.",
+                param=f"include[{index}]",
+                code="unsupported_value",
+            )
+    for index, tool in enumerate(request.tools or []):
+        if not isinstance(tool, m.FunctionTool):
+            raise invalid(
+                f"Tool type '{tool.type}' is not supported by this server.",
+                param=f"tools[{index}].type",
+                code="unsupported_value",
+            )
+    choice = request.tool_choice
+    if isinstance(choice, BaseModel) and not isinstance(
+        choice, (m.ToolChoiceFunction, m.ToolChoiceAllowed)
+    ):
+        raise invalid(
+            f"tool_choice type '{getattr(choice, 'type', '?')}' is not supported.",
+            param="tool_choice",
+            code="unsupported_value",
+        )
+    reasoning = request.reasoning
+    if reasoning is not None and reasoning.summary not in (None, "auto"):
+        raise invalid(
+            "reasoning.summary is not supported by this server.",
+            param="reasoning.summary",
+            code="unsupported_value",
+        )
+
+
+def function_tools(request: m.CreateResponse) -> list[m.FunctionTool]:
+    return [tool for tool in request.tools or [] if isinstance(tool, m.FunctionTool)]
+
+
+def callable_tools(request: m.CreateResponse) -> list[m.FunctionTool]:
+    """The tools the model may call: `allowed_tools` narrows the list as a hard limit."""
+    tools = function_tools(request)
+    choice = request.tool_choice
+    if isinstance(choice, m.ToolChoiceAllowed):
+        names = {t.get("name") for t in choice.tools if t.get("type") == "function"}
+        tools = [tool for tool in tools if tool.name in names]
+    if isinstance(choice, m.ToolChoiceFunction) and choice.name not in {t.name for t in tools}:
+        raise invalid(
+            f"tool_choice names function '{choice.name}', which is not in tools.",
+            param="tool_choice.name",
+        )
+    return tools
+
+
+def tool_choice(request: m.CreateResponse) -> str | dict[str, Any] | None:
+    choice = request.tool_choice
+    if choice is None or isinstance(choice, str):
+        return choice
+    dumped: dict[str, Any] = choice.model_dump(mode="json", by_alias=True, exclude_none=True)
+    return dumped
+
+
+# --- input ----------------------------------------------------------------------------------
+
+
+def _text_content(text: str) -> list[Any]:
+    return [m.InputTextContent(type="input_text", text=text)]
+
+
+def _assistant_message(content: str | list[Any], phase: Any, item_id: str | None) -> Any:
+    if isinstance(content, str):
+        texts = [content]
+    else:
+        texts = [getattr(part, "text", "") or "" for part in content]
+    return m.OutputMessage(
+        id=item_id or new_id("message"),
+        type="message",
+        role="assistant",
+        status="completed",
+        phase=phase,
+        content=[
+            m.OutputTextContent(type="output_text", text=text, annotations=[], logprobs=[])
+            for text in texts
+        ],
+    )
+
+
+def _normalise(item: Any, index: int) -> Any:
+    """One input item as the stored item it becomes (references are resolved by the caller)."""
+    if isinstance(item, m.EasyInputMessage):
+        if item.role == "assistant":
+            return _assistant_message(item.content, item.phase, None)
+        content = _text_content(item.content) if isinstance(item.content, str) else item.content
+        return m.InputMessageResource(
+            id=new_id("message"),
+            type="message",
+            role=item.role,
+            content=content,
+            status="completed",
+        )
+    if isinstance(item, m.InputMessage):
+        return m.InputMessageResource(
+            id=new_id("message"),
+            type="message",
+            role=item.role,
+            content=item.content,
+            status="completed",
+        )
+    if isinstance(item, m.OutputMessage | m.ReasoningItem):
+        return item
+    if isinstance(item, m.FunctionToolCall):
+        return m.FunctionToolCallResource(
+            id=item.id or new_id("function_call"),
+            type="function_call",
+            call_id=item.call_id,
+            name=item.name,
+            arguments=item.arguments,
+            status=item.status or "completed",
+        )
+    if isinstance(item, m.FunctionCallOutputItemParam):
+        output = item.output.root if isinstance(item.output, m.Output1) else item.output
+        call_id = item.call_id.root if isinstance(item.call_id, m.CallId) else item.call_id
+        return m.FunctionToolCallOutputResource(
+            id=item.id or new_id("function_call_output"),
+            type="function_call_output",
+            call_id=call_id,
+            output=output,
+            status=item.status or "completed",
+        )
+    kind = getattr(item, "type", type(item).__name__)
+    raise invalid(
+        f"Input item type '{kind}' is not supported by this server.",
+        param=f"input[{index}].type",
+        code="unsupported_value",
+    )
+
+
+async def input_items(request: m.CreateResponse, store: Store) -> list[Any]:
+    """The request's input as stored items, in order."""
+    raw = request.input
+    if raw is None:
+        return []
+    if isinstance(raw, str):
+        return [
+            m.InputMessageResource(
+                id=new_id("message"),
+                type="message",
+                role="user",
+                content=_text_content(raw),
+                status="completed",
+            )
+        ]
+    items: list[Any] = []
+    for index, item in enumerate(raw):
+        if isinstance(item, m.ItemReferenceParam):
+            found = await store.find_item(item.id)
+            if found is None:
+                raise invalid(
+                    f"Item with id '{item.id}' not found.",
+                    param=f"input[{index}].id",
+                    code="item_not_found",
+                )
+            items.append(found)
+        else:
+            items.append(_normalise(item, index))
+    return items
+
+
+# --- the response object ---------------------------------------------------------------------
+
+
+def initial_response(request: m.CreateResponse, model: str) -> m.Response:
+    """The `in_progress` response echoing the request, before the model has said anything."""
+    text = request.text or m.ResponseTextParam(format=m.ResponseFormatText(type="text"))
+    if text.format is None:
+        text = text.model_copy(update={"format": m.ResponseFormatText(type="text")})
+    reasoning = request.reasoning or m.Reasoning(effort=None, summary=None)
+    return m.Response(
+        id=new_id("response"),
+        object="response",
+        created_at=int(time.time()),
+        status="in_progress",
+        completed_at=None,
+        error=None,
+        incomplete_details=None,
+        instructions=request.instructions,
+        max_output_tokens=request.max_output_tokens,
+        max_tool_calls=request.max_tool_calls,
+        model=model,
+        output=[],
+        parallel_tool_calls=True
+        if request.parallel_tool_calls is None
+        else request.parallel_tool_calls,
+        previous_response_id=request.previous_response_id,
+        reasoning=reasoning,
+        service_tier="default",
+        background=False,
+        temperature=1.0 if request.temperature is None else request.temperature,
+        text=text,
+        tool_choice=request.tool_choice or "auto",
+        tools=request.tools or [],
+        top_p=1.0 if request.top_p is None else request.top_p,
+        top_logprobs=0,
+        truncation=request.truncation or "disabled",
+        usage=None,
+        user=request.user,
+        metadata=request.metadata or {},
+        safety_identifier=request.safety_identifier,
+        prompt_cache_key=request.prompt_cache_key,
+    )

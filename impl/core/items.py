@@ -1,0 +1,53 @@
+"""The item vocabulary shared by handlers, the engine and the store.
+
+Items are the generated OpenAI models. Which models count as a stored item is read off the
+generated `ResponseItemList.data` annotation rather than listed by hand, so a spec update
+that adds an item type reaches the store with no edit here.
+"""
+
+from __future__ import annotations
+
+import secrets
+from typing import Any, TypeAlias, get_args
+
+from openresponses.generated import openai_models as m
+from pydantic import BaseModel, TypeAdapter
+
+# Every item that `input_items` may return: input messages, output messages, tool calls…
+ItemResource: TypeAlias = Any
+_ITEM_UNION = get_args(m.ResponseItemList.model_fields["data"].annotation)[0]
+ITEM_RESOURCE: TypeAdapter[Any] = TypeAdapter(_ITEM_UNION)
+ITEM_LIST: TypeAdapter[list[Any]] = TypeAdapter(list[_ITEM_UNION])  # type: ignore[valid-type]
+
+# Every item a response may output.
+OUTPUT_ITEM: TypeAdapter[Any] = TypeAdapter(
+    get_args(m.Response.model_fields["output"].annotation)[0]
+)
+
+# Prefixes OpenAI uses, so ids look familiar in logs and SDK debug output.
+PREFIX = {
+    "response": "resp",
+    "message": "msg",
+    "function_call": "fc",
+    "function_call_output": "fco",
+    "reasoning": "rs",
+    "item_reference": "ref",
+}
+
+
+def new_id(kind: str) -> str:
+    """A fresh, unguessable id with the OpenAI-style prefix for `kind`."""
+    return f"{PREFIX.get(kind, 'item')}_{secrets.token_hex(24)}"
+
+
+def item_type(item: BaseModel) -> str:
+    """The `type` of a generated item model (every item model has one)."""
+    value = getattr(item, "type", None)
+    return value if isinstance(value, str) else "message"
+
+
+def item_id(item: BaseModel) -> str:
+    value = getattr(item, "id", None)
+    if not isinstance(value, str):
+        raise ValueError(f"{type(item).__name__} has no id")
+    return value

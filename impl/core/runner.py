@@ -1,0 +1,158 @@
+"""Running one `POST /v1/responses`: context, provider call, engine, storage.
+
+The upstream is asked for its first event before anything is sent to the client, so that a
+refused request (bad key, rate limit, unknown model) reaches the client as a proper HTTP
+error with the right status instead of a stream that starts and immediately fails. After
+that first event, every failure ends the stream with `response.failed`, and the stored
+response says `failed`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+from openresponses.config import Settings
+from openresponses.core import intake
+from openresponses.core.engine import Event, ResponseBuilder
+from openresponses.errors import APIError, ErrorKind, invalid
+from openresponses.generated import openai_models as m
+from openresponses.providers.base import ModelEvent, ModelRequest, ProviderError
+from openresponses.providers.registry import Registry
+from openresponses.store.base import Store, StoredResponse
+
+
+@dataclass
+class Services:
+    """Everything a handler needs, built once when the server starts."""
+
+    settings: Settings
+    store: Store
+    registry: Registry
+    client: httpx.AsyncClient
+
+
+def bearer(headers: Mapping[str, str]) -> str | None:
+    """The client's API key, forwarded upstream when the server has none of its own."""
+    value = headers.get("authorization", "")
+    scheme, _, token = value.partition(" ")
+    return token.strip() or None if scheme.lower() == "bearer" else None
+
+
+@dataclass
+class Turn:
+    """A prepared response: validated, routed, with its full context, not yet started."""
+
+    services: Services
+    builder: ResponseBuilder
+    input_items: list[Any]
+    store: bool
+    events: AsyncIterator[ModelEvent]
+
+    @property
+    def response(self) -> m.Response:
+        return self.builder.response
+
+    async def _save(self) -> None:
+        if self.store:
+            await self.services.store.save(StoredResponse(self.response, self.input_items))
+
+    async def prime(self) -> ModelEvent | None:
+        """The upstream's first event; upstream errors here propagate as HTTP errors."""
+        try:
+            return await anext(self.events)
+        except StopAsyncIteration:
+            return None
+
+    async def run(self, first: ModelEvent | None) -> AsyncIterator[Event]:
+        """All stream events, the stored state kept in step (saved at start and at the end)."""
+        finished = False
+        try:
+            await self._save()
+            for event in self.builder.start():
+                yield event
+            pending = [] if first is None else [first]
+            try:
+                for model_event in pending:
+                    for event in self.builder.feed(model_event):
+                        yield event
+                async for model_event in self.events:
+                    for event in self.builder.feed(model_event):
+                        yield event
+                closing = self.builder.finish()
+            except APIError as exc:
+                closing = self.builder.fail(exc)
+            await self._save()
+            finished = True
+            for event in closing:
+                yield event
+        finally:
+            if not finished:
+                await asyncio.shield(self._abandon())
+
+    async def _abandon(self) -> None:
+        """The client went away mid-stream: record the response as failed, not in progress."""
+        error = APIError(ErrorKind.SERVER, "The client disconnected before the response completed.")
+        self.builder.fail(error)
+        await self._save()
+
+    async def complete(self) -> m.Response:
+        """Run to the end without streaming; returns the final response."""
+        first = await self.prime()
+        async for _ in self.run(first):
+            pass
+        return self.response
+
+
+async def prepare(
+    services: Services, request: m.CreateResponse, headers: Mapping[str, str]
+) -> Turn:
+    """Check, route and assemble a request into a `Turn`; every refusal is an APIError."""
+    intake.check_supported(request)
+    if not request.model:
+        raise invalid(
+            "Missing required parameter: 'model'.", param="model", code="missing_required_parameter"
+        )
+    provider, upstream_model = services.registry.route(request.model, headers)
+    items = await intake.input_items(request, services.store)
+    context: list[Any] = []
+    if request.previous_response_id:
+        found = await services.store.context(request.previous_response_id)
+        if found is None:
+            raise invalid(
+                f"Previous response with id '{request.previous_response_id}' not found.",
+                param="previous_response_id",
+                code="previous_response_not_found",
+            )
+        context = found
+    text_format = None
+    if request.text is not None and request.text.format is not None:
+        text_format = request.text.format.model_dump(mode="json", by_alias=True, exclude_none=True)
+    model_request = ModelRequest(
+        model=upstream_model,
+        items=context + items,
+        instructions=request.instructions,
+        tools=intake.callable_tools(request),
+        tool_choice=intake.tool_choice(request),
+        parallel_tool_calls=request.parallel_tool_calls,
+        temperature=request.temperature,
+        top_p=request.top_p,
+        max_output_tokens=request.max_output_tokens,
+        text_format=text_format,
+        user=request.user,
+        stream=bool(request.stream),
+    )
+    events = provider.generate(model_request, api_key=bearer(headers))
+    return Turn(
+        services=services,
+        builder=ResponseBuilder(intake.initial_response(request, request.model)),
+        input_items=items,
+        store=request.store is not False,
+        events=events,
+    )
+
+
+__all__ = ["ProviderError", "Services", "Turn", "bearer", "prepare"]

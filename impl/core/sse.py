@@ -1,0 +1,18 @@
+"""Server-sent events framing: the one function every stream is written through.
+
+Each event is one complete frame: an `event:` line equal to the JSON `type`, the JSON on a
+single `data:` line, a blank line. No `id:` lines (the Open Responses spec asks servers not
+to use them, and OpenAI sends none either).
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+DONE = b"data: [DONE]\n\n"
+
+
+def frame(data: dict[str, Any]) -> bytes:
+    payload = json.dumps(data, ensure_ascii=False, separators=(",", ":"))
+    return f"event: {data['type']}\ndata: {payload}\n\n".encode()

@@ -1,0 +1,116 @@
+"""The provider protocol: how the engine talks to a model, whatever the wire format.
+
+The engine hands a provider one `ModelRequest` (the whole conversation, already expanded
+from `previous_response_id`) and reads back a stream of small `ModelEvent`s. Providers
+translate both directions and nothing else; building Responses items, sequence numbers and
+storage all happen once, in the engine, for every provider alike.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from typing import Any, Literal, Protocol
+
+from openresponses.errors import APIError, ErrorKind
+from openresponses.generated import openai_models as m
+
+FinishReason = Literal["stop", "length", "tool_calls", "content_filter"]
+
+
+@dataclass(frozen=True)
+class ModelRequest:
+    """One sampling call, in provider-neutral terms (field meanings follow Responses)."""
+
+    model: str  # the provider's own model name, without any `provider@` prefix
+    items: list[Any]  # the conversation: ItemResource models, oldest first
+    instructions: str | None = None
+    tools: list[m.FunctionTool] = field(default_factory=list)
+    tool_choice: str | dict[str, Any] | None = None  # already in Responses form
+    parallel_tool_calls: bool | None = None
+    temperature: float | None = None
+    top_p: float | None = None
+    max_output_tokens: int | None = None
+    text_format: dict[str, Any] | None = None  # Responses `text.format`
+    user: str | None = None
+    stream: bool = True  # whether to ask the upstream for a stream
+
+
+@dataclass(frozen=True)
+class TextDelta:
+    text: str
+
+
+@dataclass(frozen=True)
+class RefusalDelta:
+    text: str
+
+
+@dataclass(frozen=True)
+class ReasoningDelta:
+    text: str
+
+
+@dataclass(frozen=True)
+class ToolCallDelta:
+    """A piece of the `index`-th tool call; `call_id` and `name` arrive with its first piece."""
+
+    index: int
+    arguments: str
+    call_id: str | None = None
+    name: str | None = None
+
+
+@dataclass(frozen=True)
+class UsageReport:
+    input_tokens: int
+    output_tokens: int
+    cached_tokens: int = 0
+    reasoning_tokens: int = 0
+
+
+@dataclass(frozen=True)
+class Finish:
+    reason: FinishReason
+
+
+ModelEvent = TextDelta | RefusalDelta | ReasoningDelta | ToolCallDelta | UsageReport | Finish
+
+
+class ProviderError(APIError):
+    """The upstream failed: an HTTP error, a broken stream, or an answer we cannot read."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        status: int = 502,
+        code: str | None = "upstream_error",
+        kind: ErrorKind = ErrorKind.MODEL,
+        headers: dict[str, str] | None = None,
+    ) -> None:
+        super().__init__(kind, message, code=code, status=status, headers=headers)
+
+
+@dataclass(frozen=True)
+class Passthrough:
+    """An upstream HTTP answer relayed as-is (chat completions forwarding)."""
+
+    status: int
+    content_type: str
+    body: AsyncIterator[bytes]
+
+
+class Provider(Protocol):
+    """One configured upstream. Implementations live one per file in this package."""
+
+    name: str
+
+    def generate(self, request: ModelRequest, *, api_key: str | None) -> AsyncIterator[ModelEvent]:
+        """Sample the model; raises ProviderError before or while yielding."""
+
+    async def chat_completions(self, body: dict[str, Any], *, api_key: str | None) -> Passthrough:
+        """Forward an OpenAI chat-completions request body (model already rewritten)."""
+
+    async def list_models(self, *, api_key: str | None) -> list[str]:
+        """The provider's model ids, without our `provider@` prefix."""

@@ -1,0 +1,322 @@
+"""Adapter for OpenAI-compatible Chat Completions upstreams (OpenAI, Groq, Ollama, vLLM…).
+
+Responses items become chat messages on the way out; chat-completion JSON or SSE chunks
+become `ModelEvent`s on the way back. Reasoning that such upstreams return as
+`reasoning_content` (DeepSeek, vLLM, Ollama) is surfaced as reasoning deltas.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator
+from typing import Any
+
+import httpx
+from openresponses.errors import ErrorKind
+from openresponses.generated import openai_models as m
+from openresponses.providers.base import (
+    Finish,
+    FinishReason,
+    ModelEvent,
+    ModelRequest,
+    Passthrough,
+    ProviderError,
+    ReasoningDelta,
+    RefusalDelta,
+    TextDelta,
+    ToolCallDelta,
+    UsageReport,
+)
+from openresponses.providers.http import check_status, relay, send, transport_error
+
+_FINISH: dict[str, FinishReason] = {
+    "stop": "stop",
+    "length": "length",
+    "tool_calls": "tool_calls",
+    "function_call": "tool_calls",
+    "content_filter": "content_filter",
+}
+
+
+class OpenAIChatProvider:
+    """One chat-completions upstream at `base_url` (ending in `/v1` or equivalent)."""
+
+    def __init__(
+        self, name: str, base_url: str, api_key: str | None, client: httpx.AsyncClient
+    ) -> None:
+        self.name = name
+        self.base_url = base_url.rstrip("/")
+        self.api_key = api_key
+        self.client = client
+
+    def _headers(self, api_key: str | None) -> dict[str, str]:
+        key = self.api_key or api_key
+        return {"authorization": f"Bearer {key}"} if key else {}
+
+    async def generate(
+        self, request: ModelRequest, *, api_key: str | None
+    ) -> AsyncIterator[ModelEvent]:
+        body = chat_body(request)
+        url = f"{self.base_url}/chat/completions"
+        if not request.stream:
+            response = await send(self.client, "POST", url, self._headers(api_key), body, self.name)
+            for event in _message_events(_json(response)):
+                yield event
+            return
+        try:
+            async with self.client.stream(
+                "POST", url, json=body, headers=self._headers(api_key)
+            ) as response:
+                await check_status(response, self.name)
+                async for event in _stream_events(response, self.name):
+                    yield event
+        except httpx.HTTPError as exc:
+            raise transport_error(exc, self.name) from exc
+
+    async def chat_completions(self, body: dict[str, Any], *, api_key: str | None) -> Passthrough:
+        url = f"{self.base_url}/chat/completions"
+        return await relay(self.client, url, self._headers(api_key), body, self.name)
+
+    async def list_models(self, *, api_key: str | None) -> list[str]:
+        url = f"{self.base_url}/models"
+        response = await send(self.client, "GET", url, self._headers(api_key), None, self.name)
+        return [str(model["id"]) for model in _json(response).get("data", [])]
+
+
+def _json(response: httpx.Response) -> dict[str, Any]:
+    try:
+        data = response.json()
+    except ValueError as exc:
+        raise ProviderError("the upstream answered with a body that is not JSON") from exc
+    if not isinstance(data, dict):
+        raise ProviderError("the upstream answered with JSON that is not an object")
+    return data
+
+
+# --- requests -------------------------------------------------------------------------------
+
+
+def chat_body(request: ModelRequest) -> dict[str, Any]:
+    """The chat-completions request body for `request`."""
+    body: dict[str, Any] = {"model": request.model, "messages": chat_messages(request)}
+    if request.tools:
+        body["tools"] = [_chat_tool(tool) for tool in request.tools]
+    if request.tool_choice is not None:
+        body["tool_choice"] = _chat_tool_choice(request.tool_choice)
+    if request.parallel_tool_calls is not None and request.tools:
+        body["parallel_tool_calls"] = request.parallel_tool_calls
+    optional = {
+        "temperature": request.temperature,
+        "top_p": request.top_p,
+        "max_completion_tokens": request.max_output_tokens,
+        "user": request.user,
+    }
+    body.update({k: v for k, v in optional.items() if v is not None})
+    if request.text_format is not None:
+        body["response_format"] = _chat_response_format(request.text_format)
+    if request.stream:
+        body["stream"] = True
+        body["stream_options"] = {"include_usage": True}
+    return body
+
+
+def _chat_tool(tool: m.FunctionTool) -> dict[str, Any]:
+    function: dict[str, Any] = {"name": tool.name}
+    if tool.description is not None:
+        function["description"] = tool.description
+    function["parameters"] = tool.parameters or {"type": "object", "properties": {}}
+    if tool.strict is not None:
+        function["strict"] = tool.strict
+    return {"type": "function", "function": function}
+
+
+def _chat_tool_choice(choice: str | dict[str, Any]) -> str | dict[str, Any]:
+    if isinstance(choice, str):
+        return choice
+    if choice.get("type") == "function":
+        return {"type": "function", "function": {"name": choice["name"]}}
+    # allowed_tools: the engine already narrowed `tools`, so only the mode remains.
+    mode = choice.get("mode", "auto")
+    return mode if isinstance(mode, str) else "auto"
+
+
+def _chat_response_format(text_format: dict[str, Any]) -> dict[str, Any]:
+    if text_format.get("type") != "json_schema":
+        return {"type": text_format["type"]}
+    schema = {
+        k: text_format[k] for k in ("name", "schema", "description", "strict") if k in text_format
+    }
+    return {"type": "json_schema", "json_schema": schema}
+
+
+def chat_messages(request: ModelRequest) -> list[dict[str, Any]]:
+    """The conversation as chat messages; tool calls join the assistant turn they belong to."""
+    messages: list[dict[str, Any]] = []
+    if request.instructions:
+        messages.append({"role": "system", "content": request.instructions})
+    for item in request.items:
+        _append_item(messages, item)
+    return messages
+
+
+def _append_item(messages: list[dict[str, Any]], item: Any) -> None:
+    kind = getattr(item, "type", "message")
+    if kind == "message":
+        messages.append(_chat_message(item))
+    elif kind == "function_call":
+        call = {
+            "id": item.call_id,
+            "type": "function",
+            "function": {"name": item.name, "arguments": item.arguments},
+        }
+        last = messages[-1] if messages else None
+        if last is not None and last["role"] == "assistant" and "tool_calls" not in last:
+            last["tool_calls"] = [call]
+        elif last is not None and last["role"] == "assistant":
+            last["tool_calls"].append(call)
+        else:
+            messages.append({"role": "assistant", "content": None, "tool_calls": [call]})
+    elif kind == "function_call_output":
+        output = item.output if isinstance(item.output, str) else _parts_text(item.output)
+        messages.append({"role": "tool", "tool_call_id": item.call_id, "content": output})
+    # Reasoning items are not sent back: chat-completions upstreams reject or ignore them.
+
+
+def _chat_message(item: Any) -> dict[str, Any]:
+    role = item.role
+    if role == "assistant":
+        text = "".join(
+            part.text if part.type == "output_text" else part.refusal for part in item.content
+        )
+        return {"role": "assistant", "content": text}
+    parts = [_chat_part(part) for part in item.content]
+    if role != "user" or all(part["type"] == "text" for part in parts):
+        return {"role": role, "content": "".join(part.get("text", "") for part in parts)}
+    return {"role": role, "content": parts}
+
+
+def _chat_part(part: Any) -> dict[str, Any]:
+    if part.type == "input_text":
+        return {"type": "text", "text": part.text}
+    if part.type == "input_image":
+        if part.image_url is None:
+            raise ProviderError(
+                "input_image by file_id is not supported by chat-completions providers",
+                status=400,
+                code="unsupported_input",
+                kind=ErrorKind.INVALID_REQUEST,
+            )
+        image: dict[str, Any] = {"url": part.image_url}
+        if part.detail is not None:
+            image["detail"] = part.detail
+        return {"type": "image_url", "image_url": image}
+    file: dict[str, Any] = {}
+    for key in ("file_data", "file_id", "filename"):
+        value = getattr(part, key, None)
+        if value is not None:
+            file[key] = value
+    return {"type": "file", "file": file}
+
+
+def _parts_text(parts: list[Any]) -> str:
+    return "".join(getattr(part, "text", "") or "" for part in parts)
+
+
+# --- answers --------------------------------------------------------------------------------
+
+
+def _usage(data: dict[str, Any] | None) -> UsageReport | None:
+    if not data:
+        return None
+    prompt_details = data.get("prompt_tokens_details") or {}
+    completion_details = data.get("completion_tokens_details") or {}
+    return UsageReport(
+        input_tokens=int(data.get("prompt_tokens") or 0),
+        output_tokens=int(data.get("completion_tokens") or 0),
+        cached_tokens=int(prompt_details.get("cached_tokens") or 0),
+        reasoning_tokens=int(completion_details.get("reasoning_tokens") or 0),
+    )
+
+
+def _finish(reason: Any) -> Finish:
+    return Finish(_FINISH.get(str(reason), "stop"))
+
+
+def _message_events(data: dict[str, Any]) -> list[ModelEvent]:
+    """A non-streaming chat completion as the same events a stream would give."""
+    choices = data.get("choices") or []
+    if not choices:
+        raise ProviderError("the upstream answered with no choices")
+    message = choices[0].get("message") or {}
+    events: list[ModelEvent] = []
+    reasoning = message.get("reasoning_content") or message.get("reasoning")
+    if reasoning:
+        events.append(ReasoningDelta(reasoning))
+    if message.get("content"):
+        events.append(TextDelta(message["content"]))
+    if message.get("refusal"):
+        events.append(RefusalDelta(message["refusal"]))
+    for index, call in enumerate(message.get("tool_calls") or []):
+        function = call.get("function") or {}
+        events.append(
+            ToolCallDelta(
+                index, function.get("arguments") or "", call.get("id"), function.get("name")
+            )
+        )
+    usage = _usage(data.get("usage"))
+    if usage is not None:
+        events.append(usage)
+    events.append(_finish(choices[0].get("finish_reason")))
+    return events
+
+
+def _chunk_events(chunk: dict[str, Any]) -> list[ModelEvent]:
+    events: list[ModelEvent] = []
+    for choice in chunk.get("choices") or []:
+        delta = choice.get("delta") or {}
+        reasoning = delta.get("reasoning_content") or delta.get("reasoning")
+        if reasoning:
+            events.append(ReasoningDelta(reasoning))
+        if delta.get("content"):
+            events.append(TextDelta(delta["content"]))
+        if delta.get("refusal"):
+            events.append(RefusalDelta(delta["refusal"]))
+        for call in delta.get("tool_calls") or []:
+            function = call.get("function") or {}
+            events.append(
+                ToolCallDelta(
+                    int(call.get("index", 0)),
+                    function.get("arguments") or "",
+                    call.get("id"),
+                    function.get("name"),
+                )
+            )
+        if choice.get("finish_reason"):
+            events.append(_finish(choice["finish_reason"]))
+    usage = _usage(chunk.get("usage"))
+    if usage is not None:
+        events.append(usage)
+    return events
+
+
+async def _stream_events(response: httpx.Response, provider: str) -> AsyncIterator[ModelEvent]:
+    """Chat-completion SSE chunks as events; a stream without `[DONE]` is an error."""
+    try:
+        async for line in response.aiter_lines():
+            if not line.startswith("data:"):
+                continue
+            data = line[5:].strip()
+            if data == "[DONE]":
+                return
+            try:
+                chunk = json.loads(data)
+            except ValueError as exc:
+                raise ProviderError(f"{provider} sent a stream chunk that is not JSON") from exc
+            if isinstance(chunk, dict) and "error" in chunk:
+                error = chunk["error"] or {}
+                raise ProviderError(f"{provider} failed mid-stream: {error.get('message', error)}")
+            for event in _chunk_events(chunk):
+                yield event
+    except httpx.HTTPError as exc:
+        raise ProviderError(f"the stream from {provider} broke off: {exc}") from exc
+    raise ProviderError(f"the stream from {provider} ended before it was complete")

@@ -1,0 +1,65 @@
+"""Which adapter serves which provider kind, and which provider serves a request.
+
+Adding an adapter is one new file in this package plus one line in `KINDS`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+
+import httpx
+from openresponses.config import ProviderConfig
+from openresponses.errors import invalid
+from openresponses.providers.base import Provider
+from openresponses.providers.openai_chat import OpenAIChatProvider
+
+Factory = Callable[[ProviderConfig, httpx.AsyncClient], Provider]
+
+KINDS: dict[str, Factory] = {
+    "openai-chat": lambda c, client: OpenAIChatProvider(c.name, c.base_url, c.api_key, client),
+}
+
+PROVIDER_HEADER = "x-model-provider"
+
+
+class Registry:
+    """The configured providers, built once per server."""
+
+    def __init__(
+        self, configs: Mapping[str, ProviderConfig], default: str, client: httpx.AsyncClient
+    ) -> None:
+        unknown = {c.kind for c in configs.values()} - set(KINDS)
+        if unknown:
+            raise ValueError(f"unknown provider kind(s): {sorted(unknown)}; known: {sorted(KINDS)}")
+        self.configs = dict(configs)
+        self.default = default
+        self.providers: dict[str, Provider] = {
+            name: KINDS[config.kind](config, client) for name, config in configs.items()
+        }
+
+    def route(self, model: str, headers: Mapping[str, str]) -> tuple[Provider, str]:
+        """The provider and upstream model name for a request's `model`.
+
+        `provider@model` picks a provider; so does the `x-model-provider` header (then the
+        whole `model` goes upstream); otherwise the default provider gets the model as is.
+        """
+        header = headers.get(PROVIDER_HEADER)
+        if header:
+            name, upstream = header, model.removeprefix(f"{header}@")
+            param = None
+        elif "@" in model:
+            name, upstream = model.split("@", 1)
+            param = "model"
+        else:
+            return self.providers[self.default], model
+        provider = self.providers.get(name)
+        if provider is None:
+            known = ", ".join(sorted(self.providers))
+            raise invalid(
+                f"Unknown model provider '{name}'. Configured providers: {known}.",
+                param=param,
+                code="unknown_provider",
+            )
+        if not upstream:
+            raise invalid("The model name after the provider is empty.", param="model")
+        return provider, upstream

@@ -1,0 +1,129 @@
+"""Fixtures: a scripted upstream on loopback and the real server, started as a subprocess.
+
+Tests talk to the server only over HTTP (the official `openai` SDK, or httpx for what the
+SDK cannot send), exactly as a user would.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+import openai
+import pytest
+from tests.upstream import ScriptedUpstream
+
+_PROVIDER_ENV_PREFIXES = ("OPENAI_", "GROQ_", "OLLAMA_", "VLLM_", "OPENROUTER_", "OPENRESPONSES_")
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+@dataclass
+class Server:
+    """A running `openresponses serve` process."""
+
+    data_dir: Path
+    env: dict[str, str]
+    args: list[str] = field(default_factory=list)
+    port: int = field(default_factory=free_port)
+    process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def base_url(self) -> str:
+        return f"{self.url}/v1"
+
+    def start(self) -> Server:
+        command = Path(sys.executable).parent / "openresponses"
+        self.process = subprocess.Popen(
+            [
+                str(command),
+                "serve",
+                "--port",
+                str(self.port),
+                "--data-dir",
+                str(self.data_dir),
+                "--log-level",
+                "warning",
+                *self.args,
+            ],
+            env=self.env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+        )
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                output = self.process.stdout.read().decode() if self.process.stdout else ""
+                raise RuntimeError(f"server exited with {self.process.returncode}:\n{output}")
+            try:
+                httpx.get(f"{self.base_url}/responses/resp_probe", timeout=1)
+                return self
+            except httpx.TransportError:
+                time.sleep(0.05)
+        raise RuntimeError("server did not start within 30 s")
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+
+    def client(self, api_key: str = "sk-client", **kwargs: object) -> openai.OpenAI:
+        return openai.OpenAI(base_url=self.base_url, api_key=api_key, max_retries=0, **kwargs)  # type: ignore[arg-type]
+
+
+def server_env(upstream: ScriptedUpstream, **extra: str) -> dict[str, str]:
+    """The environment of a fresh machine: no provider settings but the ones given."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(_PROVIDER_ENV_PREFIXES)}
+    env.update({"OPENAI_BASE_URL": upstream.base_url, **extra})
+    return env
+
+
+@pytest.fixture(scope="session")
+def upstream() -> Iterator[ScriptedUpstream]:
+    up = ScriptedUpstream()
+    up.start()
+    yield up
+    up.stop()
+
+
+@pytest.fixture(scope="session")
+def server(
+    upstream: ScriptedUpstream, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Server]:
+    """The shared server: default settings, no key of its own (it forwards the client's)."""
+    data_dir = tmp_path_factory.mktemp("data")
+    config = data_dir / "openresponses.toml"
+    config.write_text(
+        "[providers.second]\n"
+        f'kind = "openai-chat"\nbase_url = "{upstream.base_url}"\napi_key_env = "SECOND_KEY"\n'
+    )
+    srv = Server(
+        data_dir, server_env(upstream, SECOND_KEY="sk-server-second"), ["--config", str(config)]
+    ).start()
+    yield srv
+    srv.stop()
+
+
+@pytest.fixture
+def client(server: Server) -> openai.OpenAI:
+    return server.client()

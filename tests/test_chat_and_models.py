@@ -1,0 +1,84 @@
+"""POST /v1/chat/completions (forwarded) and GET /v1/models, through the official SDK."""
+
+from __future__ import annotations
+
+import openai
+import pytest
+
+from tests.upstream import Call, Error, ScriptedUpstream, Text, ToolCalls
+
+
+def test_chat_completion_is_forwarded_and_relayed(client: openai.OpenAI, upstream: ScriptedUpstream) -> None:
+    model = upstream.script(Text("Bonjour"))
+
+    completion = client.chat.completions.create(
+        model=model, messages=[{"role": "user", "content": "Hello in French"}], temperature=0.2
+    )
+
+    assert completion.object == "chat.completion"
+    assert completion.choices[0].message.content == "Bonjour"
+    assert completion.choices[0].finish_reason == "stop"
+    [sent] = upstream.requests(model)
+    assert sent.json == {
+        "model": model, "messages": [{"role": "user", "content": "Hello in French"}], "temperature": 0.2
+    }
+
+
+def test_chat_completion_stream_is_relayed_chunk_by_chunk(
+    client: openai.OpenAI, upstream: ScriptedUpstream
+) -> None:
+    model = upstream.script(ToolCalls([Call("lookup", '{"q": "x"}', id="call_q")]))
+
+    chunks = list(client.chat.completions.create(
+        model=model, messages=[{"role": "user", "content": "look up x"}], stream=True,
+        stream_options={"include_usage": True},
+    ))
+
+    arguments = "".join(
+        c.choices[0].delta.tool_calls[0].function.arguments or ""  # type: ignore[index, union-attr]
+        for c in chunks if c.choices and c.choices[0].delta.tool_calls
+    )
+    assert arguments == '{"q": "x"}'
+    assert chunks[-1].usage is not None
+
+
+def test_chat_completion_routes_by_provider_prefix(
+    client: openai.OpenAI, upstream: ScriptedUpstream
+) -> None:
+    model = upstream.script(Text("second says hi"))
+
+    completion = client.chat.completions.create(
+        model=f"second@{model}", messages=[{"role": "user", "content": "hi"}]
+    )
+
+    assert completion.choices[0].message.content == "second says hi"
+    assert upstream.requests(model)[0].headers["authorization"] == "Bearer sk-server-second"
+
+
+def test_chat_completion_without_messages_is_a_400(client: openai.OpenAI) -> None:
+    with pytest.raises(openai.BadRequestError) as caught:
+        client.chat.completions.create(model="m", messages=None)  # type: ignore[arg-type]
+
+    assert caught.value.body["param"] == "messages"  # type: ignore[index]
+
+
+def test_chat_completion_upstream_error_keeps_its_status(
+    client: openai.OpenAI, upstream: ScriptedUpstream
+) -> None:
+    model = upstream.script(Error(429, "Too many", type="rate_limit_error"))
+
+    with pytest.raises(openai.RateLimitError):
+        client.chat.completions.create(model=model, messages=[{"role": "user", "content": "hi"}])
+
+
+def test_models_lists_found_providers_with_their_prefix(
+    client: openai.OpenAI, upstream: ScriptedUpstream
+) -> None:
+    model = upstream.script(Text("x"))
+
+    ids = {m.id for m in client.models.list()}
+
+    assert f"openai@{model}" in ids
+    assert f"second@{model}" in ids
+    assert "openai@scripted-default" in ids
+    assert not any(i.startswith(("groq@", "openrouter@")) for i in ids)

@@ -1,0 +1,181 @@
+"""Bad input gets a clear error in OpenAI's shape, with the right status, never a stack trace."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+import openai
+import pytest
+
+from tests.conftest import Server
+from tests.upstream import Error, ScriptedUpstream, Text
+
+
+def _post(server: Server, body: bytes | dict[str, Any], path: str = "/responses",
+          **headers: str) -> httpx.Response:
+    content = body if isinstance(body, bytes) else None
+    payload = body if isinstance(body, dict) else None
+    return httpx.post(
+        f"{server.base_url}{path}", content=content, json=payload,
+        headers={"content-type": "application/json", **headers}, timeout=10,
+    )
+
+
+def _error(response: httpx.Response) -> dict[str, Any]:
+    assert response.headers["content-type"].startswith("application/json")
+    body = response.json()
+    assert set(body) == {"error"}
+    assert set(body["error"]) == {"message", "type", "param", "code"}
+    assert "Traceback" not in response.text
+    error: dict[str, Any] = body["error"]
+    return error
+
+
+def test_missing_model_is_a_400_naming_model(server: Server) -> None:
+    response = _post(server, {"input": "hi"})
+
+    assert response.status_code == 400
+    error = _error(response)
+    assert error["param"] == "model"
+    assert error["type"] == "invalid_request_error"
+    assert "model" in error["message"]
+
+
+def test_malformed_json_is_a_400(server: Server) -> None:
+    response = _post(server, b'{"model": "x", "input": ')
+
+    assert response.status_code == 400
+    assert _error(response)["code"] == "invalid_json"
+
+
+def test_body_that_is_not_utf8_is_a_400(server: Server) -> None:
+    response = _post(server, b'{"model": "\xff\xfe"}')
+
+    assert response.status_code == 400
+    assert _error(response)["type"] == "invalid_request_error"
+
+
+def test_body_that_is_not_an_object_is_a_400(server: Server) -> None:
+    response = _post(server, b"[1, 2]")
+
+    assert response.status_code == 400
+    assert _error(response)["message"] == "The request body must be a JSON object."
+
+
+def test_wrong_type_names_the_parameter(server: Server) -> None:
+    response = _post(server, {"model": "m", "input": "hi", "temperature": "hot"})
+
+    assert response.status_code == 400
+    error = _error(response)
+    assert error["param"] == "temperature"
+    assert "temperature" in error["message"]
+
+
+def test_wrong_type_inside_an_input_item_names_its_path(server: Server) -> None:
+    response = _post(server, {"model": "m", "input": [{"role": "user", "content": 5}]})
+
+    assert response.status_code == 400
+    assert _error(response)["param"].startswith("input[0]")
+
+
+def test_unknown_parameter_is_a_400(server: Server) -> None:
+    response = _post(server, {"model": "m", "input": "hi", "temprature": 1})
+
+    assert response.status_code == 400
+    error = _error(response)
+    assert (error["param"], error["code"]) == ("temprature", "unknown_parameter")
+
+
+@pytest.mark.parametrize(
+    ("extra", "param"),
+    [
+        ({"background": True}, "background"),
+        ({"conversation": "conv_1"}, "conversation"),
+        ({"include": ["message.output_text.logprobs"]}, "include[0]"),
+        ({"tools": [{"type": "web_search"}]}, "tools[0].type"),
+        ({"reasoning": {"summary": "detailed"}}, "reasoning.summary"),
+    ],
+)
+def test_unsupported_parameters_are_a_clear_400(server: Server, extra: dict[str, Any], param: str) -> None:
+    response = _post(server, {"model": "m", "input": "hi", **extra})
+
+    assert response.status_code == 400
+    error = _error(response)
+    assert error["param"] == param
+    assert "not supported" in error["message"]
+
+
+def test_unknown_provider_is_a_400_that_names_it(client: openai.OpenAI) -> None:
+    with pytest.raises(openai.BadRequestError) as caught:
+        client.responses.create(model="nosuch@gpt-x", input="hi")
+
+    body = caught.value.body
+    assert isinstance(body, dict)
+    assert "nosuch" in body["message"]
+    assert body["code"] == "unknown_provider"
+
+
+def test_previous_response_id_that_does_not_exist_is_a_400(client: openai.OpenAI) -> None:
+    with pytest.raises(openai.BadRequestError) as caught:
+        client.responses.create(model="m", input="hi", previous_response_id="resp_missing")
+
+    assert caught.value.body == {
+        "message": "Previous response with id 'resp_missing' not found.",
+        "type": "invalid_request_error",
+        "param": "previous_response_id",
+        "code": "previous_response_not_found",
+    }
+
+
+def test_unknown_item_reference_is_a_400(client: openai.OpenAI) -> None:
+    with pytest.raises(openai.BadRequestError) as caught:
+        client.responses.create(model="m", input=[{"type": "item_reference", "id": "msg_nope"}])
+
+    assert caught.value.body["param"] == "input[0].id"  # type: ignore[index]
+
+
+def test_unknown_route_is_a_404_in_openai_shape(server: Server) -> None:
+    response = httpx.get(f"{server.base_url}/nothing/here")
+
+    assert response.status_code == 404
+    assert _error(response)["type"] == "invalid_request_error"
+
+
+def test_bad_query_parameter_is_a_400(server: Server) -> None:
+    response = httpx.get(f"{server.base_url}/responses/resp_x/input_items?limit=abc")
+
+    assert response.status_code == 400
+    _error(response)
+
+
+def test_upstream_401_reaches_the_client_as_401(client: openai.OpenAI, upstream: ScriptedUpstream) -> None:
+    model = upstream.script(Error(401, "Incorrect API key", type="invalid_request_error"))
+
+    with pytest.raises(openai.AuthenticationError) as caught:
+        client.responses.create(model=model, input="hi")
+
+    assert "Incorrect API key" in caught.value.message
+
+
+def test_upstream_500_is_a_502_upstream_error(client: openai.OpenAI, upstream: ScriptedUpstream) -> None:
+    model = upstream.script(Error(500, "boom"))
+
+    with pytest.raises(openai.InternalServerError) as caught:
+        client.responses.create(model=model, input="hi")
+
+    assert caught.value.status_code == 502
+    assert caught.value.body["code"] == "upstream_error"  # type: ignore[index]
+
+
+def test_unreachable_upstream_is_a_502(server: Server, upstream: ScriptedUpstream) -> None:
+    response = _post(server, {"model": "m", "input": "hi"}, **{"x-model-provider": "vllm"})
+
+    assert response.status_code == 502
+    assert _error(response)["code"] == "upstream_unreachable"
+
+
+def test_errors_do_not_stop_the_server(client: openai.OpenAI, server: Server, upstream: ScriptedUpstream) -> None:
+    _post(server, b"{{{")
+
+    assert client.responses.create(model=upstream.script(Text("fine")), input="x").output_text == "fine"
