@@ -29,7 +29,8 @@ def _spec() -> dict[str, Any]:
 @cache
 def _registry() -> Registry[Any]:
     resource: Resource[Any] = Resource.from_contents(_spec(), default_specification=DRAFT202012)
-    return Registry().with_resource(_URN, resource)
+    registry: Registry[Any] = Registry().with_resource(_URN, resource)
+    return registry
 
 
 @cache

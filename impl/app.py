@@ -148,9 +148,7 @@ def create_app(settings: Settings) -> AsyncApp:
 
     validators = dict(VALIDATOR_MAP)
     validators["body"] = MediaTypeDict({"*/*": _UnvalidatedBody})
-    app = AsyncApp(
-        __name__, lifespan=lifespan, validator_map=validators, middlewares=MIDDLEWARES
-    )
+    app = AsyncApp(__name__, lifespan=lifespan, validator_map=validators, middlewares=MIDDLEWARES)
     app.add_api(
         load_spec(),
         resolver=Resolver(_resolve),

@@ -18,6 +18,7 @@ from pathlib import Path
 import httpx
 import openai
 import pytest
+
 from tests.upstream import ScriptedUpstream
 
 _PROVIDER_ENV_PREFIXES = ("OPENAI_", "GROQ_", "OLLAMA_", "VLLM_", "OPENROUTER_", "OPENRESPONSES_")

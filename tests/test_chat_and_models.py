@@ -8,7 +8,9 @@ import pytest
 from tests.upstream import Call, Error, ScriptedUpstream, Text, ToolCalls
 
 
-def test_chat_completion_is_forwarded_and_relayed(client: openai.OpenAI, upstream: ScriptedUpstream) -> None:
+def test_chat_completion_is_forwarded_and_relayed(
+    client: openai.OpenAI, upstream: ScriptedUpstream
+) -> None:
     model = upstream.script(Text("Bonjour"))
 
     completion = client.chat.completions.create(
@@ -20,7 +22,9 @@ def test_chat_completion_is_forwarded_and_relayed(client: openai.OpenAI, upstrea
     assert completion.choices[0].finish_reason == "stop"
     [sent] = upstream.requests(model)
     assert sent.json == {
-        "model": model, "messages": [{"role": "user", "content": "Hello in French"}], "temperature": 0.2
+        "model": model,
+        "messages": [{"role": "user", "content": "Hello in French"}],
+        "temperature": 0.2,
     }
 
 
@@ -29,14 +33,19 @@ def test_chat_completion_stream_is_relayed_chunk_by_chunk(
 ) -> None:
     model = upstream.script(ToolCalls([Call("lookup", '{"q": "x"}', id="call_q")]))
 
-    chunks = list(client.chat.completions.create(
-        model=model, messages=[{"role": "user", "content": "look up x"}], stream=True,
-        stream_options={"include_usage": True},
-    ))
+    chunks = list(
+        client.chat.completions.create(
+            model=model,
+            messages=[{"role": "user", "content": "look up x"}],
+            stream=True,
+            stream_options={"include_usage": True},
+        )
+    )
 
     arguments = "".join(
         c.choices[0].delta.tool_calls[0].function.arguments or ""  # type: ignore[index, union-attr]
-        for c in chunks if c.choices and c.choices[0].delta.tool_calls
+        for c in chunks
+        if c.choices and c.choices[0].delta.tool_calls
     )
     assert arguments == '{"q": "x"}'
     assert chunks[-1].usage is not None

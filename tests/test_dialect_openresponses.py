@@ -1,4 +1,4 @@
-"""The Open Responses dialect (OpenResponses-Version header): wire format checked against the spec."""
+"""The Open Responses dialect (OpenResponses-Version header), checked against the spec."""
 
 from __future__ import annotations
 
@@ -8,9 +8,9 @@ from typing import Any
 
 import httpx
 import pytest
-
 from openresponses.conformance.schemas import errors, event_errors
 from openresponses.generated import openresponses_models as orm
+
 from tests.conftest import Server
 from tests.upstream import Call, Cut, ScriptedUpstream, Text, ToolCalls
 
@@ -20,8 +20,13 @@ EXAMPLES = Path(__file__).parent.parent / "spec" / "openresponses" / "examples"
 
 def _frames(server: Server, body: dict[str, Any]) -> list[tuple[str, str]]:
     """(event line, data line) per SSE frame, read off the raw bytes."""
-    with httpx.stream("POST", f"{server.base_url}/responses", json={**body, "stream": True},
-                      headers=SPEC, timeout=10) as response:
+    with httpx.stream(
+        "POST",
+        f"{server.base_url}/responses",
+        json={**body, "stream": True},
+        headers=SPEC,
+        timeout=10,
+    ) as response:
         assert response.status_code == 200
         assert response.headers["content-type"].startswith("text/event-stream")
         raw = response.read().decode()
@@ -38,8 +43,12 @@ def _frames(server: Server, body: dict[str, Any]) -> list[tuple[str, str]]:
     return frames
 
 
-def test_stream_frames_follow_the_spec_wire_format(server: Server, upstream: ScriptedUpstream) -> None:
-    frames = _frames(server, {"model": upstream.script(Text("Hi there", reasoning="Greet.")), "input": "Hi"})
+def test_stream_frames_follow_the_spec_wire_format(
+    server: Server, upstream: ScriptedUpstream
+) -> None:
+    frames = _frames(
+        server, {"model": upstream.script(Text("Hi there", reasoning="Greet.")), "input": "Hi"}
+    )
 
     assert frames[-1] == ("", "[DONE]")
     events = [json.loads(data) for _, data in frames[:-1]]
@@ -50,7 +59,9 @@ def test_stream_frames_follow_the_spec_wire_format(server: Server, upstream: Scr
 
 
 def test_reasoning_uses_the_spec_event_names(server: Server, upstream: ScriptedUpstream) -> None:
-    frames = _frames(server, {"model": upstream.script(Text("A", reasoning="Because.")), "input": "Q"})
+    frames = _frames(
+        server, {"model": upstream.script(Text("A", reasoning="Because.")), "input": "Q"}
+    )
 
     types = [json.loads(data)["type"] for _, data in frames[:-1]]
     assert "response.reasoning.delta" in types
@@ -70,14 +81,23 @@ def test_function_call_stream_validates_against_the_spec(
     for event in events:
         assert event_errors(event) == [], event["type"]
     final = events[-1]["response"]
-    assert final["tools"] == [{"type": "function", "name": "get_weather", "description": None,
-                               "parameters": {"type": "object"}, "strict": None}]
+    assert final["tools"] == [
+        {
+            "type": "function",
+            "name": "get_weather",
+            "description": None,
+            "parameters": {"type": "object"},
+            "strict": None,
+        }
+    ]
 
 
 def test_failed_stream_sends_a_spec_error_event_then_response_failed(
     server: Server, upstream: ScriptedUpstream
 ) -> None:
-    frames = _frames(server, {"model": upstream.script(Cut(2, Text("abcdefgh", chunk_size=2))), "input": "x"})
+    frames = _frames(
+        server, {"model": upstream.script(Cut(2, Text("abcdefgh", chunk_size=2))), "input": "x"}
+    )
 
     events = [json.loads(data) for _, data in frames[:-1]]
     assert [e["type"] for e in events[-2:]] == ["error", "response.failed"]
@@ -89,14 +109,30 @@ def test_failed_stream_sends_a_spec_error_event_then_response_failed(
 def test_non_streaming_response_is_a_complete_response_resource(
     server: Server, upstream: ScriptedUpstream
 ) -> None:
-    response = httpx.post(f"{server.base_url}/responses", headers=SPEC, timeout=10,
-                          json={"model": upstream.script(Text("ok")), "input": "hi"})
+    response = httpx.post(
+        f"{server.base_url}/responses",
+        headers=SPEC,
+        timeout=10,
+        json={"model": upstream.script(Text("ok")), "input": "hi"},
+    )
 
     body = response.json()
     assert errors(body, "ResponseResource") == []
-    required = ["completed_at", "incomplete_details", "previous_response_id", "instructions",
-                "error", "usage", "max_output_tokens", "max_tool_calls", "safety_identifier",
-                "prompt_cache_key", "presence_penalty", "frequency_penalty", "top_logprobs"]
+    required = [
+        "completed_at",
+        "incomplete_details",
+        "previous_response_id",
+        "instructions",
+        "error",
+        "usage",
+        "max_output_tokens",
+        "max_tool_calls",
+        "safety_identifier",
+        "prompt_cache_key",
+        "presence_penalty",
+        "frequency_penalty",
+        "top_logprobs",
+    ]
     assert all(key in body for key in required)
     assert body["store"] is True
     assert body["output"][0]["content"][0]["annotations"] == []
@@ -105,8 +141,12 @@ def test_non_streaming_response_is_a_complete_response_resource(
 
 
 def test_retrieve_in_the_spec_dialect_validates(server: Server, upstream: ScriptedUpstream) -> None:
-    created = httpx.post(f"{server.base_url}/responses", headers=SPEC, timeout=10,
-                         json={"model": upstream.script(Text("ok")), "input": "hi", "store": True}).json()
+    created = httpx.post(
+        f"{server.base_url}/responses",
+        headers=SPEC,
+        timeout=10,
+        json={"model": upstream.script(Text("ok")), "input": "hi", "store": True},
+    ).json()
 
     fetched = httpx.get(f"{server.base_url}/responses/{created['id']}", headers=SPEC).json()
 
@@ -122,18 +162,29 @@ def test_errors_use_the_spec_error_types(server: Server) -> None:
     assert (invalid.status_code, invalid.json()["error"]["type"]) == (400, "invalid_request")
 
 
-def test_assistant_input_messages_may_carry_phase(server: Server, upstream: ScriptedUpstream) -> None:
+def test_assistant_input_messages_may_carry_phase(
+    server: Server, upstream: ScriptedUpstream
+) -> None:
     model = upstream.script(Text("ok"))
-    body = {"model": model, "input": [
-        {"type": "message", "role": "assistant", "content": "Thinking aloud", "phase": "commentary"},
-        {"type": "message", "role": "user", "content": "go on"},
-    ]}
+    body = {
+        "model": model,
+        "input": [
+            {
+                "type": "message",
+                "role": "assistant",
+                "content": "Thinking aloud",
+                "phase": "commentary",
+            },
+            {"type": "message", "role": "user", "content": "go on"},
+        ],
+    }
 
     response = httpx.post(f"{server.base_url}/responses", headers=SPEC, json=body, timeout=10)
 
     assert response.status_code == 200
-    items = httpx.get(f"{server.base_url}/responses/{response.json()['id']}/input_items?order=asc",
-                      headers=SPEC).json()["data"]
+    items = httpx.get(
+        f"{server.base_url}/responses/{response.json()['id']}/input_items?order=asc", headers=SPEC
+    ).json()["data"]
     assert items[0]["phase"] == "commentary"
 
 
@@ -155,6 +206,11 @@ def test_the_spec_response_example_fails_only_on_the_spec_own_omissions() -> Non
         orm.ResponseResource.model_validate(example)
     missing = sorted(".".join(map(str, e["loc"])) for e in caught.value.errors())  # type: ignore[attr-defined]
     assert missing == ["frequency_penalty", "presence_penalty", "text.format", "top_logprobs"]
-    fixed = {**example, "presence_penalty": 0, "frequency_penalty": 0, "top_logprobs": 0,
-             "text": {"format": {"type": "text"}}}
+    fixed = {
+        **example,
+        "presence_penalty": 0,
+        "frequency_penalty": 0,
+        "top_logprobs": 0,
+        "text": {"format": {"type": "text"}},
+    }
     orm.ResponseResource.model_validate(fixed)

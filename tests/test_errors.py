@@ -12,13 +12,17 @@ from tests.conftest import Server
 from tests.upstream import Error, ScriptedUpstream, Text
 
 
-def _post(server: Server, body: bytes | dict[str, Any], path: str = "/responses",
-          **headers: str) -> httpx.Response:
+def _post(
+    server: Server, body: bytes | dict[str, Any], path: str = "/responses", **headers: str
+) -> httpx.Response:
     content = body if isinstance(body, bytes) else None
     payload = body if isinstance(body, dict) else None
     return httpx.post(
-        f"{server.base_url}{path}", content=content, json=payload,
-        headers={"content-type": "application/json", **headers}, timeout=10,
+        f"{server.base_url}{path}",
+        content=content,
+        json=payload,
+        headers={"content-type": "application/json", **headers},
+        timeout=10,
     )
 
 
@@ -97,7 +101,9 @@ def test_unknown_parameter_is_a_400(server: Server) -> None:
         ({"reasoning": {"summary": "detailed"}}, "reasoning.summary"),
     ],
 )
-def test_unsupported_parameters_are_a_clear_400(server: Server, extra: dict[str, Any], param: str) -> None:
+def test_unsupported_parameters_are_a_clear_400(
+    server: Server, extra: dict[str, Any], param: str
+) -> None:
     response = _post(server, {"model": "m", "input": "hi", **extra})
 
     assert response.status_code == 400
@@ -149,7 +155,9 @@ def test_bad_query_parameter_is_a_400(server: Server) -> None:
     _error(response)
 
 
-def test_upstream_401_reaches_the_client_as_401(client: openai.OpenAI, upstream: ScriptedUpstream) -> None:
+def test_upstream_401_reaches_the_client_as_401(
+    client: openai.OpenAI, upstream: ScriptedUpstream
+) -> None:
     model = upstream.script(Error(401, "Incorrect API key", type="invalid_request_error"))
 
     with pytest.raises(openai.AuthenticationError) as caught:
@@ -158,7 +166,9 @@ def test_upstream_401_reaches_the_client_as_401(client: openai.OpenAI, upstream:
     assert "Incorrect API key" in caught.value.message
 
 
-def test_upstream_500_is_a_502_upstream_error(client: openai.OpenAI, upstream: ScriptedUpstream) -> None:
+def test_upstream_500_is_a_502_upstream_error(
+    client: openai.OpenAI, upstream: ScriptedUpstream
+) -> None:
     model = upstream.script(Error(500, "boom"))
 
     with pytest.raises(openai.InternalServerError) as caught:
@@ -175,7 +185,12 @@ def test_unreachable_upstream_is_a_502(server: Server, upstream: ScriptedUpstrea
     assert _error(response)["code"] == "upstream_unreachable"
 
 
-def test_errors_do_not_stop_the_server(client: openai.OpenAI, server: Server, upstream: ScriptedUpstream) -> None:
+def test_errors_do_not_stop_the_server(
+    client: openai.OpenAI, server: Server, upstream: ScriptedUpstream
+) -> None:
     _post(server, b"{{{")
 
-    assert client.responses.create(model=upstream.script(Text("fine")), input="x").output_text == "fine"
+    assert (
+        client.responses.create(model=upstream.script(Text("fine")), input="x").output_text
+        == "fine"
+    )

@@ -14,7 +14,9 @@ from tests.upstream import Call, ScriptedUpstream, Text, ToolCalls, Usage
 def test_plain_text_response_has_the_full_response_shape(
     client: openai.OpenAI, upstream: ScriptedUpstream
 ) -> None:
-    model = upstream.script(Text("Hello there!", usage=Usage(prompt_tokens=12, completion_tokens=3)))
+    model = upstream.script(
+        Text("Hello there!", usage=Usage(prompt_tokens=12, completion_tokens=3))
+    )
 
     response = client.responses.create(model=model, input="Say hello")
 
@@ -80,7 +82,11 @@ def test_message_items_with_parts_and_roles_are_translated(
                 "role": "user",
                 "content": [
                     {"type": "input_text", "text": "What is this?"},
-                    {"type": "input_image", "image_url": "https://example.com/cat.png", "detail": "low"},
+                    {
+                        "type": "input_image",
+                        "image_url": "https://example.com/cat.png",
+                        "detail": "low",
+                    },
                 ],
             },
             {"role": "assistant", "content": "Un chat."},
@@ -95,7 +101,10 @@ def test_message_items_with_parts_and_roles_are_translated(
             "role": "user",
             "content": [
                 {"type": "text", "text": "What is this?"},
-                {"type": "image_url", "image_url": {"url": "https://example.com/cat.png", "detail": "low"}},
+                {
+                    "type": "image_url",
+                    "image_url": {"url": "https://example.com/cat.png", "detail": "low"},
+                },
             ],
         },
         {"role": "assistant", "content": "Un chat."},
@@ -111,10 +120,15 @@ def test_input_file_part_is_forwarded_as_a_chat_file_part(
 
     client.responses.create(
         model=model,
-        input=[{"role": "user", "content": [
-            {"type": "input_file", "filename": "a.pdf", "file_data": data},
-            {"type": "input_text", "text": "Summarise."},
-        ]}],
+        input=[
+            {
+                "role": "user",
+                "content": [
+                    {"type": "input_file", "filename": "a.pdf", "file_data": data},
+                    {"type": "input_text", "text": "Summarise."},
+                ],
+            }
+        ],
     )
 
     [sent] = upstream.requests(model)
@@ -130,7 +144,12 @@ def test_sampling_parameters_are_forwarded_and_echoed(
     model = upstream.script(Text("ok"))
 
     response = client.responses.create(
-        model=model, input="Hi", temperature=0.3, top_p=0.9, max_output_tokens=50, user="u-1",
+        model=model,
+        input="Hi",
+        temperature=0.3,
+        top_p=0.9,
+        max_output_tokens=50,
+        user="u-1",
         metadata={"team": "blue"},
     )
 
@@ -167,29 +186,39 @@ def test_function_call_output_item_carries_name_call_id_and_arguments(
     assert response.status == "completed"
     [call] = response.output
     assert call.type == "function_call"
-    assert (call.name, call.call_id, call.arguments) == ("get_weather", "call_1", '{"city":"Paris"}')
+    assert (call.name, call.call_id, call.arguments) == (
+        "get_weather",
+        "call_1",
+        '{"city":"Paris"}',
+    )
     assert call.status == "completed"
     assert call.id.startswith("fc_")
     [sent] = upstream.requests(model)
-    assert sent.json["tools"] == [{
-        "type": "function",
-        "function": {
-            "name": "get_weather",
-            "description": "Weather in a city",
-            "parameters": WEATHER_TOOL["parameters"],
-            "strict": True,
-        },
-    }]
+    assert sent.json["tools"] == [
+        {
+            "type": "function",
+            "function": {
+                "name": "get_weather",
+                "description": "Weather in a city",
+                "parameters": WEATHER_TOOL["parameters"],
+                "strict": True,
+            },
+        }
+    ]
     assert response.tools[0].name == "get_weather"
 
 
 def test_parallel_tool_calls_become_separate_items(
     client: openai.OpenAI, upstream: ScriptedUpstream
 ) -> None:
-    model = upstream.script(ToolCalls([
-        Call("get_weather", '{"city":"Paris"}', id="call_a"),
-        Call("get_weather", '{"city":"Rome"}', id="call_b"),
-    ]))
+    model = upstream.script(
+        ToolCalls(
+            [
+                Call("get_weather", '{"city":"Paris"}', id="call_a"),
+                Call("get_weather", '{"city":"Rome"}', id="call_b"),
+            ]
+        )
+    )
 
     response = client.responses.create(
         model=model, input="Paris and Rome?", tools=[WEATHER_TOOL], parallel_tool_calls=True
@@ -226,10 +255,13 @@ def test_function_call_output_round_trip_sends_tool_messages(
         {
             "role": "assistant",
             "content": None,
-            "tool_calls": [{
-                "id": "call_1", "type": "function",
-                "function": {"name": "get_weather", "arguments": '{"city":"Paris"}'},
-            }],
+            "tool_calls": [
+                {
+                    "id": "call_1",
+                    "type": "function",
+                    "function": {"name": "get_weather", "arguments": '{"city":"Paris"}'},
+                }
+            ],
         },
         {"role": "tool", "tool_call_id": "call_1", "content": '{"temp": 21}'},
     ]
@@ -261,7 +293,10 @@ def test_function_call_items_given_as_input_are_accepted_without_ids(
     [
         ("required", "required"),
         ("none", "none"),
-        ({"type": "function", "name": "get_weather"}, {"type": "function", "function": {"name": "get_weather"}}),
+        (
+            {"type": "function", "name": "get_weather"},
+            {"type": "function", "function": {"name": "get_weather"}},
+        ),
     ],
 )
 def test_tool_choice_is_translated(
@@ -281,9 +316,14 @@ def test_allowed_tools_limits_the_tools_sent_upstream(
     other = {**WEATHER_TOOL, "name": "send_email", "description": "Send mail"}
 
     client.responses.create(
-        model=model, input="x", tools=[WEATHER_TOOL, other],
-        tool_choice={"type": "allowed_tools", "mode": "required",
-                     "tools": [{"type": "function", "name": "get_weather"}]},
+        model=model,
+        input="x",
+        tools=[WEATHER_TOOL, other],
+        tool_choice={
+            "type": "allowed_tools",
+            "mode": "required",
+            "tools": [{"type": "function", "name": "get_weather"}],
+        },
     )
 
     sent = upstream.requests(model)[0].json
@@ -295,18 +335,24 @@ def test_json_schema_text_format_becomes_response_format(
     client: openai.OpenAI, upstream: ScriptedUpstream
 ) -> None:
     model = upstream.script(Text('{"answer": 4}'))
-    schema = {"type": "object", "properties": {"answer": {"type": "integer"}},
-              "required": ["answer"], "additionalProperties": False}
+    schema = {
+        "type": "object",
+        "properties": {"answer": {"type": "integer"}},
+        "required": ["answer"],
+        "additionalProperties": False,
+    }
 
     response = client.responses.create(
-        model=model, input="2+2?",
+        model=model,
+        input="2+2?",
         text={"format": {"type": "json_schema", "name": "math", "schema": schema, "strict": True}},
     )
 
     assert json.loads(response.output_text) == {"answer": 4}
     assert response.text.format.type == "json_schema"
     assert upstream.requests(model)[0].json["response_format"] == {
-        "type": "json_schema", "json_schema": {"name": "math", "schema": schema, "strict": True}
+        "type": "json_schema",
+        "json_schema": {"name": "math", "schema": schema, "strict": True},
     }
 
 
@@ -315,7 +361,9 @@ def test_json_object_text_format_becomes_response_format(
 ) -> None:
     model = upstream.script(Text("{}"))
 
-    client.responses.create(model=model, input="json please", text={"format": {"type": "json_object"}})
+    client.responses.create(
+        model=model, input="json please", text={"format": {"type": "json_object"}}
+    )
 
     assert upstream.requests(model)[0].json["response_format"] == {"type": "json_object"}
 
@@ -325,7 +373,7 @@ def test_length_finish_makes_the_response_incomplete(
 ) -> None:
     model = upstream.script(Text("Once upon a", finish_reason="length"))
 
-    response = client.responses.create(model=model, input="Tell a story", max_output_tokens=3)
+    response = client.responses.create(model=model, input="Tell a story", max_output_tokens=16)
 
     assert response.status == "incomplete"
     assert response.incomplete_details is not None
@@ -337,14 +385,18 @@ def test_length_finish_makes_the_response_incomplete(
 def test_reasoning_content_becomes_a_reasoning_item_before_the_message(
     client: openai.OpenAI, upstream: ScriptedUpstream
 ) -> None:
-    model = upstream.script(Text("42", reasoning="Six times seven.", usage=Usage(reasoning_tokens=4)))
+    model = upstream.script(
+        Text("42", reasoning="Six times seven.", usage=Usage(reasoning_tokens=4))
+    )
 
     response = client.responses.create(model=model, input="6*7?")
 
     reasoning, message = response.output
     assert reasoning.type == "reasoning"
     assert reasoning.id.startswith("rs_")
-    assert [(c.type, c.text) for c in reasoning.content or []] == [("reasoning_text", "Six times seven.")]
+    assert [(c.type, c.text) for c in reasoning.content or []] == [
+        ("reasoning_text", "Six times seven.")
+    ]
     assert message.type == "message"
     assert response.output_text == "42"
     assert response.usage is not None

@@ -11,7 +11,9 @@ from tests.conftest import Server, server_env
 from tests.upstream import ScriptedUpstream, Text
 
 
-def test_retrieve_returns_the_stored_response(client: openai.OpenAI, upstream: ScriptedUpstream) -> None:
+def test_retrieve_returns_the_stored_response(
+    client: openai.OpenAI, upstream: ScriptedUpstream
+) -> None:
     created = client.responses.create(model=upstream.script(Text("Stored!")), input="Hi")
 
     fetched = client.responses.retrieve(created.id)
@@ -40,7 +42,9 @@ def test_delete_of_an_unknown_id_is_a_404(client: openai.OpenAI) -> None:
 
 
 def test_store_false_is_never_persisted(client: openai.OpenAI, upstream: ScriptedUpstream) -> None:
-    created = client.responses.create(model=upstream.script(Text("ephemeral")), input="Hi", store=False)
+    created = client.responses.create(
+        model=upstream.script(Text("ephemeral")), input="Hi", store=False
+    )
 
     assert created.output_text == "ephemeral"
     with pytest.raises(openai.NotFoundError):
@@ -92,8 +96,11 @@ def test_input_items_paginates_with_after_and_limit(
     )
 
     first = client.responses.input_items.list(created.id, order="asc", limit=2)
-    second = client.responses.input_items.list(created.id, order="asc", limit=2, after=first.last_id)
-    everything = [i.content[0].text for i in client.responses.input_items.list(created.id, order="asc").auto_paging_iter()]  # type: ignore[union-attr]
+    second = client.responses.input_items.list(
+        created.id, order="asc", limit=2, after=first.last_id
+    )
+    pages = client.responses.input_items.list(created.id, order="asc", limit=2)
+    everything = [item.content[0].text for item in pages]  # type: ignore[union-attr]
 
     assert [i.content[0].text for i in first.data] == ["0", "1"]  # type: ignore[union-attr]
     assert first.has_more is True
@@ -111,7 +118,9 @@ def test_previous_response_id_sends_the_whole_chain_upstream(
 ) -> None:
     model = upstream.script(Text("Hi Ada."), Text("Your name is Ada."), Text("You said 'Ada'."))
     first = client.responses.create(model=model, input="My name is Ada.", instructions="Be nice.")
-    second = client.responses.create(model=model, input="What is my name?", previous_response_id=first.id)
+    second = client.responses.create(
+        model=model, input="What is my name?", previous_response_id=first.id
+    )
 
     client.responses.create(model=model, input="Sure?", previous_response_id=second.id)
 
@@ -132,7 +141,10 @@ def test_item_reference_resolves_to_a_stored_item(
 
     client.responses.create(
         model=model,
-        input=[{"type": "item_reference", "id": first.output[0].id}, {"role": "user", "content": "Sure?"}],
+        input=[
+            {"type": "item_reference", "id": first.output[0].id},
+            {"role": "user", "content": "Sure?"},
+        ],
     )
 
     assert upstream.requests(model)[1].json["messages"] == [
@@ -153,7 +165,9 @@ def test_stored_responses_survive_a_restart(upstream: ScriptedUpstream, tmp_path
     try:
         client = second_server.client()
         assert client.responses.retrieve(created.id).output_text == "Remember me."
-        follow_up = client.responses.create(model=model, input="Again", previous_response_id=created.id)
+        follow_up = client.responses.create(
+            model=model, input="Again", previous_response_id=created.id
+        )
     finally:
         second_server.stop()
 

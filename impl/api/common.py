@@ -9,6 +9,7 @@ locations name the exact parameter (`input[0].content`) for the OpenAI error's `
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from typing import Any, TypeVar
 
 from connexion import request
@@ -44,22 +45,26 @@ def error_response(error: APIError, which: Dialect) -> Response:
 def _param(loc: tuple[int | str, ...]) -> str:
     """A pydantic error location as the parameter path OpenAI reports (`input[0].role`).
 
-    Union members appear in locations under their class or tag names; those are not
-    parameters, so segments that are not snake_case field names are dropped.
+    Union members appear in locations under their class or tag names (`EasyInputMessage`,
+    `list[...]`, `str`); those are not parameters, so they are dropped.
     """
     path = ""
     for part in loc:
         if isinstance(part, int):
             path += f"[{part}]"
-        elif part.isidentifier() and part == part.lower():
+        elif part.isidentifier() and part == part.lower() and part not in _TYPE_TAGS:
             path += f".{part}" if path else part
     return path
 
 
+_TYPE_TAGS = {"str", "int", "float", "bool", "dict", "list", "none"}
+
+
 def _validation_error(exc: ValidationError) -> APIError:
     errors = exc.errors(include_url=False)
-    # A union reports one error per member; the shortest location is the most telling.
-    first = min(errors, key=lambda e: len(e["loc"]))
+    # A union reports one error per member; the member that got furthest is the one the
+    # client meant, so the deepest location is the most telling.
+    first = max(errors, key=lambda e: len(e["loc"]))
     param = _param(first["loc"])
     if first["type"] == "missing":
         return invalid(
@@ -74,8 +79,13 @@ def _validation_error(exc: ValidationError) -> APIError:
     )
 
 
-async def read_body(model: type[ModelT]) -> ModelT:
-    """The request body as `model`, or a 400/413 that says exactly what is wrong."""
+async def read_body(
+    model: type[ModelT], fill: Callable[[dict[str, Any]], None] | None = None
+) -> ModelT:
+    """The request body as `model`, or a 400/413 that says exactly what is wrong.
+
+    `fill` may add defaults the API applies but the spec marks as required.
+    """
     raw = await request.body()
     if len(raw) > MAX_BODY_BYTES:
         raise APIError(ErrorKind.TOO_LARGE, f"Request body exceeds {MAX_BODY_BYTES} bytes.")
@@ -95,6 +105,8 @@ async def read_body(model: type[ModelT]) -> ModelT:
         raise invalid(
             f"Unknown parameter: '{unknown[0]}'.", param=unknown[0], code="unknown_parameter"
         )
+    if fill is not None:
+        fill(data)
     try:
         return model.model_validate(data)
     except ValidationError as exc:

@@ -18,8 +18,18 @@ from starlette.responses import Response, StreamingResponse
 _NO_BUFFERING = {"cache-control": "no-cache", "x-accel-buffering": "no"}
 
 
+def _function_tool_defaults(data: dict[str, Any]) -> None:
+    """OpenAI's spec marks a function tool's `parameters` and `strict` required (nullable);
+    the API and the Open Responses spec let clients omit them."""
+    tools = data.get("tools")
+    for tool in tools if isinstance(tools, list) else []:
+        if isinstance(tool, dict) and tool.get("type") == "function":
+            tool.setdefault("parameters", None)
+            tool.setdefault("strict", None)
+
+
 async def create_response() -> Response:
-    body = await read_body(m.CreateResponse)
+    body = await read_body(m.CreateResponse, _function_tool_defaults)
     which = dialect()
     turn = await prepare(services(), body, request.headers)
     if not body.stream:
@@ -78,8 +88,8 @@ async def list_input_items(
         object="list",
         data=page.items,
         has_more=page.has_more,
-        first_id=page.items[0].id if page.items else None,
-        last_id=page.items[-1].id if page.items else None,
+        first_id=page.items[0].id if page.items else None,  # type: ignore[arg-type]
+        last_id=page.items[-1].id if page.items else None,  # type: ignore[arg-type]
     )
     data: dict[str, Any] = listing.model_dump(mode="json", by_alias=True, exclude_unset=True)
     return json_response(data)

@@ -12,7 +12,7 @@ from __future__ import annotations
 import inspect
 from collections.abc import Mapping
 from enum import Enum
-from typing import Annotated, Any, Union
+from typing import Annotated, Any, Union, get_args
 
 from openresponses.errors import APIError, ErrorKind
 from openresponses.generated import openresponses_models as orm
@@ -122,9 +122,11 @@ _SPEC_EVENT_CLASSES = tuple(
     if name.endswith("StreamingEvent") and issubclass(cls, BaseModel)
 )
 _SPEC_EVENT: TypeAdapter[Any] = TypeAdapter(
-    Annotated[Union[_SPEC_EVENT_CLASSES], Field(discriminator="type")]  # type: ignore[valid-type]  # noqa: UP007
+    Annotated[Union[_SPEC_EVENT_CLASSES], Field(discriminator="type")]  # type: ignore[arg-type]  # noqa: UP007
 )
-SPEC_EVENT_TYPES = frozenset(cls.model_fields["type"].default for cls in _SPEC_EVENT_CLASSES)
+SPEC_EVENT_TYPES = frozenset(
+    value for cls in _SPEC_EVENT_CLASSES for value in get_args(cls.model_fields["type"].annotation)
+)
 
 
 def event_body(event: BaseModel, dialect: Dialect, *, store: bool) -> dict[str, Any] | None:

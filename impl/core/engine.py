@@ -211,8 +211,7 @@ class ResponseBuilder:
         ]
 
     def _new_item(self, kind: Literal["message", "reasoning", "function_call"]) -> _OpenItem:
-        prefix = "msg" if kind == "message" else ("rs" if kind == "reasoning" else "fc")
-        return _OpenItem(output_index=len(self._items), id=new_id(prefix), kind=kind)
+        return _OpenItem(output_index=len(self._items), id=new_id(kind), kind=kind)
 
     def _text(
         self, kind: Literal["message", "reasoning"], part_kind: PartKind, text: str
@@ -239,7 +238,7 @@ class ResponseBuilder:
         part = item.parts[-1]
         part.text += text
         cls, type_ = _DELTA_EVENT[part_kind]
-        extra = {"logprobs": []} if part_kind == "output_text" else {}
+        extra: dict[str, Any] = {"logprobs": []} if part_kind == "output_text" else {}
         events.append(
             self._event(
                 cls,
@@ -282,7 +281,7 @@ class ResponseBuilder:
         index = len(item.parts) - 1
         part = item.parts[index]
         cls, type_, field_name = _DONE_EVENT[part.kind]
-        extra = {"logprobs": []} if part.kind == "output_text" else {}
+        extra: dict[str, Any] = {"logprobs": []} if part.kind == "output_text" else {}
         where = {"item_id": item.id, "output_index": item.output_index, "content_index": index}
         return [
             self._event(cls, type_, **where, **{field_name: part.text}, **extra),
@@ -330,7 +329,9 @@ class ResponseBuilder:
             return None
         return m.ResponseUsage(
             input_tokens=usage.input_tokens,
-            input_tokens_details=m.InputTokensDetails(cached_tokens=usage.cached_tokens),
+            input_tokens_details=m.InputTokensDetails(
+                cached_tokens=usage.cached_tokens, cache_write_tokens=0
+            ),
             output_tokens=usage.output_tokens,
             output_tokens_details=m.OutputTokensDetails(reasoning_tokens=usage.reasoning_tokens),
             total_tokens=usage.input_tokens + usage.output_tokens,

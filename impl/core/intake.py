@@ -10,13 +10,15 @@ Three jobs, in request order:
 from __future__ import annotations
 
 import time
-from typing import Any
+from typing import Any, TypeVar
 
 from openresponses.core.items import new_id
 from openresponses.errors import invalid
 from openresponses.generated import openai_models as m
 from openresponses.store.base import Store
-from pydantic import BaseModel
+from pydantic import BaseModel, RootModel
+
+T = TypeVar("T")
 
 # Parameters accepted only at their "off" value (anything else would be silently ignored).
 _UNSUPPORTED_UNLESS = {
@@ -35,10 +37,15 @@ _SUPPORTED_INCLUDE = {
 }
 
 
+def plain(value: RootModel[T] | T | None) -> T | None:
+    """The value of a scalar the generator wrapped in a RootModel (for its constraints)."""
+    return value.root if isinstance(value, RootModel) else value
+
+
 def check_supported(request: m.CreateResponse) -> None:
     """Raise a 400 for every parameter we accept in the schema but do not implement."""
     for name, allowed in _UNSUPPORTED_UNLESS.items():
-        value = getattr(request, name)
+        value = plain(getattr(request, name))
         if value not in allowed:
             raise invalid(
                 f"'{name}' is not supported by this server.",
@@ -228,8 +235,8 @@ def initial_response(request: m.CreateResponse, model: str) -> m.Response:
         error=None,
         incomplete_details=None,
         instructions=request.instructions,
-        max_output_tokens=request.max_output_tokens,
-        max_tool_calls=request.max_tool_calls,
+        max_output_tokens=plain(request.max_output_tokens),
+        max_tool_calls=plain(request.max_tool_calls),
         model=model,
         output=[],
         parallel_tool_calls=True
@@ -239,11 +246,11 @@ def initial_response(request: m.CreateResponse, model: str) -> m.Response:
         reasoning=reasoning,
         service_tier="default",
         background=False,
-        temperature=1.0 if request.temperature is None else request.temperature,
+        temperature=1.0 if request.temperature is None else plain(request.temperature),
         text=text,
         tool_choice=request.tool_choice or "auto",
         tools=request.tools or [],
-        top_p=1.0 if request.top_p is None else request.top_p,
+        top_p=1.0 if request.top_p is None else plain(request.top_p),
         top_logprobs=0,
         truncation=request.truncation or "disabled",
         usage=None,

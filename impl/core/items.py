@@ -32,6 +32,7 @@ PREFIX = {
     "function_call_output": "fco",
     "reasoning": "rs",
     "item_reference": "ref",
+    "call": "call",
 }
 
 

@@ -10,6 +10,7 @@ response says `failed`.
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -23,6 +24,10 @@ from openresponses.generated import openai_models as m
 from openresponses.providers.base import ModelEvent, ModelRequest, ProviderError
 from openresponses.providers.registry import Registry
 from openresponses.store.base import Store, StoredResponse
+
+log = logging.getLogger("openresponses")
+
+_INTERNAL = "The server had an error while processing the response."
 
 
 @dataclass
@@ -85,6 +90,9 @@ class Turn:
                 closing = self.builder.finish()
             except APIError as exc:
                 closing = self.builder.fail(exc)
+            except Exception:  # a bug of ours must still end the stream, not hang it
+                log.exception("response %s failed", self.response.id)
+                closing = self.builder.fail(APIError(ErrorKind.SERVER, _INTERNAL))
             await self._save()
             finished = True
             for event in closing:
@@ -138,9 +146,9 @@ async def prepare(
         tools=intake.callable_tools(request),
         tool_choice=intake.tool_choice(request),
         parallel_tool_calls=request.parallel_tool_calls,
-        temperature=request.temperature,
-        top_p=request.top_p,
-        max_output_tokens=request.max_output_tokens,
+        temperature=intake.plain(request.temperature),
+        top_p=intake.plain(request.top_p),
+        max_output_tokens=intake.plain(request.max_output_tokens),
         text_format=text_format,
         user=request.user,
         stream=bool(request.stream),

@@ -206,7 +206,7 @@ def _chat_part(part: Any) -> dict[str, Any]:
                 code="unsupported_input",
                 kind=ErrorKind.INVALID_REQUEST,
             )
-        image: dict[str, Any] = {"url": part.image_url}
+        image: dict[str, Any] = {"url": str(part.image_url)}
         if part.detail is not None:
             image["detail"] = part.detail
         return {"type": "image_url", "image_url": image}
