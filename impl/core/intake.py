@@ -37,15 +37,16 @@ _SUPPORTED_INCLUDE = {
 }
 
 
-def plain(value: RootModel[T] | T | None) -> T | None:
+def plain(value: RootModel[T] | None) -> T | None:
     """The value of a scalar the generator wrapped in a RootModel (for its constraints)."""
-    return value.root if isinstance(value, RootModel) else value
+    return None if value is None else value.root
 
 
 def check_supported(request: m.CreateResponse) -> None:
     """Raise a 400 for every parameter we accept in the schema but do not implement."""
     for name, allowed in _UNSUPPORTED_UNLESS.items():
-        value = plain(getattr(request, name))
+        value = getattr(request, name)
+        value = value.root if isinstance(value, RootModel) else value
         if value not in allowed:
             raise invalid(
                 f"'{name}' is not supported by this server.",
@@ -236,7 +237,7 @@ def initial_response(request: m.CreateResponse, model: str) -> m.Response:
         incomplete_details=None,
         instructions=request.instructions,
         max_output_tokens=plain(request.max_output_tokens),
-        max_tool_calls=plain(request.max_tool_calls),
+        max_tool_calls=request.max_tool_calls,
         model=model,
         output=[],
         parallel_tool_calls=True

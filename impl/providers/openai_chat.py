@@ -242,27 +242,36 @@ def _finish(reason: Any) -> Finish:
     return Finish(_FINISH.get(str(reason), "stop"))
 
 
+def _content_events(part: dict[str, Any]) -> list[ModelEvent]:
+    """Events for a chat `message` or a stream chunk's `delta`: both carry the same fields,
+    a message simply carries all of them at once."""
+    events: list[ModelEvent] = []
+    reasoning = part.get("reasoning_content") or part.get("reasoning")
+    if reasoning:
+        events.append(ReasoningDelta(reasoning))
+    if part.get("content"):
+        events.append(TextDelta(part["content"]))
+    if part.get("refusal"):
+        events.append(RefusalDelta(part["refusal"]))
+    for position, call in enumerate(part.get("tool_calls") or []):
+        function = call.get("function") or {}
+        events.append(
+            ToolCallDelta(
+                int(call.get("index", position)),
+                function.get("arguments") or "",
+                call.get("id"),
+                function.get("name"),
+            )
+        )
+    return events
+
+
 def _message_events(data: dict[str, Any]) -> list[ModelEvent]:
     """A non-streaming chat completion as the same events a stream would give."""
     choices = data.get("choices") or []
     if not choices:
         raise ProviderError("the upstream answered with no choices")
-    message = choices[0].get("message") or {}
-    events: list[ModelEvent] = []
-    reasoning = message.get("reasoning_content") or message.get("reasoning")
-    if reasoning:
-        events.append(ReasoningDelta(reasoning))
-    if message.get("content"):
-        events.append(TextDelta(message["content"]))
-    if message.get("refusal"):
-        events.append(RefusalDelta(message["refusal"]))
-    for index, call in enumerate(message.get("tool_calls") or []):
-        function = call.get("function") or {}
-        events.append(
-            ToolCallDelta(
-                index, function.get("arguments") or "", call.get("id"), function.get("name")
-            )
-        )
+    events = _content_events(choices[0].get("message") or {})
     usage = _usage(data.get("usage"))
     if usage is not None:
         events.append(usage)
@@ -273,24 +282,7 @@ def _message_events(data: dict[str, Any]) -> list[ModelEvent]:
 def _chunk_events(chunk: dict[str, Any]) -> list[ModelEvent]:
     events: list[ModelEvent] = []
     for choice in chunk.get("choices") or []:
-        delta = choice.get("delta") or {}
-        reasoning = delta.get("reasoning_content") or delta.get("reasoning")
-        if reasoning:
-            events.append(ReasoningDelta(reasoning))
-        if delta.get("content"):
-            events.append(TextDelta(delta["content"]))
-        if delta.get("refusal"):
-            events.append(RefusalDelta(delta["refusal"]))
-        for call in delta.get("tool_calls") or []:
-            function = call.get("function") or {}
-            events.append(
-                ToolCallDelta(
-                    int(call.get("index", 0)),
-                    function.get("arguments") or "",
-                    call.get("id"),
-                    function.get("name"),
-                )
-            )
+        events += _content_events(choice.get("delta") or {})
         if choice.get("finish_reason"):
             events.append(_finish(choice["finish_reason"]))
     usage = _usage(chunk.get("usage"))
