@@ -11,7 +11,7 @@ import pytest
 from openresponses.conformance.schemas import errors, event_errors
 from openresponses.generated import openresponses_models as orm
 
-from tests.conftest import Server
+from tests.conftest import Server, server_env
 from tests.upstream import Call, Cut, ScriptedUpstream, Text, ToolCalls
 
 SPEC = {"OpenResponses-Version": "2026-04-24", "authorization": "Bearer sk-client"}
@@ -214,3 +214,19 @@ def test_the_spec_response_example_fails_only_on_the_spec_own_omissions() -> Non
         "text": {"format": {"type": "text"}},
     }
     orm.ResponseResource.model_validate(fixed)
+
+
+def test_server_wide_dialect_applies_without_the_header(
+    upstream: ScriptedUpstream, tmp_path: Path
+) -> None:
+    server = Server(tmp_path, server_env(upstream), ["--dialect", "openresponses"]).start()
+    try:
+        missing = httpx.get(f"{server.base_url}/responses/resp_nope")
+        with httpx.stream("POST", f"{server.base_url}/responses", timeout=10,
+                          json={"model": upstream.script(Text("ok")), "input": "x", "stream": True}) as r:
+            raw = r.read().decode()
+    finally:
+        server.stop()
+
+    assert missing.json()["error"]["type"] == "not_found"
+    assert raw.endswith("data: [DONE]\n\n")

@@ -10,8 +10,9 @@ response says `failed`.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncGenerator, AsyncIterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -55,7 +56,7 @@ class Turn:
     builder: ResponseBuilder
     input_items: list[Any]
     store: bool
-    events: AsyncIterator[ModelEvent]
+    events: AsyncGenerator[ModelEvent, None]
 
     @property
     def response(self) -> m.Response:
@@ -102,7 +103,10 @@ class Turn:
                 await asyncio.shield(self._abandon())
 
     async def _abandon(self) -> None:
-        """The client went away mid-stream: record the response as failed, not in progress."""
+        """The client went away mid-stream: stop the upstream call, and record the response
+        as failed rather than leave it in progress forever."""
+        with contextlib.suppress(Exception):
+            await self.events.aclose()
         error = APIError(ErrorKind.SERVER, "The client disconnected before the response completed.")
         self.builder.fail(error)
         await self._save()

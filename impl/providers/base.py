@@ -8,7 +8,7 @@ storage all happen once, in the engine, for every provider alike.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
@@ -106,7 +106,9 @@ class Provider(Protocol):
 
     name: str
 
-    def generate(self, request: ModelRequest, *, api_key: str | None) -> AsyncIterator[ModelEvent]:
+    def generate(
+        self, request: ModelRequest, *, api_key: str | None
+    ) -> AsyncGenerator[ModelEvent, None]:
         """Sample the model; raises ProviderError before or while yielding."""
 
     async def chat_completions(self, body: dict[str, Any], *, api_key: str | None) -> Passthrough:

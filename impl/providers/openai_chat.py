@@ -8,7 +8,7 @@ become `ModelEvent`s on the way back. Reasoning that such upstreams return as
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator
 from typing import Any
 
 import httpx
@@ -55,7 +55,7 @@ class OpenAIChatProvider:
 
     async def generate(
         self, request: ModelRequest, *, api_key: str | None
-    ) -> AsyncIterator[ModelEvent]:
+    ) -> AsyncGenerator[ModelEvent, None]:
         body = chat_body(request)
         url = f"{self.base_url}/chat/completions"
         if not request.stream:

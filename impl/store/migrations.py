@@ -1,0 +1,105 @@
+"""Schema versions: the only place the tables are created or changed.
+
+A database records the versions applied to it in `schema_version`, so every migration runs
+exactly once per database, whichever release opens it. A schema change is a new entry at the
+end of `MIGRATIONS`, never an edit of a released one: databases that already ran the old
+version would not see the edit.
+
+The SQL is plain DDL that PostgreSQL and DuckDB both accept, and it is frozen text rather than
+derived from the store's table objects, so that changing those cannot rewrite history.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlalchemy import Connection, Engine, text
+
+
+@dataclass(frozen=True)
+class Migration:
+    version: int
+    description: str
+    statements: tuple[str, ...]
+
+
+MIGRATIONS: tuple[Migration, ...] = (
+    Migration(
+        1,
+        "responses and their input and output items",
+        (
+            """
+            CREATE TABLE responses (
+                id VARCHAR PRIMARY KEY,
+                created_at BIGINT NOT NULL,
+                status VARCHAR,
+                model VARCHAR,
+                previous_response_id VARCHAR,
+                body TEXT NOT NULL
+            )
+            """,
+            """
+            CREATE TABLE response_items (
+                response_id VARCHAR NOT NULL,
+                role VARCHAR NOT NULL CHECK (role IN ('input', 'output')),
+                position INTEGER NOT NULL,
+                item_id VARCHAR NOT NULL,
+                body TEXT NOT NULL,
+                PRIMARY KEY (response_id, role, position)
+            )
+            """,
+            "CREATE INDEX response_items_item_id ON response_items (item_id)",
+        ),
+    ),
+)
+
+LATEST = MIGRATIONS[-1].version
+
+_VERSION_TABLE = """
+    CREATE TABLE IF NOT EXISTS schema_version (
+        version INTEGER PRIMARY KEY,
+        description VARCHAR NOT NULL,
+        applied_at TIMESTAMP NOT NULL DEFAULT CURRENT_TIMESTAMP
+    )
+"""
+
+# Any constant works; it only has to be the same in every process migrating this database.
+_PG_LOCK_KEY = 0x6F70656E72657370  # "openresp"
+
+
+def migrate(engine: Engine) -> int:
+    """Apply the missing migrations in one transaction; return the schema version.
+
+    Running it again is a no-op. On PostgreSQL, processes starting together queue on an
+    advisory lock, so one migrates and the others then find nothing to do. (A DuckDB file is
+    locked to a single process by DuckDB itself.)
+    """
+    with engine.begin() as conn:
+        if conn.dialect.name == "postgresql":
+            conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _PG_LOCK_KEY})
+        conn.execute(text(_VERSION_TABLE))
+        applied = set(conn.execute(text("SELECT version FROM schema_version")).scalars())
+        _refuse_newer(applied)
+        for migration in MIGRATIONS:
+            if migration.version not in applied:
+                _apply(conn, migration)
+    return LATEST
+
+
+def _refuse_newer(applied: set[int]) -> None:
+    """Stop before touching a database written by a newer release: its schema is unknown here."""
+    unknown = sorted(version for version in applied if version > LATEST)
+    if unknown:
+        raise RuntimeError(
+            f"the database has schema version {unknown[-1]}, newer than this release "
+            f"knows ({LATEST}); upgrade openresponses"
+        )
+
+
+def _apply(conn: Connection, migration: Migration) -> None:
+    for statement in migration.statements:
+        conn.execute(text(statement))
+    conn.execute(
+        text("INSERT INTO schema_version (version, description) VALUES (:version, :description)"),
+        {"version": migration.version, "description": migration.description},
+    )

@@ -1,0 +1,90 @@
+"""`openresponses serve` start-up, and how settings come from the environment and the TOML file."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from openresponses.config import load_settings
+from openresponses.core.dialects import Dialect
+from tests.conftest import Server, server_env
+from tests.upstream import ScriptedUpstream
+
+CLI = str(Path(sys.executable).parent / "openresponses")
+
+
+def test_serve_prints_its_url_and_the_providers_it_found(
+    upstream: ScriptedUpstream, tmp_path: Path
+) -> None:
+    server = Server(tmp_path, server_env(upstream, GROQ_API_KEY="gsk-1")).start()
+    try:
+        server.stop()
+        assert server.process is not None and server.process.stdout is not None
+        output = server.process.stdout.read().decode()
+    finally:
+        server.stop()
+
+    lines = output.splitlines()
+    assert lines[0].startswith("openresponses ")
+    assert lines[0].endswith(f"serving at http://127.0.0.1:{server.port}/v1")
+    assert f"  provider openai (default): {upstream.base_url} [no key: forwards the client's bearer token]" in lines
+    assert "  provider groq: https://api.groq.com/openai/v1 [key set]" in lines
+    assert "  also routable with the client's key: ollama, openrouter, vllm" in lines
+
+
+def test_serve_creates_its_duckdb_file_in_the_data_dir(upstream: ScriptedUpstream, tmp_path: Path) -> None:
+    data_dir = tmp_path / "fresh" / "data"
+    server = Server(data_dir, server_env(upstream)).start()
+    server.stop()
+
+    assert (data_dir / "openresponses.duckdb").is_file()
+
+
+def test_serve_with_a_missing_config_file_exits_with_a_message(tmp_path: Path) -> None:
+    result = subprocess.run([CLI, "serve", "--config", str(tmp_path / "nope.toml")],
+                            capture_output=True, text=True, timeout=30)
+
+    assert result.returncode == 2
+    assert "nope.toml" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_presets_use_their_environment_variables() -> None:
+    settings = load_settings(env={"OLLAMA_BASE_URL": "http://gpu-box:11434", "VLLM_API_KEY": "k"})
+
+    ollama, vllm = settings.providers["ollama"], settings.providers["vllm"]
+    assert (ollama.base_url, ollama.found) == ("http://gpu-box:11434/v1", True)
+    assert (vllm.api_key, vllm.found) == ("k", True)
+    assert settings.providers["groq"].found is False
+    assert settings.providers["openai"].found is True  # the default provider is always listed
+
+
+def test_config_file_adds_providers_and_sets_the_default(tmp_path: Path) -> None:
+    config = tmp_path / "openresponses.toml"
+    config.write_text(
+        'default_provider = "local"\ndialect = "openresponses"\n'
+        '[providers.local]\nbase_url = "http://127.0.0.1:1234/v1"\napi_key_env = "LOCAL_KEY"\n'
+    )
+
+    settings = load_settings(config_path=config, env={"LOCAL_KEY": "secret"})
+
+    local = settings.providers["local"]
+    assert (local.kind, local.base_url, local.api_key) == ("openai-chat", "http://127.0.0.1:1234/v1", "secret")
+    assert settings.default_provider == "local"
+    assert settings.dialect is Dialect.OPENRESPONSES
+
+
+def test_an_unconfigured_default_provider_is_refused() -> None:
+    with pytest.raises(ValueError, match="default provider 'nowhere'"):
+        load_settings(env={"OPENRESPONSES_DEFAULT_PROVIDER": "nowhere"})
+
+
+def test_a_provider_without_base_url_is_refused(tmp_path: Path) -> None:
+    config = tmp_path / "openresponses.toml"
+    config.write_text('[providers.broken]\nkind = "openai-chat"\n')
+
+    with pytest.raises(ValueError, match=r"\[providers.broken\] needs at least base_url"):
+        load_settings(config_path=config, env={})
