@@ -22,7 +22,6 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -125,6 +124,42 @@ class Upstream:
         return port
 
 
+class Connection:
+    """One keep-alive HTTP/1.1 connection, as thin as a client can be.
+
+    httpx costs more per request than the upstream answering it, and its pool serialises
+    under concurrency; a load generator that heavy would measure itself, not the gateway.
+    """
+
+    def __init__(self, port: int) -> None:
+        self.port = port
+        self.reader: asyncio.StreamReader | None = None
+        self.writer: asyncio.StreamWriter | None = None
+
+    async def post(self, path: str, body: bytes) -> int:
+        if self.writer is None:
+            self.reader, self.writer = await asyncio.open_connection("127.0.0.1", self.port)
+        assert self.reader is not None
+        self.writer.write(
+            f"POST {path} HTTP/1.1\r\nhost: 127.0.0.1\r\ncontent-type: application/json\r\n"
+            f"authorization: Bearer sk-bench\r\ncontent-length: {len(body)}\r\n\r\n".encode()
+            + body
+        )
+        head = await self.reader.readuntil(b"\r\n\r\n")
+        status = int(head.split(b" ", 2)[1])
+        headers = head.lower()
+        if b"transfer-encoding: chunked" in headers:
+            while True:
+                size = int((await self.reader.readuntil(b"\r\n")).strip(), 16)
+                await self.reader.readexactly(size + 2)
+                if size == 0:
+                    break
+        else:
+            length = int(headers.split(b"content-length:")[1].split(b"\r\n")[0])
+            await self.reader.readexactly(length)
+        return status
+
+
 @dataclass
 class Result:
     name: str
@@ -141,24 +176,33 @@ class Result:
         return ordered[min(len(ordered) - 1, int(q * len(ordered)))] * 1000
 
 
-async def load(
-    name: str, call: Callable[[], Awaitable[None]], concurrency: int, seconds: float
-) -> Result:
+@dataclass(frozen=True)
+class Target:
+    name: str
+    port: int
+    path: str
+    body: bytes
+
+
+async def load(target: Target, concurrency: int, seconds: float) -> Result:
     latencies: list[float] = []
     deadline = time.perf_counter() + seconds
 
     async def worker() -> None:
+        connection = Connection(target.port)
         while time.perf_counter() < deadline:
             start = time.perf_counter()
-            await call()
+            status = await connection.post(target.path, target.body)
             latencies.append(time.perf_counter() - start)
+            if status != 200:
+                raise RuntimeError(f"{target.name}: HTTP {status}")
 
     begin = time.perf_counter()
     await asyncio.gather(*(worker() for _ in range(concurrency)))
-    return Result(name, concurrency, latencies, time.perf_counter() - begin)
+    return Result(target.name, concurrency, latencies, time.perf_counter() - begin)
 
 
-def start_server(upstream_port: int, data_dir: str) -> tuple[subprocess.Popen[bytes], str]:
+def start_server(upstream_port: int, data_dir: str) -> tuple[subprocess.Popen[bytes], int]:
     import socket
 
     with socket.socket() as sock:
@@ -184,11 +228,10 @@ def start_server(upstream_port: int, data_dir: str) -> tuple[subprocess.Popen[by
         env=env,
         stdout=subprocess.DEVNULL,
     )
-    base = f"http://127.0.0.1:{port}/v1"
     for _ in range(300):
         try:
-            httpx.get(f"{base}/responses/resp_probe", timeout=1)
-            return process, base
+            httpx.get(f"http://127.0.0.1:{port}/v1/responses/resp_probe", timeout=1)
+            return process, port
         except httpx.TransportError:
             time.sleep(0.05)
     process.kill()
@@ -197,39 +240,29 @@ def start_server(upstream_port: int, data_dir: str) -> tuple[subprocess.Popen[by
 
 async def run(seconds: float, delay_ms: float) -> list[Result]:
     upstream_port = await Upstream(delay_ms / 1000).start()
-    direct_url = f"http://127.0.0.1:{upstream_port}/v1/chat/completions"
     chat = {"model": "bench", "messages": [{"role": "user", "content": "Say hello"}]}
     with tempfile.TemporaryDirectory() as data_dir:
-        process, base = await asyncio.to_thread(start_server, upstream_port, data_dir)
+        process, port = await asyncio.to_thread(start_server, upstream_port, data_dir)
         try:
-            limits = httpx.Limits(max_connections=64, max_keepalive_connections=64)
-            async with httpx.AsyncClient(limits=limits, timeout=30) as client:
 
-                async def direct() -> None:
-                    (await client.post(direct_url, json=chat)).raise_for_status()
+            def gateway(name: str, **extra: object) -> Target:
+                body = {"model": "bench", "input": "Say hello", **extra}
+                return Target(name, port, "/v1/responses", json.dumps(body).encode())
 
-                def gateway(**extra: object) -> Callable[[], Awaitable[None]]:
-                    body = {"model": "bench", "input": "Say hello", **extra}
-
-                    async def call() -> None:
-                        (await client.post(f"{base}/responses", json=body)).raise_for_status()
-
-                    return call
-
-                variants = [
-                    ("direct upstream", direct),
-                    ("gateway store=true", gateway()),
-                    ("gateway store=false", gateway(store=False)),
-                    ("gateway stream", gateway(stream=True, store=False)),
-                ]
-                for _, call in variants:  # warm up connections, caches, DuckDB
-                    for _ in range(50):
-                        await call()
-                results = []
-                for concurrency in (1, 16):
-                    for name, call in variants:
-                        results.append(await load(name, call, concurrency, seconds))
-                return results
+            targets = [
+                Target("direct upstream", upstream_port, "/v1/chat/completions",
+                       json.dumps(chat).encode()),
+                gateway("gateway store=true"),
+                gateway("gateway store=false", store=False),
+                gateway("gateway stream", stream=True, store=False),
+            ]
+            for target in targets:  # warm up connections, caches, DuckDB
+                await load(target, 1, min(seconds, 1.0))
+            return [
+                await load(target, concurrency, seconds)
+                for concurrency in (1, 16)
+                for target in targets
+            ]
         finally:
             process.terminate()
             process.wait()

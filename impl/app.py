@@ -16,7 +16,6 @@ from contextlib import asynccontextmanager
 from importlib import import_module, resources
 from typing import Any
 
-import httpx
 from connexion import AsyncApp
 from connexion.datastructures import MediaTypeDict
 from connexion.exceptions import ProblemException
@@ -34,6 +33,7 @@ from openresponses.core.dialects import Dialect, error_body, select
 from openresponses.core.runner import Services
 from openresponses.errors import APIError, ErrorKind
 from openresponses.generated.operations import OPERATIONS
+from openresponses.providers import http
 from openresponses.providers.registry import Registry
 from openresponses.store import duckdb_url, open_store
 from starlette.exceptions import HTTPException
@@ -136,9 +136,7 @@ def create_app(settings: Settings) -> AsyncApp:
 
     @asynccontextmanager
     async def lifespan(_: Any) -> AsyncIterator[dict[str, Any]]:
-        timeout = httpx.Timeout(settings.upstream_timeout, connect=10.0)
-        limits = httpx.Limits(max_connections=1000, max_keepalive_connections=100)
-        async with httpx.AsyncClient(timeout=timeout, limits=limits) as client:
+        async with http.session(read_timeout=settings.upstream_timeout) as client:
             store = await open_store(settings.store_url or duckdb_url(settings.data_dir))
             registry = Registry(settings.providers, settings.default_provider, client)
             try:

@@ -116,7 +116,9 @@ class ResponseBuilder:
         return event
 
     def _lifecycle(self, cls: type[Any], type_: str) -> Event:
-        return self._event(cls, type_, response=self.response.model_copy(deep=True))
+        # The builder replaces `self.response` (model_copy with update) and never mutates it in
+        # place, so an event may hold the current object itself.
+        return self._event(cls, type_, response=self.response)
 
     # -- public ------------------------------------------------------------------------------
 

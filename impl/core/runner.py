@@ -16,7 +16,7 @@ from collections.abc import AsyncGenerator, AsyncIterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-import httpx
+import aiohttp
 from openresponses.config import Settings
 from openresponses.core import intake
 from openresponses.core.engine import Event, ResponseBuilder
@@ -38,7 +38,7 @@ class Services:
     settings: Settings
     store: Store
     registry: Registry
-    client: httpx.AsyncClient
+    client: aiohttp.ClientSession
 
 
 def bearer(headers: Mapping[str, str]) -> str | None:

@@ -8,10 +8,11 @@ become `ModelEvent`s on the way back. Reasoning that such upstreams return as
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncGenerator, AsyncIterator
+from collections.abc import AsyncGenerator
+from contextlib import aclosing
 from typing import Any
 
-import httpx
+import aiohttp
 from openresponses.errors import ErrorKind
 from openresponses.generated import openai_models as m
 from openresponses.providers.base import (
@@ -27,7 +28,7 @@ from openresponses.providers.base import (
     ToolCallDelta,
     UsageReport,
 )
-from openresponses.providers.http import check_status, relay, send, transport_error
+from openresponses.providers.http import lines, relay, send
 
 _FINISH: dict[str, FinishReason] = {
     "stop": "stop",
@@ -42,7 +43,7 @@ class OpenAIChatProvider:
     """One chat-completions upstream at `base_url` (ending in `/v1` or equivalent)."""
 
     def __init__(
-        self, name: str, base_url: str, api_key: str | None, client: httpx.AsyncClient
+        self, name: str, base_url: str, api_key: str | None, client: aiohttp.ClientSession
     ) -> None:
         self.name = name
         self.base_url = base_url.rstrip("/")
@@ -58,20 +59,17 @@ class OpenAIChatProvider:
     ) -> AsyncGenerator[ModelEvent, None]:
         body = chat_body(request)
         url = f"{self.base_url}/chat/completions"
+        headers = self._headers(api_key)
         if not request.stream:
-            response = await send(self.client, "POST", url, self._headers(api_key), body, self.name)
-            for event in _message_events(_json(response)):
+            for event in _message_events(
+                await send(self.client, "POST", url, headers, body, self.name)
+            ):
                 yield event
             return
-        try:
-            async with self.client.stream(
-                "POST", url, json=body, headers=self._headers(api_key)
-            ) as response:
-                await check_status(response, self.name)
-                async for event in _stream_events(response, self.name):
-                    yield event
-        except httpx.HTTPError as exc:
-            raise transport_error(exc, self.name) from exc
+        async for event in _stream_events(
+            lines(self.client, url, headers, body, self.name), self.name
+        ):
+            yield event
 
     async def chat_completions(self, body: dict[str, Any], *, api_key: str | None) -> Passthrough:
         url = f"{self.base_url}/chat/completions"
@@ -79,18 +77,8 @@ class OpenAIChatProvider:
 
     async def list_models(self, *, api_key: str | None) -> list[str]:
         url = f"{self.base_url}/models"
-        response = await send(self.client, "GET", url, self._headers(api_key), None, self.name)
-        return [str(model["id"]) for model in _json(response).get("data", [])]
-
-
-def _json(response: httpx.Response) -> dict[str, Any]:
-    try:
-        data = response.json()
-    except ValueError as exc:
-        raise ProviderError("the upstream answered with a body that is not JSON") from exc
-    if not isinstance(data, dict):
-        raise ProviderError("the upstream answered with JSON that is not an object")
-    return data
+        data = await send(self.client, "GET", url, self._headers(api_key), None, self.name)
+        return [str(model["id"]) for model in data.get("data", [])]
 
 
 # --- requests -------------------------------------------------------------------------------
@@ -291,14 +279,16 @@ def _chunk_events(chunk: dict[str, Any]) -> list[ModelEvent]:
     return events
 
 
-async def _stream_events(response: httpx.Response, provider: str) -> AsyncIterator[ModelEvent]:
+async def _stream_events(
+    source: AsyncGenerator[bytes, None], provider: str
+) -> AsyncGenerator[ModelEvent, None]:
     """Chat-completion SSE chunks as events; a stream without `[DONE]` is an error."""
-    try:
-        async for line in response.aiter_lines():
-            if not line.startswith("data:"):
+    async with aclosing(source):
+        async for line in source:
+            if not line.startswith(b"data:"):
                 continue
             data = line[5:].strip()
-            if data == "[DONE]":
+            if data == b"[DONE]":
                 return
             try:
                 chunk = json.loads(data)
@@ -309,6 +299,4 @@ async def _stream_events(response: httpx.Response, provider: str) -> AsyncIterat
                 raise ProviderError(f"{provider} failed mid-stream: {error.get('message', error)}")
             for event in _chunk_events(chunk):
                 yield event
-    except httpx.HTTPError as exc:
-        raise ProviderError(f"the stream from {provider} broke off: {exc}") from exc
     raise ProviderError(f"the stream from {provider} ended before it was complete")

@@ -7,13 +7,13 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 
-import httpx
+import aiohttp
 from openresponses.config import ProviderConfig
 from openresponses.errors import invalid
 from openresponses.providers.base import Provider
 from openresponses.providers.openai_chat import OpenAIChatProvider
 
-Factory = Callable[[ProviderConfig, httpx.AsyncClient], Provider]
+Factory = Callable[[ProviderConfig, aiohttp.ClientSession], Provider]
 
 KINDS: dict[str, Factory] = {
     "openai-chat": lambda c, client: OpenAIChatProvider(c.name, c.base_url, c.api_key, client),
@@ -26,7 +26,7 @@ class Registry:
     """The configured providers, built once per server."""
 
     def __init__(
-        self, configs: Mapping[str, ProviderConfig], default: str, client: httpx.AsyncClient
+        self, configs: Mapping[str, ProviderConfig], default: str, client: aiohttp.ClientSession
     ) -> None:
         unknown = {c.kind for c in configs.values()} - set(KINDS)
         if unknown:

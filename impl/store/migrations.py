@@ -48,6 +48,8 @@ MIGRATIONS: tuple[Migration, ...] = (
                 PRIMARY KEY (response_id, role, position)
             )
             """,
+            # Single-column indexes: DuckDB looks nothing up through a compound one (the key).
+            "CREATE INDEX response_items_response_id ON response_items (response_id)",
             "CREATE INDEX response_items_item_id ON response_items (item_id)",
         ),
     ),

@@ -1,8 +1,14 @@
 """The `Store` on SQLAlchemy Core: one implementation for DuckDB (embedded) and PostgreSQL.
 
 Responses and items are stored as the JSON of their models, in TEXT columns both databases
-take as they are; the models are the schema. The other columns exist only to be filtered,
-joined or ordered on. The tables themselves are created by `migrations`.
+take as they are; the models are the schema. The other columns exist only to be looked up or
+ordered on. The tables themselves are created by `migrations`.
+
+Every query is a lookup on one indexed column (`=` or `IN`), with any further filtering in
+Python. That is the only shape DuckDB answers from an index: it ignores compound indexes and
+falls back to scanning the whole table when a query filters a second column or joins, which
+costs milliseconds per call once there are 100k responses. PostgreSQL serves the same queries
+from its indexes just as well.
 
 Both databases block, so every call runs on a small thread pool of the store's own, one
 pooled connection per thread; the event loop only waits for the result.
@@ -11,16 +17,22 @@ pooled connection per thread; the event loop only waits for the result.
 from __future__ import annotations
 
 import asyncio
+import importlib.util
+import sys
 import threading
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import AbstractContextManager, nullcontext
 from typing import Any, Literal, TypeVar
 
+from openresponses.core.items import ITEM_RESOURCE, OUTPUT_ITEM, item_id
+from openresponses.generated.openai_models import Response
+from openresponses.store.base import ItemPage, StoredResponse
 from pydantic import BaseModel, TypeAdapter
 from sqlalchemy import (
     BigInteger,
     Column,
+    Connection,
     Engine,
     Integer,
     MetaData,
@@ -31,19 +43,12 @@ from sqlalchemy import (
     bindparam,
     create_engine,
     delete,
-    func,
-    literal_column,
     make_url,
     select,
-    union_all,
 )
 
 # Both DuckDB dialects derive from the PostgreSQL one, so its ON CONFLICT compiles for them too.
 from sqlalchemy.dialects.postgresql import insert
-
-from openresponses.core.items import ITEM_RESOURCE, OUTPUT_ITEM, item_id
-from openresponses.generated.openai_models import Response
-from openresponses.store.base import ItemPage, StoredResponse
 
 T = TypeVar("T")
 
@@ -52,7 +57,8 @@ T = TypeVar("T")
 WORKERS = 8
 
 # duckdb_engine and duckdb-sqlalchemy both claim the bare `duckdb` scheme, and which one wins
-# depends on install order; this is the one tested here (and it caches compiled statements).
+# depends on install order. This one caches compiled statements; duckdb_engine turns
+# SQLAlchemy's statement cache off, recompiling every query on every call.
 _DUCKDB_DRIVER = "duckdb+duckdb_sqlalchemy"
 
 Role = Literal["input", "output"]
@@ -90,9 +96,22 @@ def create_store_engine(url: str) -> Engine:
     they share one database, and each pooled connection serves one thread at a time.
     """
     parsed = make_url(url)
-    if parsed.drivername == "duckdb":
+    if parsed.get_backend_name() == "duckdb":
         parsed = parsed.set(drivername=_DUCKDB_DRIVER)
+        _skip_duckdb_pandas_probe()
     return create_engine(parsed, pool_size=WORKERS, max_overflow=0)
+
+
+def _skip_duckdb_pandas_probe() -> None:
+    """Make DuckDB's per-statement `import pandas` fail at once when pandas is not installed.
+
+    DuckDB imports pandas on every execute with parameters, to recognise DataFrames. A failed
+    import is not cached, so without pandas each statement searches sys.path again (0.1 ms and
+    more, as much as the query itself). A None entry in sys.modules is Python's documented way
+    to make that import raise immediately; with pandas installed nothing changes.
+    """
+    if "pandas" not in sys.modules and importlib.util.find_spec("pandas") is None:
+        sys.modules["pandas"] = None  # type: ignore[assignment]
 
 
 def _dump(model: BaseModel) -> str:
@@ -124,14 +143,10 @@ def _item_rows(response_id: str, role: Role, models: Iterable[BaseModel]) -> lis
 
 # --- statements, built once ------------------------------------------------------------------
 
-# Constants written into the SQL, not bound: they are part of the statement's shape.
-_ZERO = literal_column("0", Integer)
-_ONE = literal_column("1", Integer)
-
 _upsert = insert(responses)
 _UPSERT = _upsert.on_conflict_do_update(
     index_elements=[responses.c.id],
-    set_={name: _upsert.excluded[name] for name in responses.c.keys() if name != "id"},
+    set_={col.name: _upsert.excluded[col.name] for col in responses.c if not col.primary_key},
 )
 _DELETE_RESPONSE = (
     delete(responses).where(responses.c.id == bindparam("id")).returning(responses.c.id)
@@ -139,81 +154,80 @@ _DELETE_RESPONSE = (
 _DELETE_ITEMS = delete(items).where(items.c.response_id == bindparam("id"))
 _INSERT_ITEMS = items.insert()
 
-# The response (part 0) and its input items (part 1) in one round trip.
-_GET = union_all(
-    select(_ZERO.label("part"), _ZERO.label("position"), responses.c.body).where(
-        responses.c.id == bindparam("id")
-    ),
-    select(_ONE, items.c.position, items.c.body).where(
-        items.c.response_id == bindparam("id"), items.c.role == "input"
-    ),
-).order_by("part", "position")
-
+_BODY = select(responses.c.body).where(responses.c.id == bindparam("id"))
 _EXISTS = select(responses.c.id).where(responses.c.id == bindparam("id"))
+_PREVIOUS = select(responses.c.previous_response_id).where(responses.c.id == bindparam("id"))
+_CREATED_AT = select(responses.c.id, responses.c.created_at).where(
+    responses.c.id.in_(bindparam("ids", expanding=True))
+)
+
+# Unordered: a sort costs DuckDB more than the lookup itself; `_in_order` sorts in Python.
+_ITEMS = select(
+    items.c.response_id, items.c.role, items.c.position, items.c.item_id, items.c.body
+).where(items.c.response_id.in_(bindparam("ids", expanding=True)))
+_ITEMS_BY_ID = select(items.c.response_id, items.c.role, items.c.body).where(
+    items.c.item_id == bindparam("item_id")
+)
 
 
-def _page_statements() -> dict[tuple[str, bool], Any]:
-    """input_items queries by (order, whether there is an `after`).
+def _links_statement() -> Any:
+    """(id, previous_response_id) of `id` and all its ancestors, in one PostgreSQL round trip.
 
-    The cursor is the item's furthest occurrence in the requested order: an item referenced
-    twice in one input has its id twice, and the nearer one could page back to itself forever.
-    """
-    inputs = (items.c.response_id == bindparam("id"), items.c.role == "input")
-    cursor = select(items.c.position).where(*inputs, items.c.item_id == bindparam("after"))
-    furthest_asc = cursor.with_only_columns(func.max(items.c.position)).scalar_subquery()
-    furthest_desc = cursor.with_only_columns(func.min(items.c.position)).scalar_subquery()
-    base = select(items.c.body).where(*inputs).limit(bindparam("limit"))
-    asc, desc = items.c.position, items.c.position.desc()
-    return {
-        ("asc", False): base.order_by(asc),
-        ("desc", False): base.order_by(desc),
-        ("asc", True): base.where(items.c.position > furthest_asc).order_by(asc),
-        ("desc", True): base.where(items.c.position < furthest_desc).order_by(desc),
-    }
-
-
-_PAGES = _page_statements()
-
-
-def _context_statement() -> Any:
-    """The chain from `id` back to its root, each response's items, oldest response first.
-
-    The outer join keeps a row for a response without items, so an empty result can only
-    mean that `id` does not exist.
+    UNION rather than UNION ALL: a cycle, which the API cannot create, still ends the recursion.
     """
     chain = (
-        select(
-            responses.c.id,
-            responses.c.previous_response_id,
-            _ZERO.label("depth"),
-        )
+        select(responses.c.id, responses.c.previous_response_id)
         .where(responses.c.id == bindparam("id"))
         .cte("chain", recursive=True)
     )
     parent = responses.alias("parent")
-    chain = chain.union_all(
-        select(parent.c.id, parent.c.previous_response_id, chain.c.depth + _ONE).where(
+    chain = chain.union(
+        select(parent.c.id, parent.c.previous_response_id).where(
             parent.c.id == chain.c.previous_response_id
         )
     )
-    # 'input' sorts before 'output': each response's input, then what it produced.
-    return (
-        select(items.c.role, items.c.body)
-        .select_from(chain.outerjoin(items, items.c.response_id == chain.c.id))
-        .order_by(chain.c.depth.desc(), items.c.role, items.c.position)
+    return select(chain.c.id, chain.c.previous_response_id)
+
+
+_LINKS = _links_statement()
+
+
+def _in_order(rows: Iterable[Row[Any]]) -> list[Row[Any]]:
+    """Item rows as stored: 'input' sorts before 'output', then by position."""
+    return sorted(rows, key=lambda row: (row.role, row.position))
+
+
+def _walk(links: dict[str, str | None], response_id: str) -> list[str]:
+    """The chain from `response_id` back to its root (or to a deleted ancestor), oldest first."""
+    chain: dict[str, None] = {}  # ordered, and a cycle stops the walk
+    current: str | None = response_id
+    while current is not None and current in links and current not in chain:
+        chain[current] = None
+        current = links[current]
+    return list(chain)[::-1]
+
+
+def _page(
+    rows: Sequence[Row[Any]], after: str | None, limit: int, order: Literal["asc", "desc"]
+) -> ItemPage:
+    """A page of the input rows of one response, `rows` in stored order.
+
+    The cursor is the furthest occurrence of `after` in the requested order: an item
+    referenced twice in one input has its id twice, and the nearer one could page back to
+    itself forever. An unknown `after` has nothing after it.
+    """
+    inputs = [row for row in rows if row.role == "input"]
+    if order == "desc":
+        inputs.reverse()
+    start = 0
+    if after is not None:
+        hits = [index for index, row in enumerate(inputs) if row.item_id == after]
+        start = hits[-1] + 1 if hits else len(inputs)
+    selected = inputs[start : start + limit]
+    return ItemPage(
+        items=[_item("input", row.body) for row in selected],
+        has_more=start + limit < len(inputs),
     )
-
-
-_CONTEXT = _context_statement()
-
-# Joined with responses so that only items of a stored response are found.
-_FIND_ITEM = (
-    select(items.c.role, items.c.body)
-    .join(responses, responses.c.id == items.c.response_id)
-    .where(items.c.item_id == bindparam("item_id"))
-    .order_by(responses.c.created_at.desc(), items.c.role, items.c.position.desc())
-    .limit(1)
-)
 
 
 # --- the store -------------------------------------------------------------------------------
@@ -225,12 +239,16 @@ class SqlStore:
     def __init__(self, engine: Engine) -> None:
         self._engine = engine
         self._executor = ThreadPoolExecutor(WORKERS, thread_name_prefix="store")
+        duckdb = engine.dialect.name == "duckdb"
         # DuckDB's optimistic concurrency aborts a transaction that writes a row another open
         # transaction wrote ("Conflict on update"); one writer at a time never conflicts.
         # PostgreSQL's row locks make concurrent writers wait instead, so it needs nothing.
         self._write_lock: AbstractContextManager[Any] = (
-            threading.Lock() if engine.dialect.name == "duckdb" else nullcontext()
+            threading.Lock() if duckdb else nullcontext()
         )
+        # A recursive query is one round trip on PostgreSQL, but DuckDB runs each step as a
+        # scan of the whole table; there, a lookup per ancestor is much faster.
+        self._links = self._links_by_lookup if duckdb else self._links_by_recursion
 
     async def _run(self, call: Callable[..., T], *args: Any) -> T:
         return await asyncio.get_running_loop().run_in_executor(self._executor, call, *args)
@@ -286,11 +304,12 @@ class SqlStore:
 
     def _get(self, response_id: str) -> StoredResponse | None:
         with self._engine.connect() as conn:
-            rows = conn.execute(_GET, {"id": response_id}).all()
-        if not rows or rows[0].part != 0:
-            return None
-        response = Response.model_validate_json(rows[0].body)
-        return StoredResponse(response, [_item("input", row.body) for row in rows[1:]])
+            body = conn.execute(_BODY, {"id": response_id}).scalar()
+            if body is None:
+                return None
+            rows = _in_order(conn.execute(_ITEMS, {"ids": [response_id]}))
+        inputs = [_item("input", row.body) for row in rows if row.role == "input"]
+        return StoredResponse(Response.model_validate_json(body), inputs)
 
     def _delete(self, response_id: str) -> bool:
         with self._write_lock, self._engine.begin() as conn:
@@ -301,26 +320,46 @@ class SqlStore:
     def _input_items(
         self, response_id: str, after: str | None, limit: int, order: Literal["asc", "desc"]
     ) -> ItemPage | None:
-        statement = _PAGES[order, after is not None]
-        params = {"id": response_id, "after": after, "limit": limit + 1}
         with self._engine.connect() as conn:
-            bodies: Sequence[str] = conn.execute(statement, params).scalars().all()
-            if not bodies and conn.execute(_EXISTS, params).first() is None:
+            rows = _in_order(conn.execute(_ITEMS, {"ids": [response_id]}))
+            if not rows and conn.execute(_EXISTS, {"id": response_id}).first() is None:
                 return None
-        page = [_item("input", body) for body in bodies[:limit]]
-        return ItemPage(items=page, has_more=len(bodies) > limit)
+        return _page(rows, after, limit, order)
 
     def _context(self, response_id: str) -> list[Any] | None:
         with self._engine.connect() as conn:
-            rows = conn.execute(_CONTEXT, {"id": response_id}).all()
-        if not rows:
-            return None
-        return [_item(row.role, row.body) for row in rows if row.body is not None]
+            chain = _walk(self._links(conn, response_id), response_id)
+            if not chain:
+                return None
+            rows = _in_order(conn.execute(_ITEMS, {"ids": chain}))
+        by_response: dict[str, list[Any]] = {ancestor: [] for ancestor in chain}
+        for row in rows:
+            by_response[row.response_id].append(_item(row.role, row.body))
+        return [item for ancestor in chain for item in by_response[ancestor]]
+
+    def _links_by_recursion(self, conn: Connection, response_id: str) -> dict[str, str | None]:
+        return dict(conn.execute(_LINKS, {"id": response_id}).tuples().all())
+
+    def _links_by_lookup(self, conn: Connection, response_id: str) -> dict[str, str | None]:
+        links: dict[str, str | None] = {}
+        current: str | None = response_id
+        while current is not None and current not in links:
+            row = conn.execute(_PREVIOUS, {"id": current}).first()
+            if row is None:
+                break
+            links[current] = row.previous_response_id
+            current = row.previous_response_id
+        return links
 
     def _find_item(self, item_id: str) -> Any | None:
+        """The item; when references copied it into several responses, the newest copy."""
         with self._engine.connect() as conn:
-            row: Row[Any] | None = conn.execute(_FIND_ITEM, {"item_id": item_id}).first()
-        return None if row is None else _item(row.role, row.body)
+            rows = conn.execute(_ITEMS_BY_ID, {"item_id": item_id}).all()
+            if len(rows) > 1:
+                ids = [row.response_id for row in rows]
+                created = dict(conn.execute(_CREATED_AT, {"ids": ids}).tuples().all())
+                rows.sort(key=lambda row: created.get(row.response_id, -1))
+        return _item(rows[-1].role, rows[-1].body) if rows else None
 
     def _close(self) -> None:
         self._executor.shutdown(wait=True)
