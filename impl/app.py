@@ -137,7 +137,10 @@ def create_app(settings: Settings) -> AsyncApp:
     @asynccontextmanager
     async def lifespan(_: Any) -> AsyncIterator[dict[str, Any]]:
         async with http.session(read_timeout=settings.upstream_timeout) as client:
-            store = await open_store(settings.store_url or duckdb_url(settings.data_dir))
+            store = await open_store(
+                settings.store_url or duckdb_url(settings.data_dir),
+                journal_dir=settings.data_dir / "journal",
+            )
             registry = Registry(settings.providers, settings.default_provider, client)
             try:
                 yield {"services": Services(settings, store, registry, client)}

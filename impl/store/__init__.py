@@ -6,6 +6,7 @@ import asyncio
 from pathlib import Path
 
 from openresponses.store.base import Store
+from openresponses.store.journal import JournaledStore
 from openresponses.store.migrations import migrate
 from openresponses.store.sql import SqlStore, create_store_engine
 from sqlalchemy import make_url
@@ -18,8 +19,11 @@ def duckdb_url(data_dir: Path) -> str:
     return f"duckdb:///{(data_dir / DUCKDB_FILE).resolve()}"
 
 
-async def open_store(url: str) -> Store:
-    """The store at a SQLAlchemy `url`, its schema migrated to the latest version."""
+async def open_store(url: str, *, journal_dir: Path | None = None) -> Store:
+    """The store at a SQLAlchemy `url`, its schema migrated to the latest version.
+
+    With `journal_dir`, saves go through the write-behind journal there (see `journal`).
+    """
     _create_parent_dir(url)
     engine = create_store_engine(url)
     try:
@@ -27,14 +31,20 @@ async def open_store(url: str) -> Store:
     except BaseException:
         engine.dispose()
         raise
-    return SqlStore(engine)
+    store = SqlStore(engine)
+    if journal_dir is None:
+        return store
+    journaled = JournaledStore(store, journal_dir)
+    await journaled.start()
+    return journaled
 
 
 def _create_parent_dir(url: str) -> None:
     """DuckDB creates its file but not the directories above it."""
     parsed = make_url(url)
-    if parsed.get_backend_name() == "duckdb" and parsed.database not in (None, "", ":memory:"):
-        Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+    database = parsed.database or ":memory:"
+    if parsed.get_backend_name() == "duckdb" and not database.startswith(":memory:"):
+        Path(database).parent.mkdir(parents=True, exist_ok=True)
 
 
 __all__ = ["DUCKDB_FILE", "Store", "duckdb_url", "open_store"]

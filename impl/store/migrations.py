@@ -48,7 +48,8 @@ MIGRATIONS: tuple[Migration, ...] = (
                 PRIMARY KEY (response_id, role, position)
             )
             """,
-            # Single-column indexes: DuckDB looks nothing up through a compound one (the key).
+            # Single-column indexes: DuckDB looks nothing up through a compound one, the key
+            # included. (PostgreSQL could use the key for response_id; this one costs little.)
             "CREATE INDEX response_items_response_id ON response_items (response_id)",
             "CREATE INDEX response_items_item_id ON response_items (item_id)",
         ),
@@ -69,8 +70,8 @@ _VERSION_TABLE = """
 _PG_LOCK_KEY = 0x6F70656E72657370  # "openresp"
 
 
-def migrate(engine: Engine) -> int:
-    """Apply the missing migrations in one transaction; return the schema version.
+def migrate(engine: Engine) -> None:
+    """Apply the missing migrations, all in one transaction.
 
     Running it again is a no-op. On PostgreSQL, processes starting together queue on an
     advisory lock, so one migrates and the others then find nothing to do. (A DuckDB file is
@@ -85,7 +86,6 @@ def migrate(engine: Engine) -> int:
         for migration in MIGRATIONS:
             if migration.version not in applied:
                 _apply(conn, migration)
-    return LATEST
 
 
 def _refuse_newer(applied: set[int]) -> None:

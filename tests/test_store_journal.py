@@ -1,0 +1,149 @@
+"""The write-behind journal in front of the SQL store, on a real DuckDB file."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+from openresponses.core.items import new_id
+from openresponses.generated import openai_models as m
+from openresponses.store import duckdb_url, open_store
+from openresponses.store.base import StoredResponse
+from openresponses.store.journal import JournaledStore, read_segment
+
+
+def _record(text: str = "hi", previous: str | None = None) -> StoredResponse:
+    message = m.OutputMessage(
+        id=new_id("message"), type="message", role="assistant", status="completed",
+        content=[m.OutputTextContent(type="output_text", text=text, annotations=[], logprobs=[])],
+    )
+    response = m.Response(
+        id=new_id("response"), object="response", created_at=1, status="completed", model="m",
+        output=[message], error=None, incomplete_details=None, tools=[], tool_choice="auto",
+        parallel_tool_calls=True, instructions=None, metadata={}, temperature=1.0, top_p=1.0,
+        previous_response_id=previous,
+    )
+    prompt = m.InputMessageResource(
+        id=new_id("message"), type="message", role="user", status="completed",
+        content=[m.InputTextContent(type="input_text", text=f"say {text}")],
+    )
+    return StoredResponse(response, [prompt])
+
+
+async def _journaled(data_dir: Path, *, start_writer: bool = True) -> JournaledStore:
+    store = await open_store(duckdb_url(data_dir), journal_dir=data_dir)
+    assert isinstance(store, JournaledStore)
+    if not start_writer and store._writer is not None:
+        store._writer.cancel()  # imitate a process that dies before the writer applies anything
+    return store
+
+
+def test_saved_record_is_readable_at_once_and_after_it_is_applied(tmp_path: Path) -> None:
+    async def scenario() -> None:
+        store = await _journaled(tmp_path)
+        record = _record()
+        await store.save(record)
+        assert await store.get(record.response.id) == record
+        page = await store.input_items(record.response.id, after=None, limit=10, order="asc")
+        assert page is not None and page.items == record.input_items
+        assert await store.get(record.response.id) == record
+        await store.close()
+
+    asyncio.run(scenario())
+
+
+def test_a_save_is_in_the_journal_before_the_database_sees_it(tmp_path: Path) -> None:
+    async def scenario() -> None:
+        store = await _journaled(tmp_path, start_writer=False)
+        record = _record("journaled")
+        await store.save(record)
+        [segment] = list(tmp_path.glob("journal-*.jsonl"))
+        assert read_segment(segment) == [record]
+
+    asyncio.run(scenario())
+
+
+def test_journaled_saves_are_replayed_after_a_crash(tmp_path: Path) -> None:
+    record = _record("survivor")
+
+    async def crash() -> None:
+        store = await _journaled(tmp_path, start_writer=False)
+        await store.save(record)
+        # no close(): the process "dies" with the save only in the journal
+
+    async def restart() -> None:
+        store = await _journaled(tmp_path)
+        assert await store.get(record.response.id) == record
+        assert list(tmp_path.glob("journal-*.jsonl")) == [tmp_path / "journal-1.jsonl"]
+        await store.close()
+
+    asyncio.run(crash())
+    asyncio.run(restart())
+    assert list(tmp_path.glob("journal-*.jsonl")) == []
+
+
+def test_a_torn_last_line_is_skipped_on_replay(tmp_path: Path) -> None:
+    record = _record("whole")
+
+    async def crash() -> None:
+        store = await _journaled(tmp_path, start_writer=False)
+        await store.save(record)
+        [segment] = list(tmp_path.glob("journal-*.jsonl"))
+        with segment.open("ab") as f:
+            f.write(b'{"response": {"id": "resp_torn"')
+
+    async def restart() -> None:
+        store = await _journaled(tmp_path)
+        assert await store.get(record.response.id) == record
+        assert await store.get("resp_torn") is None
+        await store.close()
+
+    asyncio.run(crash())
+    asyncio.run(restart())
+
+
+def test_many_concurrent_saves_are_all_applied(tmp_path: Path) -> None:
+    records = [_record(str(n)) for n in range(200)]
+
+    async def scenario() -> None:
+        store = await _journaled(tmp_path)
+        await asyncio.gather(*(store.save(r) for r in records))
+        await store.close()
+        reopened = await open_store(duckdb_url(tmp_path))
+        for record in records:
+            assert await reopened.get(record.response.id) == record
+        await reopened.close()
+
+    asyncio.run(scenario())
+
+
+def test_a_later_save_of_the_same_response_wins(tmp_path: Path) -> None:
+    first = _record("draft")
+    final = StoredResponse(first.response.model_copy(update={"status": "failed"}), first.input_items)
+
+    async def scenario() -> None:
+        store = await _journaled(tmp_path)
+        await store.save(first)
+        await store.save(final)
+        await store.close()
+        reopened = await open_store(duckdb_url(tmp_path))
+        stored = await reopened.get(first.response.id)
+        assert stored is not None and stored.response.status == "failed"
+        await reopened.close()
+
+    asyncio.run(scenario())
+
+
+def test_context_waits_for_pending_saves_of_the_chain(tmp_path: Path) -> None:
+    async def scenario() -> None:
+        store = await _journaled(tmp_path)
+        parent = _record("one")
+        child = _record("two", previous=parent.response.id)
+        await store.save(parent)
+        await store.save(child)
+        context = await store.context(child.response.id)
+        assert context == [*parent.input_items, *parent.response.output,
+                           *child.input_items, *child.response.output]
+        await store.close()
+
+    asyncio.run(scenario())
