@@ -250,8 +250,12 @@ async def run(seconds: float, delay_ms: float) -> list[Result]:
                 return Target(name, port, "/v1/responses", json.dumps(body).encode())
 
             targets = [
-                Target("direct upstream", upstream_port, "/v1/chat/completions",
-                       json.dumps(chat).encode()),
+                Target(
+                    "direct upstream",
+                    upstream_port,
+                    "/v1/chat/completions",
+                    json.dumps(chat).encode(),
+                ),
                 gateway("gateway store=true"),
                 gateway("gateway store=false", store=False),
                 gateway("gateway stream", stream=True, store=False),

@@ -7,9 +7,9 @@ import sys
 from pathlib import Path
 
 import pytest
-
 from openresponses.config import load_settings
 from openresponses.core.dialects import Dialect
+
 from tests.conftest import Server, server_env
 from tests.upstream import ScriptedUpstream
 
@@ -30,12 +30,15 @@ def test_serve_prints_its_url_and_the_providers_it_found(
     lines = output.splitlines()
     assert lines[0].startswith("openresponses ")
     assert lines[0].endswith(f"serving at http://127.0.0.1:{server.port}/v1")
-    assert f"  provider openai (default): {upstream.base_url} [no key: forwards the client's bearer token]" in lines
+    forwards = "[no key: forwards the client's bearer token]"
+    assert f"  provider openai (default): {upstream.base_url} {forwards}" in lines
     assert "  provider groq: https://api.groq.com/openai/v1 [key set]" in lines
     assert "  also routable with the client's key: ollama, openrouter, vllm" in lines
 
 
-def test_serve_creates_its_duckdb_file_in_the_data_dir(upstream: ScriptedUpstream, tmp_path: Path) -> None:
+def test_serve_creates_its_duckdb_file_in_the_data_dir(
+    upstream: ScriptedUpstream, tmp_path: Path
+) -> None:
     data_dir = tmp_path / "fresh" / "data"
     server = Server(data_dir, server_env(upstream)).start()
     server.stop()
@@ -44,8 +47,12 @@ def test_serve_creates_its_duckdb_file_in_the_data_dir(upstream: ScriptedUpstrea
 
 
 def test_serve_with_a_missing_config_file_exits_with_a_message(tmp_path: Path) -> None:
-    result = subprocess.run([CLI, "serve", "--config", str(tmp_path / "nope.toml")],
-                            capture_output=True, text=True, timeout=30)
+    result = subprocess.run(
+        [CLI, "serve", "--config", str(tmp_path / "nope.toml")],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
 
     assert result.returncode == 2
     assert "nope.toml" in result.stderr
@@ -72,7 +79,11 @@ def test_config_file_adds_providers_and_sets_the_default(tmp_path: Path) -> None
     settings = load_settings(config_path=config, env={"LOCAL_KEY": "secret"})
 
     local = settings.providers["local"]
-    assert (local.kind, local.base_url, local.api_key) == ("openai-chat", "http://127.0.0.1:1234/v1", "secret")
+    assert (local.kind, local.base_url, local.api_key) == (
+        "openai-chat",
+        "http://127.0.0.1:1234/v1",
+        "secret",
+    )
     assert settings.default_provider == "local"
     assert settings.dialect is Dialect.OPENRESPONSES
 

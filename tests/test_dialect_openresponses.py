@@ -222,8 +222,12 @@ def test_server_wide_dialect_applies_without_the_header(
     server = Server(tmp_path, server_env(upstream), ["--dialect", "openresponses"]).start()
     try:
         missing = httpx.get(f"{server.base_url}/responses/resp_nope")
-        with httpx.stream("POST", f"{server.base_url}/responses", timeout=10,
-                          json={"model": upstream.script(Text("ok")), "input": "x", "stream": True}) as r:
+        with httpx.stream(
+            "POST",
+            f"{server.base_url}/responses",
+            timeout=10,
+            json={"model": upstream.script(Text("ok")), "input": "x", "stream": True},
+        ) as r:
             raw = r.read().decode()
     finally:
         server.stop()

@@ -14,17 +14,35 @@ from openresponses.store.journal import JournaledStore, read_segment
 
 def _record(text: str = "hi", previous: str | None = None) -> StoredResponse:
     message = m.OutputMessage(
-        id=new_id("message"), type="message", role="assistant", status="completed",
+        id=new_id("message"),
+        type="message",
+        role="assistant",
+        status="completed",
         content=[m.OutputTextContent(type="output_text", text=text, annotations=[], logprobs=[])],
     )
     response = m.Response(
-        id=new_id("response"), object="response", created_at=1, status="completed", model="m",
-        output=[message], error=None, incomplete_details=None, tools=[], tool_choice="auto",
-        parallel_tool_calls=True, instructions=None, metadata={}, temperature=1.0, top_p=1.0,
+        id=new_id("response"),
+        object="response",
+        created_at=1,
+        status="completed",
+        model="m",
+        output=[message],
+        error=None,
+        incomplete_details=None,
+        tools=[],
+        tool_choice="auto",
+        parallel_tool_calls=True,
+        instructions=None,
+        metadata={},
+        temperature=1.0,
+        top_p=1.0,
         previous_response_id=previous,
     )
     prompt = m.InputMessageResource(
-        id=new_id("message"), type="message", role="user", status="completed",
+        id=new_id("message"),
+        type="message",
+        role="user",
+        status="completed",
         content=[m.InputTextContent(type="input_text", text=f"say {text}")],
     )
     return StoredResponse(response, [prompt])
@@ -119,7 +137,9 @@ def test_many_concurrent_saves_are_all_applied(tmp_path: Path) -> None:
 
 def test_a_later_save_of_the_same_response_wins(tmp_path: Path) -> None:
     first = _record("draft")
-    final = StoredResponse(first.response.model_copy(update={"status": "failed"}), first.input_items)
+    final = StoredResponse(
+        first.response.model_copy(update={"status": "failed"}), first.input_items
+    )
 
     async def scenario() -> None:
         store = await _journaled(tmp_path)
@@ -142,8 +162,12 @@ def test_context_waits_for_pending_saves_of_the_chain(tmp_path: Path) -> None:
         await store.save(parent)
         await store.save(child)
         context = await store.context(child.response.id)
-        assert context == [*parent.input_items, *parent.response.output,
-                           *child.input_items, *child.response.output]
+        assert context == [
+            *parent.input_items,
+            *parent.response.output,
+            *child.input_items,
+            *child.response.output,
+        ]
         await store.close()
 
     asyncio.run(scenario())

@@ -73,11 +73,15 @@ class Turn:
         except StopAsyncIteration:
             return None
 
-    async def run(self, first: ModelEvent | None) -> AsyncIterator[Event]:
-        """All stream events, the stored state kept in step (saved at start and at the end)."""
+    async def run(
+        self, first: ModelEvent | None, *, streaming: bool = True
+    ) -> AsyncIterator[Event]:
+        """All stream events, the stored state kept in step: saved at the end, and for a
+        stream also at the start, so that it can be retrieved while in progress."""
         finished = False
         try:
-            await self._save()
+            if streaming:
+                await self._save()
             for event in self.builder.start():
                 yield event
             pending = [] if first is None else [first]
@@ -114,7 +118,7 @@ class Turn:
     async def complete(self) -> m.Response:
         """Run to the end without streaming; returns the final response."""
         first = await self.prime()
-        async for _ in self.run(first):
+        async for _ in self.run(first, streaming=False):
             pass
         return self.response
 
