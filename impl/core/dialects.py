@@ -102,11 +102,19 @@ def _spec_item(item: dict[str, Any]) -> None:
         item.setdefault("summary", [])
 
 
+# Keys a reader looks for first; the models list inherited fields before their own.
+_LEADING = ("id", "object", "created_at", "status", "model", "output")
+
+
 def response_body(response: BaseModel, dialect: Dialect, *, store: bool) -> dict[str, Any]:
     data = _dump(response)
     if dialect is Dialect.OPENRESPONSES:
         return _spec_response(data, store)
-    return data
+    return _leading_first(data)
+
+
+def _leading_first(data: dict[str, Any]) -> dict[str, Any]:
+    return {**{key: data[key] for key in _LEADING if key in data}, **data}
 
 
 # --- stream events --------------------------------------------------------------------------
@@ -133,6 +141,8 @@ def event_body(event: BaseModel, dialect: Dialect, *, store: bool) -> dict[str, 
     """The JSON of one stream event in `dialect`, or None when the dialect has no such event."""
     data = _dump(event)
     if dialect is Dialect.OPENAI:
+        if "response" in data:
+            data["response"] = _leading_first(data["response"])
         return data
     kind = _RENAMED.get(data["type"], data["type"])
     data["type"] = kind

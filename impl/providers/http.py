@@ -3,7 +3,7 @@ upstream failures into errors that tell the client what happened (their key was 
 they were rate limited, the upstream is down or slow) rather than a bare 500.
 
 The upstream client is aiohttp: on this path it costs ~120 µs a call against ~490 µs for
-httpx (measured side by side on loopback, bench/README.md), and every call of every
+httpx (bench/upstream_clients.py, figures in docs/benchmarks.md), and every call of every
 response pays it.
 """
 
