@@ -140,6 +140,7 @@ def create_app(settings: Settings) -> AsyncApp:
             store = await open_store(
                 settings.store_url or duckdb_url(settings.data_dir),
                 journal_dir=settings.data_dir / "journal",
+                journal_fsync=settings.journal_fsync,
             )
             registry = Registry(settings.providers, settings.default_provider, client)
             try:

@@ -45,6 +45,8 @@ class Settings:
     default_provider: str = "openai"
     providers: dict[str, ProviderConfig] = field(default_factory=dict)
     upstream_timeout: float = 600.0
+    # fsync every journaled save: survives an OS crash too, at a disk flush per response.
+    journal_fsync: bool = False
 
 
 # name: (kind, base-url variable, default base URL, api-key variable)
@@ -118,6 +120,8 @@ def load_settings(
         or config.get("default_provider", "openai"),
         "dialect": Dialect(env.get("OPENRESPONSES_DIALECT") or config.get("dialect", "openai")),
     }
+    if env.get("OPENRESPONSES_JOURNAL_FSYNC"):
+        values["journal_fsync"] = env["OPENRESPONSES_JOURNAL_FSYNC"].lower() in ("1", "true", "yes")
     if env.get("OPENRESPONSES_STORE_URL"):
         values["store_url"] = env["OPENRESPONSES_STORE_URL"]
     values.update({k: v for k, v in overrides.items() if v is not None})

@@ -99,3 +99,8 @@ def test_a_provider_without_base_url_is_refused(tmp_path: Path) -> None:
 
     with pytest.raises(ValueError, match=r"\[providers.broken\] needs at least base_url"):
         load_settings(config_path=config, env={})
+
+
+def test_journal_fsync_is_off_unless_asked_for() -> None:
+    assert load_settings(env={}).journal_fsync is False
+    assert load_settings(env={"OPENRESPONSES_JOURNAL_FSYNC": "true"}).journal_fsync is True

@@ -171,3 +171,16 @@ def test_context_waits_for_pending_saves_of_the_chain(tmp_path: Path) -> None:
         await store.close()
 
     asyncio.run(scenario())
+
+
+def test_fsync_journal_still_round_trips(tmp_path: Path) -> None:
+    async def scenario() -> None:
+        store = await open_store(duckdb_url(tmp_path), journal_dir=tmp_path, journal_fsync=True)
+        record = _record("synced")
+        await store.save(record)
+        await store.close()
+        reopened = await open_store(duckdb_url(tmp_path))
+        assert await reopened.get(record.response.id) == record
+        await reopened.close()
+
+    asyncio.run(scenario())

@@ -19,7 +19,9 @@ def duckdb_url(data_dir: Path) -> str:
     return f"duckdb:///{(data_dir / DUCKDB_FILE).resolve()}"
 
 
-async def open_store(url: str, *, journal_dir: Path | None = None) -> Store:
+async def open_store(
+    url: str, *, journal_dir: Path | None = None, journal_fsync: bool = False
+) -> Store:
     """The store at a SQLAlchemy `url`, its schema migrated to the latest version.
 
     With `journal_dir`, saves go through the write-behind journal there (see `journal`).
@@ -34,7 +36,7 @@ async def open_store(url: str, *, journal_dir: Path | None = None) -> Store:
     store = SqlStore(engine)
     if journal_dir is None:
         return store
-    journaled = JournaledStore(store, journal_dir)
+    journaled = JournaledStore(store, journal_dir, fsync=journal_fsync)
     await journaled.start()
     return journaled
 
