@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import openai
@@ -217,3 +218,39 @@ def test_stream_and_non_stream_give_the_same_output_shape(
 
     assert shape(streamed) == shape(plain)
     assert streamed.status == plain.status == "completed"
+
+
+def test_a_streaming_response_can_be_retrieved_while_in_progress(
+    client: openai.OpenAI, upstream: ScriptedUpstream
+) -> None:
+    model = upstream.script(Text("slow and steady", chunk_size=3, chunk_delay=0.2))
+
+    with client.responses.create(model=model, input="Hi", stream=True) as stream:
+        events = iter(stream)
+        created = next(events)
+        during = client.responses.retrieve(created.response.id)
+        rest = list(events)
+
+    assert during.status == "in_progress"
+    assert rest[-1].type == "response.completed"
+    assert client.responses.retrieve(created.response.id).status == "completed"
+
+
+def test_a_client_that_disconnects_mid_stream_leaves_a_failed_response(
+    client: openai.OpenAI, upstream: ScriptedUpstream
+) -> None:
+    model = upstream.script(
+        Text("a long answer that takes its time", chunk_size=2, chunk_delay=0.1)
+    )
+
+    with client.responses.create(model=model, input="Hi", stream=True) as stream:
+        response_id = next(iter(stream)).response.id
+    # leaving the block closed the connection after the first event
+
+    deadline = time.monotonic() + 10
+    while (stored := client.responses.retrieve(response_id)).status == "in_progress":
+        assert time.monotonic() < deadline, "the response stayed in progress"
+        time.sleep(0.05)
+    assert stored.status == "failed"
+    assert stored.error is not None
+    assert stored.error.message == "The client disconnected before the response completed."

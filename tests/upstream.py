@@ -49,6 +49,7 @@ class Text:
     finish_reason: str = "stop"
     usage: Usage = field(default_factory=Usage)
     chunk_size: int = 5
+    chunk_delay: float = 0.0  # seconds between stream chunks, for a slow model
 
 
 @dataclass(frozen=True)
@@ -273,14 +274,20 @@ class ScriptedUpstream:
         limit = reply.after_chunks if isinstance(reply, Cut) else None
         inner = reply.reply if isinstance(reply, Cut) else reply
         return StreamingResponse(
-            self._sse(_chat_chunks(model, inner, include_usage), limit),
+            self._sse(
+                _chat_chunks(model, inner, include_usage), limit, getattr(inner, "chunk_delay", 0.0)
+            ),
             media_type="text/event-stream",
         )
 
-    async def _sse(self, chunks: list[dict[str, Any]], limit: int | None) -> AsyncIterator[bytes]:
+    async def _sse(
+        self, chunks: list[dict[str, Any]], limit: int | None, delay: float
+    ) -> AsyncIterator[bytes]:
         for index, chunk in enumerate(chunks):
             if limit is not None and index >= limit:
                 raise _Dropped
+            if delay and index:
+                await asyncio.sleep(delay)
             yield f"data: {json.dumps(chunk)}\n\n".encode()
         yield b"data: [DONE]\n\n"
 
