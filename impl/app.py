@@ -28,6 +28,8 @@ from connexion.middleware.routing import RoutingMiddleware
 from connexion.middleware.server_error import ServerErrorMiddleware
 from connexion.resolver import Resolver
 from connexion.validators import VALIDATOR_MAP
+from starlette.exceptions import HTTPException
+
 from openresponses.config import Settings
 from openresponses.core.dialects import Dialect, error_body, select
 from openresponses.core.runner import Services
@@ -36,7 +38,6 @@ from openresponses.generated.operations import OPERATIONS
 from openresponses.providers import http
 from openresponses.providers.registry import Registry
 from openresponses.store import duckdb_url, open_store
-from starlette.exceptions import HTTPException
 
 log = logging.getLogger("openresponses")
 

@@ -11,6 +11,7 @@ from openresponses.core.dialects import Dialect
 
 def _serve(args: argparse.Namespace) -> int:
     import uvicorn
+
     from openresponses.app import create_app
     from openresponses.config import load_settings
 

@@ -7,9 +7,9 @@ import sys
 from pathlib import Path
 
 import pytest
+
 from openresponses.config import load_settings
 from openresponses.core.dialects import Dialect
-
 from tests.conftest import Server, server_env
 from tests.upstream import ScriptedUpstream
 

@@ -8,9 +8,9 @@ from typing import Any
 
 import httpx
 import pytest
+
 from openresponses.conformance.schemas import errors, event_errors
 from openresponses.generated import openresponses_models as orm
-
 from tests.conftest import Server, server_env
 from tests.upstream import Call, Cut, ScriptedUpstream, Text, ToolCalls
 

@@ -8,10 +8,11 @@ upstream's answer, streamed or not, is relayed byte for byte.
 from __future__ import annotations
 
 from connexion import request
+from starlette.responses import Response, StreamingResponse
+
 from openresponses.api.common import read_body, services
 from openresponses.core.runner import bearer
 from openresponses.generated import openai_models as m
-from starlette.responses import Response, StreamingResponse
 
 
 async def create_chat_completion() -> Response:

@@ -13,11 +13,12 @@ from collections.abc import Callable
 from typing import Any, TypeVar
 
 from connexion import request
+from pydantic import BaseModel, ValidationError
+from starlette.responses import Response
+
 from openresponses.core.dialects import Dialect, error_body, select
 from openresponses.core.runner import Services
 from openresponses.errors import APIError, ErrorKind, invalid
-from pydantic import BaseModel, ValidationError
-from starlette.responses import Response
 
 ModelT = TypeVar("ModelT", bound=BaseModel)
 

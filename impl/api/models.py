@@ -9,11 +9,12 @@ from __future__ import annotations
 import asyncio
 
 from connexion import request
+from starlette.responses import Response
+
 from openresponses.api.common import json_response, services
 from openresponses.core.runner import bearer
 from openresponses.errors import APIError
 from openresponses.generated import openai_models as m
-from starlette.responses import Response
 
 
 async def list_models() -> Response:

@@ -7,13 +7,14 @@ from collections.abc import AsyncIterator
 from typing import Any, Literal
 
 from connexion import request
+from starlette.responses import Response, StreamingResponse
+
 from openresponses.api.common import dialect, json_response, read_body, services
 from openresponses.core import sse
 from openresponses.core.dialects import Dialect, event_body, response_body
 from openresponses.core.runner import Turn, prepare
 from openresponses.errors import invalid, not_found
 from openresponses.generated import openai_models as m
-from starlette.responses import Response, StreamingResponse
 
 _NO_BUFFERING = {"cache-control": "no-cache", "x-accel-buffering": "no"}
 

@@ -14,9 +14,10 @@ from collections.abc import Mapping
 from enum import Enum
 from typing import Annotated, Any, Union, get_args
 
+from pydantic import BaseModel, Field, TypeAdapter
+
 from openresponses.errors import APIError, ErrorKind
 from openresponses.generated import openresponses_models as orm
-from pydantic import BaseModel, Field, TypeAdapter
 
 HEADER = "openresponses-version"
 SPEC_VERSION = "2026-04-24"

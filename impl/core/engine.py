@@ -172,8 +172,8 @@ class ResponseBuilder:
     def fail(self, error: APIError) -> list[Event]:
         """End the stream after an error: an `error` event, then `response.failed`.
 
-        Items already streamed stay in the output, marked incomplete, so the client keeps
-        what it was shown.
+        Items already streamed stay in the output (the one cut off is closed as incomplete),
+        so the stored response keeps what the client was shown.
         """
         code = "rate_limit_exceeded" if error.status == 429 else "server_error"
         events = self._close(incomplete=True)

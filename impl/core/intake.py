@@ -12,11 +12,12 @@ from __future__ import annotations
 import time
 from typing import Any, TypeVar
 
+from pydantic import BaseModel, RootModel
+
 from openresponses.core.items import new_id
 from openresponses.errors import invalid
 from openresponses.generated import openai_models as m
 from openresponses.store.base import Store
-from pydantic import BaseModel, RootModel
 
 T = TypeVar("T")
 

@@ -10,8 +10,9 @@ from __future__ import annotations
 import secrets
 from typing import Any, TypeAlias, get_args
 
-from openresponses.generated import openai_models as m
 from pydantic import BaseModel, TypeAdapter
+
+from openresponses.generated import openai_models as m
 
 # Every item that `input_items` may return: input messages, output messages, tool calls…
 ItemResource: TypeAlias = Any

@@ -17,12 +17,13 @@ from dataclasses import dataclass
 from typing import Any
 
 import aiohttp
+
 from openresponses.config import Settings
 from openresponses.core import intake
 from openresponses.core.engine import Event, ResponseBuilder
 from openresponses.errors import APIError, ErrorKind, invalid
 from openresponses.generated import openai_models as m
-from openresponses.providers.base import ModelEvent, ModelRequest, ProviderError
+from openresponses.providers.base import ModelEvent, ModelRequest
 from openresponses.providers.registry import Registry
 from openresponses.store.base import Store, StoredResponse
 
@@ -169,6 +170,3 @@ async def prepare(
         store=request.store is not False,
         events=events,
     )
-
-
-__all__ = ["ProviderError", "Services", "Turn", "bearer", "prepare"]

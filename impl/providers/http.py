@@ -15,6 +15,7 @@ from collections.abc import AsyncGenerator, AsyncIterator, Mapping
 from typing import Any
 
 import aiohttp
+
 from openresponses.errors import ErrorKind
 from openresponses.providers.base import Passthrough, ProviderError
 

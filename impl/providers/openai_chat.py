@@ -13,6 +13,7 @@ from contextlib import aclosing
 from typing import Any
 
 import aiohttp
+
 from openresponses.errors import ErrorKind
 from openresponses.generated import openai_models as m
 from openresponses.providers.base import (

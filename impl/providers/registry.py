@@ -8,6 +8,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 
 import aiohttp
+
 from openresponses.config import ProviderConfig
 from openresponses.errors import invalid
 from openresponses.providers.base import Provider

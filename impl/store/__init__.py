@@ -5,11 +5,12 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
+from sqlalchemy import make_url
+
 from openresponses.store.base import Store
 from openresponses.store.journal import JournaledStore
 from openresponses.store.migrations import migrate
 from openresponses.store.sql import SqlStore, create_store_engine
-from sqlalchemy import make_url
 
 DUCKDB_FILE = "openresponses.duckdb"
 

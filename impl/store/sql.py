@@ -25,9 +25,6 @@ from concurrent.futures import ThreadPoolExecutor
 from contextlib import AbstractContextManager, nullcontext
 from typing import Any, Literal, TypeVar
 
-from openresponses.core.items import ITEM_RESOURCE, OUTPUT_ITEM, item_id
-from openresponses.generated.openai_models import Response
-from openresponses.store.base import ItemPage, StoredResponse
 from pydantic import BaseModel, TypeAdapter
 from sqlalchemy import (
     BigInteger,
@@ -52,6 +49,10 @@ from sqlalchemy import (
 
 # Both DuckDB dialects derive from the PostgreSQL one, so its ON CONFLICT compiles for them too.
 from sqlalchemy.dialects.postgresql import insert
+
+from openresponses.core.items import ITEM_RESOURCE, OUTPUT_ITEM, item_id
+from openresponses.generated.openai_models import Response
+from openresponses.store.base import ItemPage, StoredResponse
 
 T = TypeVar("T")
 

@@ -17,13 +17,14 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import pytest
+from sqlalchemy import create_engine, event, text
+
 from openresponses.core.items import new_id
 from openresponses.generated import openai_models as m
 from openresponses.store import duckdb_url, open_store
 from openresponses.store.base import Store, StoredResponse
 from openresponses.store.migrations import LATEST, migrate
 from openresponses.store.sql import SqlStore, create_store_engine
-from sqlalchemy import create_engine, event, text
 
 T = TypeVar("T")
 
