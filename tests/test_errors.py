@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import socket
 from typing import Any
 
 import httpx
@@ -194,3 +196,23 @@ def test_errors_do_not_stop_the_server(
         client.responses.create(model=upstream.script(Text("fine")), input="x").output_text
         == "fine"
     )
+
+
+def test_a_body_over_the_limit_is_refused_with_413_before_it_is_read(server: Server) -> None:
+    with socket.create_connection(("127.0.0.1", server.port), timeout=10) as sock:
+        sock.sendall(
+            b"POST /v1/responses HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\n"
+            b"content-length: 100000000\r\n\r\n{"
+        )
+        reply = sock.recv(65536).decode()
+
+    head, _, body = reply.partition("\r\n\r\n")
+    assert head.startswith("HTTP/1.1 413")
+    assert json.loads(body)["error"]["code"] == "request_too_large"
+
+
+def test_streaming_a_stored_response_is_refused(client: openai.OpenAI, server: Server) -> None:
+    response = httpx.get(f"{server.base_url}/responses/resp_any?stream=true")
+
+    assert response.status_code == 400
+    assert _error(response)["param"] == "stream"

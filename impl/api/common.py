@@ -43,6 +43,14 @@ def error_response(error: APIError, which: Dialect) -> Response:
     return json_response(error_body(error, which), error.status, error.headers)
 
 
+def _too_large() -> APIError:
+    return APIError(
+        ErrorKind.TOO_LARGE,
+        f"The request body is larger than {MAX_BODY_BYTES} bytes.",
+        code="request_too_large",
+    )
+
+
 def _param(loc: tuple[int | str, ...]) -> str:
     """A pydantic error location as the parameter path OpenAI reports (`input[0].role`).
 
@@ -87,9 +95,12 @@ async def read_body(
 
     `fill` may add defaults the API applies but the spec marks as required.
     """
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > MAX_BODY_BYTES:  # refuse before reading it
+        raise _too_large()
     raw = await request.body()
     if len(raw) > MAX_BODY_BYTES:
-        raise APIError(ErrorKind.TOO_LARGE, f"Request body exceeds {MAX_BODY_BYTES} bytes.")
+        raise _too_large()
     try:
         data = json.loads(raw)
     except (ValueError, UnicodeDecodeError) as exc:

@@ -59,7 +59,13 @@ def _missing(response_id: str) -> Exception:
     )
 
 
-async def get_response(response_id: str) -> Response:
+async def get_response(response_id: str, stream: bool = False) -> Response:
+    if stream:  # replaying a stream belongs to background mode, which this server lacks
+        raise invalid(
+            "Streaming a stored response is not supported by this server.",
+            param="stream",
+            code="unsupported_parameter",
+        )
     record = await services().store.get(response_id)
     if record is None:
         raise _missing(response_id)
