@@ -120,6 +120,13 @@ def _leading_first(data: dict[str, Any]) -> dict[str, Any]:
 
 # --- stream events --------------------------------------------------------------------------
 
+# Stream errors carry a code, not a kind: the engine uses these two for its own failures and
+# for rate limits; everything else that fails a stream comes from the model's provider.
+_SPEC_STREAM_ERROR_TYPES = {
+    "server_error": "server_error",
+    "rate_limit_exceeded": "too_many_requests",
+}
+
 _RENAMED = {
     "response.reasoning_text.delta": "response.reasoning.delta",
     "response.reasoning_text.done": "response.reasoning.done",
@@ -154,7 +161,7 @@ def event_body(event: BaseModel, dialect: Dialect, *, store: bool) -> dict[str, 
             "type": "error",
             "sequence_number": data["sequence_number"],
             "error": {
-                "type": "model_error",
+                "type": _SPEC_STREAM_ERROR_TYPES.get(str(data.get("code")), "model_error"),
                 "code": data.get("code"),
                 "message": data.get("message", ""),
                 "param": data.get("param"),
