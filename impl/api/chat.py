@@ -7,18 +7,18 @@ upstream's answer, streamed or not, is relayed byte for byte.
 
 from __future__ import annotations
 
-from connexion import request
 from starlette.responses import Response, StreamingResponse
 
-from openresponses.api.common import read_body, services
+from openresponses.api.common import current, read_body, services
 from openresponses.core.runner import bearer
 from openresponses.generated import openai_models as m
 
 
 async def create_chat_completion() -> Response:
-    body = await read_body(m.CreateChatCompletionRequest)
-    provider, upstream_model = services().registry.route(str(body.model), request.headers)
+    req = current()
+    body = await read_body(req, m.CreateChatCompletionRequest)
+    provider, upstream_model = services(req).registry.route(str(body.model), req.headers)
     forwarded = body.model_dump(mode="json", by_alias=True, exclude_unset=True)
     forwarded["model"] = upstream_model
-    reply = await provider.chat_completions(forwarded, api_key=bearer(request.headers))
+    reply = await provider.chat_completions(forwarded, api_key=bearer(req.headers))
     return StreamingResponse(reply.body, status_code=reply.status, media_type=reply.content_type)

@@ -13,10 +13,11 @@ from collections.abc import Callable
 from typing import Any, TypeVar
 
 from connexion import request
+from connexion.lifecycle import ConnexionRequest
 from pydantic import BaseModel, ValidationError
 from starlette.responses import Response
 
-from openresponses.core.dialects import Dialect, error_body, select
+from openresponses.core.dialects import Dialect, select
 from openresponses.core.runner import Services
 from openresponses.errors import APIError, ErrorKind, invalid
 
@@ -25,22 +26,24 @@ ModelT = TypeVar("ModelT", bound=BaseModel)
 MAX_BODY_BYTES = 64 * 1024 * 1024
 
 
-def services() -> Services:
-    found: Services = request.state.services
+def current() -> ConnexionRequest:
+    """This request, resolved once: every access through connexion's context proxy costs."""
+    found: ConnexionRequest = request._get_current_object()  # type: ignore[attr-defined]
     return found
 
 
-def dialect() -> Dialect:
-    return select(request.headers, services().settings.dialect)
+def services(req: ConnexionRequest) -> Services:
+    found: Services = req.state.services
+    return found
+
+
+def dialect(req: ConnexionRequest) -> Dialect:
+    return select(req.headers, services(req).settings.dialect)
 
 
 def json_response(data: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
     body = json.dumps(data, ensure_ascii=False, separators=(",", ":")).encode()
     return Response(body, status_code=status, media_type="application/json", headers=headers)
-
-
-def error_response(error: APIError, which: Dialect) -> Response:
-    return json_response(error_body(error, which), error.status, error.headers)
 
 
 def _too_large() -> APIError:
@@ -89,16 +92,18 @@ def _validation_error(exc: ValidationError) -> APIError:
 
 
 async def read_body(
-    model: type[ModelT], fill: Callable[[dict[str, Any]], None] | None = None
+    req: ConnexionRequest,
+    model: type[ModelT],
+    fill: Callable[[dict[str, Any]], None] | None = None,
 ) -> ModelT:
     """The request body as `model`, or a 400/413 that says exactly what is wrong.
 
     `fill` may add defaults the API applies but the spec marks as required.
     """
-    declared = request.headers.get("content-length", "")
+    declared = req.headers.get("content-length", "")
     if declared.isdigit() and int(declared) > MAX_BODY_BYTES:  # refuse before reading it
         raise _too_large()
-    raw = await request.body()
+    raw = await req.body()
     if len(raw) > MAX_BODY_BYTES:
         raise _too_large()
     try:

@@ -8,18 +8,18 @@ from __future__ import annotations
 
 import asyncio
 
-from connexion import request
 from starlette.responses import Response
 
-from openresponses.api.common import json_response, services
+from openresponses.api.common import current, json_response, services
 from openresponses.core.runner import bearer
 from openresponses.errors import APIError
 from openresponses.generated import openai_models as m
 
 
 async def list_models() -> Response:
-    registry = services().registry
-    key = bearer(request.headers)
+    req = current()
+    registry = services(req).registry
+    key = bearer(req.headers)
     names = [name for name, config in registry.configs.items() if config.found]
     listings = await asyncio.gather(
         *(registry.providers[name].list_models(api_key=key) for name in names),

@@ -6,10 +6,9 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from typing import Any, Literal
 
-from connexion import request
 from starlette.responses import Response, StreamingResponse
 
-from openresponses.api.common import dialect, json_response, read_body, services
+from openresponses.api.common import current, dialect, json_response, read_body, services
 from openresponses.core import sse
 from openresponses.core.dialects import Dialect, event_body, response_body
 from openresponses.core.runner import Turn, prepare
@@ -30,9 +29,10 @@ def _function_tool_defaults(data: dict[str, Any]) -> None:
 
 
 async def create_response() -> Response:
-    body = await read_body(m.CreateResponse, _function_tool_defaults)
-    which = dialect()
-    turn = await prepare(services(), body, request.headers)
+    req = current()
+    body = await read_body(req, m.CreateResponse, _function_tool_defaults)
+    which = dialect(req)
+    turn = await prepare(services(req), body, req.headers)
     if not body.stream:
         final = await turn.complete()
         return json_response(response_body(final, which, store=turn.store))
@@ -66,14 +66,15 @@ async def get_response(response_id: str, stream: bool = False) -> Response:
             param="stream",
             code="unsupported_parameter",
         )
-    record = await services().store.get(response_id)
+    req = current()
+    record = await services(req).store.get(response_id)
     if record is None:
         raise _missing(response_id)
-    return json_response(response_body(record.response, dialect(), store=True))
+    return json_response(response_body(record.response, dialect(req), store=True))
 
 
 async def delete_response(response_id: str) -> Response:
-    if not await services().store.delete(response_id):
+    if not await services(current()).store.delete(response_id):
         raise _missing(response_id)
     return json_response({"id": response_id, "object": "response.deleted", "deleted": True})
 
@@ -87,7 +88,9 @@ async def list_input_items(
 ) -> Response:
     if not 1 <= limit <= 100:
         raise invalid("limit must be between 1 and 100.", param="limit", code="invalid_value")
-    page = await services().store.input_items(response_id, after=after, limit=limit, order=order)
+    page = await services(current()).store.input_items(
+        response_id, after=after, limit=limit, order=order
+    )
     if page is None:
         raise _missing(response_id)
     # model_construct: an empty page has null first/last ids, which the spec types as strings.

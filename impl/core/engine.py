@@ -37,7 +37,11 @@ class _Part:
 
 @dataclass
 class _OpenItem:
-    """An output item while it streams; turned into a generated model when it is emitted."""
+    """An output item while it streams; turned into a generated model when it is emitted.
+
+    The models are built with `model_construct`: the values are ours and already typed, and
+    validating them again on every event would be most of the engine's cost.
+    """
 
     output_index: int
     id: str
@@ -51,7 +55,7 @@ class _OpenItem:
 
     def model(self, status: Literal["in_progress", "completed", "incomplete"]) -> Any:
         if self.kind == "message":
-            return m.OutputMessage(
+            return m.OutputMessage.model_construct(
                 id=self.id,
                 type="message",
                 role="assistant",
@@ -59,14 +63,14 @@ class _OpenItem:
                 content=[_part_model(part) for part in self.parts],
             )
         if self.kind == "reasoning":
-            return m.ReasoningItem(
+            return m.ReasoningItem.model_construct(
                 id=self.id,
                 type="reasoning",
                 summary=[],
                 status=status,
                 content=[_part_model(part) for part in self.parts],
             )
-        return m.FunctionToolCall(
+        return m.FunctionToolCall.model_construct(
             id=self.id,
             type="function_call",
             call_id=self.call_id,
@@ -78,10 +82,12 @@ class _OpenItem:
 
 def _part_model(part: _Part) -> Any:
     if part.kind == "output_text":
-        return m.OutputTextContent(type="output_text", text=part.text, annotations=[], logprobs=[])
+        return m.OutputTextContent.model_construct(
+            type="output_text", text=part.text, annotations=[], logprobs=[]
+        )
     if part.kind == "refusal":
-        return m.RefusalContent(type="refusal", refusal=part.text)
-    return m.ReasoningTextContent(type="reasoning_text", text=part.text)
+        return m.RefusalContent.model_construct(type="refusal", refusal=part.text)
+    return m.ReasoningTextContent.model_construct(type="reasoning_text", text=part.text)
 
 
 _DELTA_EVENT = {
