@@ -6,6 +6,7 @@ from pathlib import Path
 
 import openai
 import pytest
+from sqlalchemy import create_engine, text
 
 from tests.conftest import Server, server_env
 from tests.upstream import ScriptedUpstream, Text
@@ -191,3 +192,30 @@ def test_a_killed_server_keeps_what_it_stored(upstream: ScriptedUpstream, tmp_pa
         assert second_server.client().responses.retrieve(created.id).output_text == "Durable."
     finally:
         second_server.stop()
+
+
+def test_the_server_runs_on_postgresql_too(
+    upstream: ScriptedUpstream, tmp_path: Path, postgres_url: str
+) -> None:
+    model = upstream.script(Text("Stored in PostgreSQL."), Text("Chained."))
+    env = server_env(upstream, OPENRESPONSES_STORE_URL=postgres_url)
+    server = Server(tmp_path, env).start()
+    try:
+        client = server.client()
+        created = client.responses.create(model=model, input="Hello")
+        follow_up = client.responses.create(
+            model=model, input="Again", previous_response_id=created.id
+        )
+        fetched = client.responses.retrieve(created.id)
+        items = client.responses.input_items.list(follow_up.id).data
+    finally:
+        server.stop()
+
+    assert fetched.output_text == "Stored in PostgreSQL."
+    assert [i.content[0].text for i in items] == ["Again"]  # type: ignore[union-attr]
+    assert not (tmp_path / "openresponses.duckdb").exists()
+    engine = create_engine(postgres_url)
+    with engine.connect() as conn:
+        count = conn.execute(text("SELECT count(*) FROM responses")).scalar_one()
+    engine.dispose()
+    assert count == 2

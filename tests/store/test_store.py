@@ -11,13 +11,12 @@ import subprocess
 import sys
 import threading
 import time
-import uuid
 from collections.abc import Coroutine, Iterator
 from pathlib import Path
 from typing import Any, TypeVar
 
 import pytest
-from sqlalchemy import create_engine, event, text
+from sqlalchemy import event, text
 
 from openresponses.core.items import new_id
 from openresponses.generated import openai_models as m
@@ -28,29 +27,12 @@ from openresponses.store.sql import SqlStore, create_store_engine
 
 T = TypeVar("T")
 
-POSTGRES = "postgresql+psycopg://root@127.0.0.1:5432/test"
-
 
 def run(call: Coroutine[Any, Any, T]) -> T:
     return asyncio.run(call)
 
 
 # --- databases -------------------------------------------------------------------------------
-
-
-@pytest.fixture
-def postgres_url() -> Iterator[str]:
-    """A URL whose connections see only a fresh schema, dropped after the test."""
-    schema = f"test_store_{uuid.uuid4().hex[:12]}"
-    admin = create_engine(POSTGRES, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE SCHEMA "{schema}"'))
-    try:
-        yield f"{POSTGRES}?options=-csearch_path%3D{schema}"
-    finally:
-        with admin.connect() as conn:
-            conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
-        admin.dispose()
 
 
 @pytest.fixture(params=["duckdb", "postgresql"])
