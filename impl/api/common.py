@@ -28,7 +28,7 @@ MAX_BODY_BYTES = 64 * 1024 * 1024
 
 def current() -> ConnexionRequest:
     """This request, resolved once: every access through connexion's context proxy costs."""
-    found: ConnexionRequest = request._get_current_object()  # type: ignore[attr-defined]
+    found: ConnexionRequest = request._get_current_object()
     return found
 
 
