@@ -8,10 +8,10 @@ locations name the exact parameter (`input[0].content`) for the OpenAI error's `
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from typing import Any, TypeVar
 
+import orjson
 from connexion import request
 from connexion.lifecycle import ConnexionRequest
 from pydantic import BaseModel, ValidationError
@@ -42,8 +42,9 @@ def dialect(req: ConnexionRequest) -> Dialect:
 
 
 def json_response(data: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
-    body = json.dumps(data, ensure_ascii=False, separators=(",", ":")).encode()
-    return Response(body, status_code=status, media_type="application/json", headers=headers)
+    return Response(
+        orjson.dumps(data), status_code=status, media_type="application/json", headers=headers
+    )
 
 
 def _too_large() -> APIError:
@@ -107,7 +108,7 @@ async def read_body(
     if len(raw) > MAX_BODY_BYTES:
         raise _too_large()
     try:
-        data = json.loads(raw)
+        data = orjson.loads(raw)
     except (ValueError, UnicodeDecodeError) as exc:
         raise invalid(
             "We could not parse the JSON body of your request. Send valid JSON (UTF-8) with "

@@ -106,8 +106,9 @@ class ResponseBuilder:
     """Accumulates one response. Call `start`, then `feed` per model event, then `finish`
     or `fail`; each returns the stream events to send, in order, already numbered."""
 
-    def __init__(self, response: m.Response) -> None:
+    def __init__(self, response: m.Response, *, emit: bool = True) -> None:
         self.response = response
+        self._emit = emit  # False: a non-streaming caller, who only wants the final response
         self._sequence = 0
         self._items: list[_OpenItem] = []
         self._open: _OpenItem | None = None
@@ -117,9 +118,10 @@ class ResponseBuilder:
     # -- numbering ---------------------------------------------------------------------------
 
     def _event(self, cls: type[Any], type_: str, **fields: Any) -> Event:
-        event = cls.model_construct(type=type_, sequence_number=self._sequence, **fields)
         self._sequence += 1
-        return event
+        if not self._emit:
+            return None
+        return cls.model_construct(type=type_, sequence_number=self._sequence - 1, **fields)
 
     def _lifecycle(self, cls: type[Any], type_: str) -> Event:
         # The builder replaces `self.response` (model_copy with update) and never mutates it in

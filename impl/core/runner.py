@@ -165,7 +165,9 @@ async def prepare(
     events = provider.generate(model_request, api_key=bearer(headers))
     return Turn(
         services=services,
-        builder=ResponseBuilder(intake.initial_response(request, request.model)),
+        builder=ResponseBuilder(
+            intake.initial_response(request, request.model), emit=bool(request.stream)
+        ),
         input_items=items,
         store=request.store is not False,
         events=events,
