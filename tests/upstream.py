@@ -1,9 +1,20 @@
 """A scripted upstream model server on loopback, speaking providers' real wire formats.
 
-Tests script replies per model name (`up.script(Text("hi"))` returns a fresh model name); the
-n-th request naming that model gets the n-th reply. Requests are recorded for assertions.
-Chat Completions (JSON and SSE) is implemented; each wire format is one `_chat_*` style
-function so Anthropic Messages and OpenAI Responses can be added beside it.
+Tests need a model provider that answers deterministically, fails on cue and shows what it was
+sent, yet is reached the way a real one is: over HTTP, through a real socket, so that the
+server's HTTP client, SSE parsing and error handling are exercised for real.
+
+    up = ScriptedUpstream()
+    up.start()
+    model = up.script(Text("Hello"), Error(429, "Slow down", type="rate_limit_error"))
+    ...  # point a client at up.base_url; the 1st request for `model` gets "Hello", the 2nd a 429
+    up.requests(model)  # what was sent
+    up.stop()
+
+Requests are routed by the `model` field of their JSON body, so tests sharing one server never
+see each other's replies. Each wire format is one `_Wire` value (how to render a complete body,
+the stream frames and an error); Chat Completions is the only one so far, and Anthropic Messages
+(`/v1/messages`) or OpenAI Responses (`/v1/responses`) would be one more `_Wire` and one route.
 """
 
 from __future__ import annotations
@@ -12,48 +23,76 @@ import asyncio
 import json
 import secrets
 import socket
+import string
 import threading
 import time
-from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
+from collections.abc import Callable, Sequence
+from dataclasses import KW_ONLY, dataclass, field
 from typing import Any
 
 import uvicorn
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response, StreamingResponse
+from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+__all__ = [
+    "Call",
+    "Cut",
+    "Delay",
+    "Error",
+    "Raw",
+    "RecordedRequest",
+    "Reply",
+    "ScriptedUpstream",
+    "Text",
+    "ToolCalls",
+    "Usage",
+]
+
+DEFAULT_MODEL = "scripted-default"
+"""Always listed by `GET /v1/models`, so model listings are never empty; its script is empty."""
+
+
+# --- Replies -----------------------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
 class Usage:
+    """Token counts as the provider reports them; the total is derived, as providers do."""
+
     prompt_tokens: int = 10
     completion_tokens: int = 5
     cached_tokens: int = 0
     reasoning_tokens: int = 0
 
-    def wire(self) -> dict[str, Any]:
-        return {
-            "prompt_tokens": self.prompt_tokens,
-            "completion_tokens": self.completion_tokens,
-            "total_tokens": self.prompt_tokens + self.completion_tokens,
-            "prompt_tokens_details": {"cached_tokens": self.cached_tokens},
-            "completion_tokens_details": {"reasoning_tokens": self.reasoning_tokens},
-        }
+    @property
+    def total_tokens(self) -> int:
+        return self.prompt_tokens + self.completion_tokens
 
 
 @dataclass(frozen=True)
 class Text:
+    """An assistant message, optionally preceded by reasoning (DeepSeek/vLLM style).
+
+    Streamed in pieces of `chunk_size` characters so clients must reassemble it;
+    `chunk_delay` seconds between stream chunks plays a slow model.
+    """
+
     text: str
+    _: KW_ONLY
     reasoning: str | None = None
     finish_reason: str = "stop"
     usage: Usage = field(default_factory=Usage)
     chunk_size: int = 5
-    chunk_delay: float = 0.0  # seconds between stream chunks, for a slow model
+    chunk_delay: float = 0.0
 
 
 @dataclass(frozen=True)
 class Call:
+    """One function call; `arguments` is the JSON text, sent verbatim. A missing id is made up."""
+
     name: str
     arguments: str
     id: str | None = None
@@ -61,16 +100,26 @@ class Call:
 
 @dataclass(frozen=True)
 class ToolCalls:
-    calls: list[Call]
+    """An assistant turn that calls tools, in parallel when there are several calls."""
+
+    calls: Sequence[Call]
+    _: KW_ONLY
     text: str | None = None
     finish_reason: str = "tool_calls"
     usage: Usage = field(default_factory=Usage)
 
+    def __post_init__(self) -> None:
+        # A tuple keeps the frozen reply immutable even when the caller passed a list.
+        object.__setattr__(self, "calls", tuple(self.calls))
+
 
 @dataclass(frozen=True)
 class Error:
+    """An HTTP error with the provider's error body, sent before any stream would start."""
+
     status: int
     message: str
+    _: KW_ONLY
     type: str = "server_error"
     code: str | None = None
     headers: dict[str, str] | None = None
@@ -78,7 +127,8 @@ class Error:
 
 @dataclass(frozen=True)
 class Cut:
-    """Send `after_chunks` SSE chunks of `reply`, then drop the connection."""
+    """A connection that breaks: after `after_chunks` stream chunks of `reply` (never `[DONE]`),
+    or, for a non-stream request, before any response at all."""
 
     after_chunks: int
     reply: Text | ToolCalls
@@ -86,239 +136,400 @@ class Cut:
 
 @dataclass(frozen=True)
 class Delay:
+    """Waits `seconds` before answering with `reply`, to play a slow or hung provider."""
+
     seconds: float
     reply: Reply
 
 
 @dataclass(frozen=True)
 class Raw:
+    """Exactly these bytes, for malformed or unusual answers the other replies cannot express."""
+
     status: int
     body: bytes
     content_type: str = "application/json"
 
 
 Reply = Text | ToolCalls | Error | Cut | Delay | Raw
+Content = Text | ToolCalls
 
 
 @dataclass(frozen=True)
 class RecordedRequest:
+    """One request as the upstream received it; header names are lower-case."""
+
     path: str
     headers: dict[str, str]
     json: dict[str, Any]
 
 
-class _Dropped(Exception):
-    """Raised inside a streaming body to abort the connection mid-stream."""
+# --- Wire formats ------------------------------------------------------------------------------
 
 
-def _chunks(text: str, size: int) -> list[str]:
-    return [text[i : i + size] for i in range(0, len(text), max(size, 1))] or [""]
+@dataclass(frozen=True)
+class _Wire:
+    """How one provider API renders a reply; everything else (routing, scripts, faults) is shared.
+
+    `frames` are the complete SSE frames of a stream, which `Cut` counts; `done` is what follows
+    the last one (OpenAI's `data: [DONE]`, nothing for APIs that end on an event).
+    """
+
+    body: Callable[[str, Content], dict[str, Any]]
+    frames: Callable[[str, Content, dict[str, Any]], list[bytes]]
+    error: Callable[[Error], dict[str, Any]]
+    done: bytes
 
 
-def _call_id(call: Call, index: int) -> str:
-    return call.id or f"call_{index}_{secrets.token_hex(4)}"
+_ALPHANUMERIC = string.ascii_letters + string.digits
 
 
-def _chat_message(reply: Text | ToolCalls) -> dict[str, Any]:
-    message: dict[str, Any] = {"role": "assistant", "refusal": None}
-    if isinstance(reply, Text):
-        message["content"] = reply.text
-        if reply.reasoning is not None:
-            message["reasoning_content"] = reply.reasoning
-    else:
-        message["content"] = reply.text
-        message["tool_calls"] = [
-            {
-                "id": _call_id(c, i),
-                "type": "function",
-                "function": {"name": c.name, "arguments": c.arguments},
-            }
-            for i, c in enumerate(reply.calls)
-        ]
-    return message
+def _pieces(text: str, size: int) -> list[str]:
+    return [text[i : i + size] for i in range(0, len(text), max(size, 1))]
 
 
-def _chat_completion(model: str, reply: Text | ToolCalls) -> dict[str, Any]:
+def _argument_pieces(arguments: str) -> list[str]:
+    """Up to 4 characters a piece but at least two pieces, so even `{}` arrives split."""
+    return _pieces(arguments, max(1, min(4, len(arguments) // 2))) or [""]
+
+
+def _provider_id(prefix: str, length: int) -> str:
+    """An id shaped like OpenAI's (`chatcmpl-` or `call_` and letters and digits)."""
+    return prefix + "".join(secrets.choice(_ALPHANUMERIC) for _ in range(length))
+
+
+def _call_ids(reply: ToolCalls) -> list[str]:
+    return [call.id or _provider_id("call_", 24) for call in reply.calls]
+
+
+def _chat_usage(usage: Usage) -> dict[str, Any]:
     return {
-        "id": f"chatcmpl-{secrets.token_hex(6)}",
+        "prompt_tokens": usage.prompt_tokens,
+        "completion_tokens": usage.completion_tokens,
+        "total_tokens": usage.total_tokens,
+        "prompt_tokens_details": {"cached_tokens": usage.cached_tokens},
+        "completion_tokens_details": {"reasoning_tokens": usage.reasoning_tokens},
+    }
+
+
+def _chat_id() -> str:
+    return _provider_id("chatcmpl-", 29)
+
+
+def _chat_body(model: str, reply: Content) -> dict[str, Any]:
+    """A `chat.completion` object, as `POST /v1/chat/completions` returns without streaming."""
+    message: dict[str, Any] = {"role": "assistant", "content": reply.text, "refusal": None}
+    if isinstance(reply, Text) and reply.reasoning is not None:
+        message["reasoning_content"] = reply.reasoning
+    if isinstance(reply, ToolCalls):
+        message["tool_calls"] = [
+            {"id": id_, "type": "function", "function": {"name": c.name, "arguments": c.arguments}}
+            for id_, c in zip(_call_ids(reply), reply.calls, strict=True)
+        ]
+    return {
+        "id": _chat_id(),
         "object": "chat.completion",
         "created": int(time.time()),
         "model": model,
         "choices": [
-            {
-                "index": 0,
-                "message": _chat_message(reply),
-                "finish_reason": reply.finish_reason,
-                "logprobs": None,
-            }
+            {"index": 0, "message": message, "finish_reason": reply.finish_reason, "logprobs": None}
         ],
-        "usage": reply.usage.wire(),
+        "usage": _chat_usage(reply.usage),
     }
 
 
-def _chat_deltas(reply: Text | ToolCalls) -> list[dict[str, Any]]:
-    deltas: list[dict[str, Any]] = [{"role": "assistant", "content": ""}]
+def _chat_deltas(reply: Content) -> list[dict[str, Any]]:
+    """The `delta`s of a stream, in OpenAI's order: role, reasoning, content, tool calls."""
+    deltas: list[dict[str, Any]] = [{"role": "assistant", "content": "", "refusal": None}]
     if isinstance(reply, Text):
         if reply.reasoning:
-            deltas += [{"reasoning_content": p} for p in _chunks(reply.reasoning, reply.chunk_size)]
-        deltas += [{"content": p} for p in _chunks(reply.text, reply.chunk_size) if p]
+            deltas += [{"reasoning_content": p} for p in _pieces(reply.reasoning, reply.chunk_size)]
+        deltas += [{"content": p} for p in _pieces(reply.text, reply.chunk_size)]
         return deltas
-    if reply.text:
-        deltas += [{"content": p} for p in _chunks(reply.text, 5)]
-    for index, call in enumerate(reply.calls):
+    deltas += [{"content": p} for p in _pieces(reply.text or "", 5)]
+    for index, (id_, call) in enumerate(zip(_call_ids(reply), reply.calls, strict=True)):
+        # The id, type and name come once, with empty arguments; the arguments follow in pieces.
+        head = {"name": call.name, "arguments": ""}
         deltas.append(
-            {
-                "tool_calls": [
-                    {
-                        "index": index,
-                        "id": _call_id(call, index),
-                        "type": "function",
-                        "function": {"name": call.name, "arguments": ""},
-                    }
-                ]
-            }
+            {"tool_calls": [{"index": index, "id": id_, "type": "function", "function": head}]}
         )
         deltas += [
             {"tool_calls": [{"index": index, "function": {"arguments": piece}}]}
-            for piece in _chunks(call.arguments, 4)
+            for piece in _argument_pieces(call.arguments)
         ]
     return deltas
 
 
-def _chat_chunks(model: str, reply: Text | ToolCalls, include_usage: bool) -> list[dict[str, Any]]:
-    base = {
-        "id": f"chatcmpl-{secrets.token_hex(6)}",
+def _chat_frames(model: str, reply: Content, request: dict[str, Any]) -> list[bytes]:
+    """`chat.completion.chunk` frames; with `stream_options.include_usage` every chunk carries
+    `usage: null` and a last chunk with no choices carries the usage, as OpenAI sends them."""
+    include_usage = bool((request.get("stream_options") or {}).get("include_usage"))
+    head = {
+        "id": _chat_id(),
         "object": "chat.completion.chunk",
         "created": int(time.time()),
         "model": model,
     }
-    chunks = [
-        {**base, "choices": [{"index": 0, "delta": d, "finish_reason": None, "logprobs": None}]}
-        for d in _chat_deltas(reply)
-    ]
-    chunks.append(
-        {
-            **base,
-            "choices": [
-                {"index": 0, "delta": {}, "finish_reason": reply.finish_reason, "logprobs": None}
-            ],
-        }
-    )
+    usage_null: dict[str, Any] = {"usage": None} if include_usage else {}
+
+    def choice(delta: dict[str, Any], finish_reason: str | None) -> dict[str, Any]:
+        return {"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish_reason}
+
+    chunks = [{**head, "choices": [choice(d, None)], **usage_null} for d in _chat_deltas(reply)]
+    chunks.append({**head, "choices": [choice({}, reply.finish_reason)], **usage_null})
     if include_usage:
-        chunks.append({**base, "choices": [], "usage": reply.usage.wire()})
-    return chunks
+        chunks.append({**head, "choices": [], "usage": _chat_usage(reply.usage)})
+    return [_sse_frame(chunk) for chunk in chunks]
 
 
-def _error_response(error: Error) -> Response:
-    body = {
+def _openai_error(error: Error) -> dict[str, Any]:
+    return {
         "error": {"message": error.message, "type": error.type, "param": None, "code": error.code}
     }
-    return JSONResponse(body, status_code=error.status, headers=error.headers)
+
+
+def _sse_frame(data: dict[str, Any]) -> bytes:
+    # Compact separators, as OpenAI writes its stream chunks.
+    return b"data: " + json.dumps(data, separators=(",", ":")).encode() + b"\n\n"
+
+
+_CHAT = _Wire(body=_chat_body, frames=_chat_frames, error=_openai_error, done=b"data: [DONE]\n\n")
+
+
+# --- Breaking connections ----------------------------------------------------------------------
+
+_TRANSPORT = "scripted_upstream.transport"
+
+
+class _ExposeTransport:
+    """Puts uvicorn's socket transport into the scope, the only way to hang up on a client.
+
+    ASGI has no message for "drop the connection": an app that fails before responding gets a
+    500 from the server. uvicorn hands the app its request cycle's bound `send`, whose object
+    owns the transport; this wrapper must therefore be the outermost app.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            scope[_TRANSPORT] = getattr(getattr(send, "__self__", None), "transport", None)
+        await self.app(scope, receive, send)
+
+
+async def _hang_up(scope: Scope, receive: Receive) -> None:
+    """Closes the connection (after flushing what was sent) and waits until uvicorn has seen it,
+    so that it neither answers with a 500 nor logs an unfinished response."""
+    transport = scope.get(_TRANSPORT)
+    if transport is None:
+        raise RuntimeError("hanging up needs the transport that _ExposeTransport provides")
+    transport.close()
+    while (await receive())["type"] != "http.disconnect":
+        pass
+
+
+class _HangUp(Response):
+    """No response at all: the client sees the server disconnect."""
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await _hang_up(scope, receive)
+
+
+class _EventStream(Response):
+    """SSE frames, optionally paced, ending in `done` or, when `cut_after` is set, in a hang-up
+    after that many frames.
+
+    Written out rather than a StreamingResponse so the frame count at which it breaks is exact.
+    """
+
+    media_type = "text/event-stream"
+
+    def __init__(
+        self, frames: list[bytes], done: bytes, *, cut_after: int | None, delay: float
+    ) -> None:
+        super().__init__()  # sets the content-type; the body is sent chunked, below
+        self.raw_headers = [(k, v) for k, v in self.raw_headers if k != b"content-length"]
+        self.frames = frames
+        self.done = done
+        self.cut_after = cut_after
+        self.delay = delay
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await send({"type": "http.response.start", "status": 200, "headers": self.raw_headers})
+        for index, frame in enumerate(self.frames):
+            if index == self.cut_after:
+                await _hang_up(scope, receive)
+                return
+            if self.delay and index:
+                await asyncio.sleep(self.delay)
+            await send({"type": "http.response.body", "body": frame, "more_body": True})
+        if self.cut_after is not None:
+            await _hang_up(scope, receive)
+            return
+        await send({"type": "http.response.body", "body": self.done, "more_body": False})
+
+
+# --- The server --------------------------------------------------------------------------------
 
 
 class ScriptedUpstream:
-    """Runs the scripted server under uvicorn in a background thread on a free port."""
+    """The scripted provider, served by uvicorn in a background thread on a free loopback port.
+
+    Thread-safe: tests script and inspect from their thread while the server thread serves.
+    """
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._scripts: dict[str, list[Reply]] = {}
+        self._scripts: dict[str, list[Reply]] = {DEFAULT_MODEL: []}
         self._served: dict[str, int] = {}
         self._requests: dict[str, list[RecordedRequest]] = {}
         self._server: uvicorn.Server | None = None
         self._thread: threading.Thread | None = None
-        self.port = 0
+        self._port: int | None = None
 
     @property
     def base_url(self) -> str:
-        return f"http://127.0.0.1:{self.port}/v1"
+        """The OpenAI-style base URL, ending in `/v1`."""
+        if self._port is None:
+            raise RuntimeError("the upstream is not started")
+        return f"http://127.0.0.1:{self._port}/v1"
 
     def script(self, *replies: Reply, model: str | None = None) -> str:
-        name = model or f"scripted-{secrets.token_hex(4)}"
+        """Scripts a model's replies, one per request in order, and returns the model's name.
+
+        Without `model`, the name is fresh, so each test gets a model of its own. Scripting a
+        name again replaces its script and forgets its requests.
+        """
         with self._lock:
-            self._scripts[name] = list(replies)
-            self._served[name] = 0
-            self._requests.setdefault(name, [])
-        return name
+            while model is None:
+                candidate = f"scripted-{secrets.token_hex(3)}"
+                if candidate not in self._scripts and candidate not in self._requests:
+                    model = candidate
+            self._scripts[model] = list(replies)
+            self._served[model] = 0
+            self._requests[model] = []
+        return model
 
     def requests(self, model: str) -> list[RecordedRequest]:
+        """The requests received for `model`, oldest first (also for models never scripted)."""
         with self._lock:
             return list(self._requests.get(model, []))
 
-    def _next(self, model: str, recorded: RecordedRequest) -> Reply | None:
+    def _take(self, model: str, request: RecordedRequest) -> Reply:
+        """Records the request and picks its reply; a model without one gets the error a
+        provider would give, so a test that mis-routes or over-requests fails loudly."""
         with self._lock:
-            self._requests.setdefault(model, []).append(recorded)
-            script = self._scripts.get(model, [])
-            index = self._served.get(model, 0)
-            self._served[model] = index + 1
-            return script[index] if index < len(script) else None
+            self._requests.setdefault(model, []).append(request)
+            script = self._scripts.get(model)
+            if script is None:
+                return Error(
+                    404,
+                    f"The model `{model}` does not exist or you do not have access to it.",
+                    type="invalid_request_error",
+                    code="model_not_found",
+                )
+            index = self._served[model] = self._served.get(model, 0) + 1
+            if index > len(script):
+                return Error(
+                    500,
+                    f"The script for model `{model}` is exhausted: it has {len(script)} "
+                    f"replies and this is request {index}.",
+                )
+            return script[index - 1]
 
-    async def _chat(self, request: Request) -> Response:
-        body = await request.json()
-        model = str(body.get("model"))
-        recorded = RecordedRequest(request.url.path, dict(request.headers), body)
-        reply = self._next(model, recorded)
+    async def _serve(self, wire: _Wire, request: Request) -> Response:
+        try:
+            body = await request.json()
+        except ValueError:
+            body = None
+        if not isinstance(body, dict) or not isinstance(body.get("model"), str):
+            message = "The request body must be a JSON object with a string `model`."
+            bad = Error(400, message, type="invalid_request_error")
+            return JSONResponse(wire.error(bad), status_code=400)
+
+        model: str = body["model"]
+        reply = self._take(model, RecordedRequest(request.url.path, dict(request.headers), body))
         while isinstance(reply, Delay):
             await asyncio.sleep(reply.seconds)
             reply = reply.reply
-        if reply is None:
-            return _error_response(Error(500, f"script for model {model!r} is exhausted"))
-        if isinstance(reply, Error):
-            return _error_response(reply)
-        if isinstance(reply, Raw):
-            return Response(reply.body, status_code=reply.status, media_type=reply.content_type)
-        if not body.get("stream"):
-            if isinstance(reply, Cut):
-                raise _Dropped
-            return JSONResponse(_chat_completion(model, reply))
-        include_usage = bool((body.get("stream_options") or {}).get("include_usage"))
-        limit = reply.after_chunks if isinstance(reply, Cut) else None
-        inner = reply.reply if isinstance(reply, Cut) else reply
-        return StreamingResponse(
-            self._sse(
-                _chat_chunks(model, inner, include_usage), limit, getattr(inner, "chunk_delay", 0.0)
-            ),
-            media_type="text/event-stream",
-        )
 
-    async def _sse(
-        self, chunks: list[dict[str, Any]], limit: int | None, delay: float
-    ) -> AsyncIterator[bytes]:
-        for index, chunk in enumerate(chunks):
-            if limit is not None and index >= limit:
-                raise _Dropped
-            if delay and index:
-                await asyncio.sleep(delay)
-            yield f"data: {json.dumps(chunk)}\n\n".encode()
-        yield b"data: [DONE]\n\n"
+        if isinstance(reply, Error):
+            return JSONResponse(wire.error(reply), reply.status, headers=reply.headers)
+        if isinstance(reply, Raw):
+            # A header rather than media_type, which Starlette would extend with a charset.
+            return Response(reply.body, reply.status, headers={"content-type": reply.content_type})
+        cut_after = reply.after_chunks if isinstance(reply, Cut) else None
+        content = reply.reply if isinstance(reply, Cut) else reply
+        if body.get("stream") is not True:
+            return _HangUp() if cut_after is not None else JSONResponse(wire.body(model, content))
+        delay = content.chunk_delay if isinstance(content, Text) else 0.0
+        frames = wire.frames(model, content, body)
+        return _EventStream(frames, wire.done, cut_after=cut_after, delay=delay)
+
+    def _route(self, path: str, wire: _Wire) -> Route:
+        async def endpoint(request: Request) -> Response:
+            return await self._serve(wire, request)
+
+        return Route(path, endpoint, methods=["POST"])
 
     async def _models(self, request: Request) -> Response:
         with self._lock:
-            names = ["scripted-default", *self._scripts]
-        data = [{"id": n, "object": "model", "created": 0, "owned_by": "scripted"} for n in names]
+            names = list(self._scripts)
+        data = [
+            {"id": n, "object": "model", "created": 1700000000, "owned_by": "scripted"}
+            for n in names
+        ]
         return JSONResponse({"object": "list", "data": data})
 
-    def _app(self) -> Starlette:
-        return Starlette(
+    def start(self) -> None:
+        """Starts serving and returns once the server accepts connections."""
+        if self._thread is not None:
+            raise RuntimeError("the upstream is already started")
+        app = Starlette(
             routes=[
-                Route("/v1/chat/completions", self._chat, methods=["POST"]),
+                self._route("/v1/chat/completions", _CHAT),
                 Route("/v1/models", self._models, methods=["GET"]),
             ]
         )
-
-    def start(self) -> None:
-        sock = socket.socket()
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         sock.bind(("127.0.0.1", 0))
-        self.port = sock.getsockname()[1]
-        config = uvicorn.Config(self._app(), log_level="critical", lifespan="off")
+        self._port = sock.getsockname()[1]
+        config = uvicorn.Config(
+            _ExposeTransport(app),
+            http="h11",  # _hang_up relies on its request cycle; h11 keeps it one known protocol
+            loop="asyncio",
+            lifespan="off",
+            log_config=None,  # leave the test process's logging alone; errors still propagate
+            log_level="warning",
+            access_log=False,
+            proxy_headers=False,
+            timeout_graceful_shutdown=1,  # a Delay in flight must not hold up stop()
+        )
         self._server = uvicorn.Server(config)
         self._thread = threading.Thread(
-            target=self._server.run, kwargs={"sockets": [sock]}, daemon=True
+            target=self._server.run,
+            kwargs={"sockets": [sock]},
+            name="scripted-upstream",
+            daemon=True,
         )
         self._thread.start()
+        deadline = time.monotonic() + 10
         while not self._server.started:
-            time.sleep(0.01)
+            if not self._thread.is_alive():
+                raise RuntimeError("the scripted upstream failed to start")
+            if time.monotonic() > deadline:
+                raise RuntimeError("the scripted upstream did not start within 10 s")
+            time.sleep(0.005)
 
     def stop(self) -> None:
-        if self._server is not None and self._thread is not None:
-            self._server.should_exit = True
-            self._thread.join(timeout=10)
+        """Stops serving, cancelling any reply still in flight after a second's grace."""
+        if self._server is None or self._thread is None:
+            return
+        self._server.should_exit = True
+        self._thread.join(timeout=5)
+        if self._thread.is_alive():
+            self._server.force_exit = True
+            self._thread.join(timeout=5)
+        self._server = None
+        self._thread = None
