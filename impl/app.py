@@ -30,6 +30,7 @@ from connexion.resolver import Resolver
 from connexion.validators import VALIDATOR_MAP
 from starlette.exceptions import HTTPException
 
+from openresponses.auth import ApiKeyMiddleware
 from openresponses.config import Settings
 from openresponses.core.dialects import Dialect, error_body, select
 from openresponses.core.runner import Services
@@ -54,11 +55,12 @@ _STATUS_KIND = {
 }
 
 
-# connexion's stack without Swagger UI (not installed), security (the server forwards the
-# client's key rather than checking it), or response validation (tests validate responses).
+# connexion's stack without Swagger UI (not installed), connexion's security (the server
+# checks its own keys, if any, in ApiKeyMiddleware), or response validation (tests do that).
 MIDDLEWARES = [
     ServerErrorMiddleware,
     ExceptionMiddleware,
+    ApiKeyMiddleware,
     RoutingMiddleware,
     RequestValidationMiddleware,
     LifespanMiddleware,

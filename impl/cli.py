@@ -29,6 +29,10 @@ def _serve(args: argparse.Namespace) -> int:
     print(f"openresponses {_version()} serving at http://{settings.host}:{settings.port}/v1")
     print(f"  data: {settings.store_url or settings.data_dir.resolve()}")
     print(f"  dialect: {settings.dialect.value} (per request: OpenResponses-Version header)")
+    if settings.api_keys:
+        print(f"  auth: {len(settings.api_keys)} API key(s) from OPENRESPONSES_API_KEYS")
+    else:
+        print("  auth: none (set OPENRESPONSES_API_KEYS before exposing the port)")
     for name, provider in settings.providers.items():
         if not provider.found:
             continue

@@ -45,6 +45,8 @@ class Settings:
     default_provider: str = "openai"
     providers: dict[str, ProviderConfig] = field(default_factory=dict)
     upstream_timeout: float = 600.0
+    # Keys clients must present as bearer tokens; empty: the server checks none.
+    api_keys: tuple[str, ...] = ()
     # fsync every journaled save: survives an OS crash too, at a disk flush per response.
     journal_fsync: bool = False
 
@@ -120,6 +122,9 @@ def load_settings(
         or config.get("default_provider", "openai"),
         "dialect": Dialect(env.get("OPENRESPONSES_DIALECT") or config.get("dialect", "openai")),
     }
+    if env.get("OPENRESPONSES_API_KEYS"):
+        keys = (key.strip() for key in env["OPENRESPONSES_API_KEYS"].split(","))
+        values["api_keys"] = tuple(key for key in keys if key)
     if env.get("OPENRESPONSES_JOURNAL_FSYNC"):
         values["journal_fsync"] = env["OPENRESPONSES_JOURNAL_FSYNC"].lower() in ("1", "true", "yes")
     if env.get("OPENRESPONSES_STORE_URL"):

@@ -33,6 +33,7 @@ def test_serve_prints_its_url_and_the_providers_it_found(
     forwards = "[no key: forwards the client's bearer token]"
     assert f"  provider openai (default): {upstream.base_url} {forwards}" in lines
     assert "  provider groq: https://api.groq.com/openai/v1 [key set]" in lines
+    assert "  auth: none (set OPENRESPONSES_API_KEYS before exposing the port)" in lines
     assert "  also routable with the client's key: ollama, openrouter, vllm" in lines
 
 

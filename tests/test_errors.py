@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import json
 import socket
+from pathlib import Path
 from typing import Any
 
 import httpx
 import openai
 import pytest
 
-from tests.conftest import Server
+from tests.conftest import Server, server_env
 from tests.upstream import Error, ScriptedUpstream, Text
 
 
@@ -216,3 +217,26 @@ def test_streaming_a_stored_response_is_refused(client: openai.OpenAI, server: S
 
     assert response.status_code == 400
     assert _error(response)["param"] == "stream"
+
+
+def test_server_api_keys_are_required_when_configured(
+    upstream: ScriptedUpstream, tmp_path: Path
+) -> None:
+    model = upstream.script(Text("let in"))
+    env = server_env(upstream, OPENRESPONSES_API_KEYS="sk-team-1, sk-team-2")
+    server = Server(tmp_path, env).start()
+    try:
+        missing = httpx.get(f"{server.base_url}/responses/resp_x")
+        wrong = httpx.get(
+            f"{server.base_url}/responses/resp_x", headers={"authorization": "Bearer sk-nope"}
+        )
+        allowed = server.client(api_key="sk-team-2").responses.create(model=model, input="hi")
+    finally:
+        server.stop()
+
+    assert (missing.status_code, _error(missing)["code"]) == (401, "missing_api_key")
+    assert (wrong.status_code, _error(wrong)["code"]) == (401, "invalid_api_key")
+    assert _error(wrong)["type"] == "authentication_error"
+    assert allowed.output_text == "let in"
+    # the client's token was for this server: it is not passed on to the provider
+    assert "authorization" not in upstream.requests(model)[0].headers

@@ -10,7 +10,7 @@ from __future__ import annotations
 from starlette.responses import Response, StreamingResponse
 
 from openresponses.api.common import current, read_body, services
-from openresponses.core.runner import bearer
+from openresponses.core.runner import client_key
 from openresponses.generated import openai_models as m
 
 
@@ -20,5 +20,7 @@ async def create_chat_completion() -> Response:
     provider, upstream_model = services(req).registry.route(str(body.model), req.headers)
     forwarded = body.model_dump(mode="json", by_alias=True, exclude_unset=True)
     forwarded["model"] = upstream_model
-    reply = await provider.chat_completions(forwarded, api_key=bearer(req.headers))
+    reply = await provider.chat_completions(
+        forwarded, api_key=client_key(services(req), req.headers)
+    )
     return StreamingResponse(reply.body, status_code=reply.status, media_type=reply.content_type)

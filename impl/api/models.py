@@ -11,7 +11,7 @@ import asyncio
 from starlette.responses import Response
 
 from openresponses.api.common import current, json_response, services
-from openresponses.core.runner import bearer
+from openresponses.core.runner import client_key
 from openresponses.errors import APIError
 from openresponses.generated import openai_models as m
 
@@ -19,7 +19,7 @@ from openresponses.generated import openai_models as m
 async def list_models() -> Response:
     req = current()
     registry = services(req).registry
-    key = bearer(req.headers)
+    key = client_key(services(req), req.headers)
     names = [name for name, config in registry.configs.items() if config.found]
     listings = await asyncio.gather(
         *(registry.providers[name].list_models(api_key=key) for name in names),

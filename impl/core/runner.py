@@ -43,10 +43,19 @@ class Services:
 
 
 def bearer(headers: Mapping[str, str]) -> str | None:
-    """The client's API key, forwarded upstream when the server has none of its own."""
+    """The bearer token of a request, if it has one."""
     value = headers.get("authorization", "")
     scheme, _, token = value.partition(" ")
     return token.strip() or None if scheme.lower() == "bearer" else None
+
+
+def client_key(services: Services, headers: Mapping[str, str]) -> str | None:
+    """The client's key to forward upstream where the server has no key of its own.
+
+    When the server checks keys of its own (OPENRESPONSES_API_KEYS), the client's token is
+    one of those, meant for us, and is never passed on.
+    """
+    return None if services.settings.api_keys else bearer(headers)
 
 
 @dataclass
@@ -162,7 +171,7 @@ async def prepare(
         user=request.user,
         stream=bool(request.stream),
     )
-    events = provider.generate(model_request, api_key=bearer(headers))
+    events = provider.generate(model_request, api_key=client_key(services, headers))
     return Turn(
         services=services,
         builder=ResponseBuilder(
