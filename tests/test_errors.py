@@ -102,6 +102,7 @@ def test_unknown_parameter_is_a_400(server: Server) -> None:
         ({"include": ["message.output_text.logprobs"]}, "include[0]"),
         ({"tools": [{"type": "web_search"}]}, "tools[0].type"),
         ({"reasoning": {"summary": "detailed"}}, "reasoning.summary"),
+        ({"reasoning": {"effort": "low", "context": "all_turns"}}, "reasoning.context"),
     ],
 )
 def test_unsupported_parameters_are_a_clear_400(

@@ -435,3 +435,34 @@ def test_client_bearer_token_is_forwarded_when_the_server_has_no_key(
     server.client(api_key="sk-user-own").responses.create(model=model, input="Hi")
 
     assert upstream.requests(model)[0].headers["authorization"] == "Bearer sk-user-own"
+
+
+def test_reasoning_effort_and_cache_hints_are_forwarded(
+    client: openai.OpenAI, upstream: ScriptedUpstream
+) -> None:
+    model = upstream.script(Text("ok"))
+
+    response = client.responses.create(
+        model=model,
+        input="Think hard.",
+        reasoning={"effort": "high"},
+        prompt_cache_key="tenant-7",
+        safety_identifier="user-hash-1",
+    )
+
+    sent = upstream.requests(model)[0].json
+    assert sent["reasoning_effort"] == "high"
+    assert (sent["prompt_cache_key"], sent["safety_identifier"]) == ("tenant-7", "user-hash-1")
+    assert response.reasoning is not None and response.reasoning.effort == "high"
+    assert response.prompt_cache_key == "tenant-7"
+
+
+def test_absent_hints_are_not_sent_upstream(
+    client: openai.OpenAI, upstream: ScriptedUpstream
+) -> None:
+    model = upstream.script(Text("ok"))
+
+    client.responses.create(model=model, input="Hi")
+
+    sent = upstream.requests(model)[0].json
+    assert set(sent) == {"model", "messages"}

@@ -78,12 +78,26 @@ def check_supported(request: m.CreateResponse) -> None:
             code="unsupported_value",
         )
     reasoning = request.reasoning
-    if reasoning is not None and reasoning.summary not in (None, "auto"):
-        raise invalid(
-            "reasoning.summary is not supported by this server.",
-            param="reasoning.summary",
-            code="unsupported_value",
-        )
+    if reasoning is not None:
+        for name in ("summary", "generate_summary", "mode", "context"):
+            if getattr(reasoning, name) not in (None, "auto"):
+                raise invalid(
+                    f"reasoning.{name} is not supported by this server.",
+                    param=f"reasoning.{name}",
+                    code="unsupported_value",
+                )
+
+
+# Request fields that chat-completions upstreams take under the same name and meaning.
+_SAME_NAME_HINTS = ("prompt_cache_key", "safety_identifier", "prompt_cache_retention")
+
+
+def provider_hints(request: m.CreateResponse) -> dict[str, str]:
+    """Caching and abuse-tracking hints the client set, for providers that understand them."""
+    hints = {name: getattr(request, name) for name in _SAME_NAME_HINTS}
+    if request.reasoning is not None and request.reasoning.effort is not None:
+        hints["reasoning_effort"] = request.reasoning.effort
+    return {name: str(getattr(value, "root", value)) for name, value in hints.items() if value}
 
 
 def function_tools(request: m.CreateResponse) -> list[m.FunctionTool]:

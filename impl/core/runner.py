@@ -169,6 +169,7 @@ async def prepare(
         max_output_tokens=intake.plain(request.max_output_tokens),
         text_format=text_format,
         user=request.user,
+        hints=intake.provider_hints(request),
         stream=bool(request.stream),
     )
     events = provider.generate(model_request, api_key=client_key(services, headers))
