@@ -97,6 +97,8 @@ def provider_hints(request: m.CreateResponse) -> dict[str, str]:
     hints = {name: getattr(request, name) for name in _SAME_NAME_HINTS}
     if request.reasoning is not None and request.reasoning.effort is not None:
         hints["reasoning_effort"] = request.reasoning.effort
+    if request.text is not None and request.text.verbosity is not None:
+        hints["verbosity"] = request.text.verbosity
     return {name: str(getattr(value, "root", value)) for name, value in hints.items() if value}
 
 

@@ -33,8 +33,9 @@ class ModelRequest:
     max_output_tokens: int | None = None
     text_format: dict[str, Any] | None = None  # Responses `text.format`
     user: str | None = None
-    # Optional hints under their Responses names: prompt_cache_key, safety_identifier,
-    # prompt_cache_retention, reasoning_effort. Adapters send the ones their API knows.
+    # Optional hints: prompt_cache_key, safety_identifier, prompt_cache_retention,
+    # reasoning_effort (reasoning.effort), verbosity (text.verbosity). Adapters send the ones
+    # their API knows.
     hints: dict[str, str] = field(default_factory=dict)
     stream: bool = True  # whether to ask the upstream for a stream
 

@@ -101,7 +101,7 @@ def chat_body(request: ModelRequest) -> dict[str, Any]:
         "user": request.user,
     }
     body.update({k: v for k, v in optional.items() if v is not None})
-    body.update(request.hints)  # chat completions takes all four under the same names
+    body.update(request.hints)  # chat completions takes every hint under the same name
     if request.text_format is not None:
         body["response_format"] = _chat_response_format(request.text_format)
     if request.stream:
