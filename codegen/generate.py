@@ -6,6 +6,8 @@ Outputs, all derived and never edited by hand:
 * `openresponses_models.py`: pydantic v2 models of the Open Responses spec.
 * `openapi.json`: the OpenAPI 3.0.3 rendering connexion routes and validates parameters with.
 * `openresponses.json`: the Open Responses spec with discriminator mappings, for validators.
+* `openai.json`: `spec/openapi.yaml` as OpenAPI 3.1 (JSON Schema 2020-12) with discriminator
+  mappings, for the conformance harness's OpenAI dialect and its fuzzer.
 * `operations.py`: the operationId → (method, path, handler) table connexion resolves against.
 """
 
@@ -122,6 +124,7 @@ def render() -> dict[str, str]:
         }
     files["openapi.json"] = _json_text(downconvert_to_30(openai))
     files["openresponses.json"] = _json_text(openresponses)
+    files["openai.json"] = _json_text(openai)
     files["operations.py"] = _operations(openai)
     files["__init__.py"] = BANNER + '"""Code and data generated from spec/; see codegen/."""\n'
     return files

@@ -6,6 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from openresponses.conformance import cli as conformance_cli
 from openresponses.core.dialects import Dialect
 
 
@@ -76,6 +77,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     serve.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
     serve.set_defaults(run=_serve)
+    conformance_cli.add_parser(sub)
     args = parser.parse_args(argv)
     code: int = args.run(args)
     return code

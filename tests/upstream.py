@@ -22,7 +22,6 @@ from __future__ import annotations
 import asyncio
 import json
 import secrets
-import socket
 import string
 import threading
 import time
@@ -30,12 +29,13 @@ from collections.abc import Callable, Sequence
 from dataclasses import KW_ONLY, dataclass, field
 from typing import Any
 
-import uvicorn
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
+
+from tests.loopback import LoopbackServer
 
 __all__ = [
     "Call",
@@ -382,18 +382,17 @@ class ScriptedUpstream:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._scripts: dict[str, list[Reply]] = {DEFAULT_MODEL: []}
+        self._responders: dict[str, Callable[[dict[str, Any]], Reply]] = {}
         self._served: dict[str, int] = {}
         self._requests: dict[str, list[RecordedRequest]] = {}
-        self._server: uvicorn.Server | None = None
-        self._thread: threading.Thread | None = None
-        self._port: int | None = None
+        self._loopback: LoopbackServer | None = None
 
     @property
     def base_url(self) -> str:
         """The OpenAI-style base URL, ending in `/v1`."""
-        if self._port is None:
+        if self._loopback is None:
             raise RuntimeError("the upstream is not started")
-        return f"http://127.0.0.1:{self._port}/v1"
+        return f"{self._loopback.url}/v1"
 
     def script(self, *replies: Reply, model: str | None = None) -> str:
         """Scripts a model's replies, one per request in order, and returns the model's name.
@@ -411,6 +410,14 @@ class ScriptedUpstream:
             self._requests[model] = []
         return model
 
+    def responder(self, answer: Callable[[dict[str, Any]], Reply], model: str) -> str:
+        """Makes `model` answer every request with `answer(request_body)`, for clients (such
+        as the conformance harness) whose requests a test does not fix in advance."""
+        with self._lock:
+            self._responders[model] = answer
+            self._requests[model] = []
+        return model
+
     def requests(self, model: str) -> list[RecordedRequest]:
         """The requests received for `model`, oldest first (also for models never scripted)."""
         with self._lock:
@@ -421,6 +428,8 @@ class ScriptedUpstream:
         provider would give, so a test that mis-routes or over-requests fails loudly."""
         with self._lock:
             self._requests.setdefault(model, []).append(request)
+            if model in self._responders:
+                return self._responders[model](request.json)
             script = self._scripts.get(model)
             if script is None:
                 return Error(
@@ -475,7 +484,7 @@ class ScriptedUpstream:
 
     async def _models(self, request: Request) -> Response:
         with self._lock:
-            names = list(self._scripts)
+            names = [*self._scripts, *self._responders]
         data = [
             {"id": n, "object": "model", "created": 1700000000, "owned_by": "scripted"}
             for n in names
@@ -484,7 +493,7 @@ class ScriptedUpstream:
 
     def start(self) -> None:
         """Starts serving and returns once the server accepts connections."""
-        if self._thread is not None:
+        if self._loopback is not None:
             raise RuntimeError("the upstream is already started")
         app = Starlette(
             routes=[
@@ -492,44 +501,11 @@ class ScriptedUpstream:
                 Route("/v1/models", self._models, methods=["GET"]),
             ]
         )
-        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        sock.bind(("127.0.0.1", 0))
-        self._port = sock.getsockname()[1]
-        config = uvicorn.Config(
-            _ExposeTransport(app),
-            http="h11",  # _hang_up relies on its request cycle; h11 keeps it one known protocol
-            loop="asyncio",
-            lifespan="off",
-            log_config=None,  # leave the test process's logging alone; errors still propagate
-            log_level="warning",
-            access_log=False,
-            proxy_headers=False,
-            timeout_graceful_shutdown=1,  # a Delay in flight must not hold up stop()
-        )
-        self._server = uvicorn.Server(config)
-        self._thread = threading.Thread(
-            target=self._server.run,
-            kwargs={"sockets": [sock]},
-            name="scripted-upstream",
-            daemon=True,
-        )
-        self._thread.start()
-        deadline = time.monotonic() + 10
-        while not self._server.started:
-            if not self._thread.is_alive():
-                raise RuntimeError("the scripted upstream failed to start")
-            if time.monotonic() > deadline:
-                raise RuntimeError("the scripted upstream did not start within 10 s")
-            time.sleep(0.005)
+        self._loopback = LoopbackServer(_ExposeTransport(app), name="scripted-upstream")
+        self._loopback.start()
 
     def stop(self) -> None:
         """Stops serving, cancelling any reply still in flight after a second's grace."""
-        if self._server is None or self._thread is None:
-            return
-        self._server.should_exit = True
-        self._thread.join(timeout=5)
-        if self._thread.is_alive():
-            self._server.force_exit = True
-            self._thread.join(timeout=5)
-        self._server = None
-        self._thread = None
+        if self._loopback is not None:
+            self._loopback.stop()
+            self._loopback = None

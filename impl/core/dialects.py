@@ -93,6 +93,12 @@ def _spec_response(data: dict[str, Any], store: bool) -> dict[str, Any]:
     for tool in data.get("tools", []):
         for key in ("description", "parameters", "strict"):
             tool.setdefault(key, None)
+    text_format = (data.get("text") or {}).get("format")
+    if isinstance(text_format, dict) and text_format.get("type") == "json_schema":
+        # The spec's JsonSchemaResponseFormat echoes no schema (`schema` admits only null)
+        # and requires `description`, nullable.
+        text_format.setdefault("description", None)
+        text_format["schema"] = None
     for item in data.get("output", []):
         _spec_item(item)
     return _dump(orm.ResponseResource.model_validate(data))

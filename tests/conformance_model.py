@@ -1,0 +1,63 @@
+"""A rule-based stand-in for a model, so the conformance harness can be run against our server.
+
+The harness asks open questions ("what's the weather in Paris?") and judges the protocol, not
+the wit of the answer; this answers them the way any capable model would, through the scripted
+upstream's real chat-completions wire format, with reasoning on plain answers so that the
+reasoning events are part of every text stream the harness judges.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from tests.upstream import Call, Reply, Text, ToolCalls
+
+
+def _text(message: dict[str, Any]) -> str:
+    content = message.get("content")
+    if isinstance(content, list):
+        return " ".join(str(part.get("text", "")) for part in content if isinstance(part, dict))
+    return str(content or "")
+
+
+def _instance(schema: dict[str, Any]) -> Any:
+    """The simplest value a JSON schema accepts (objects, strings, numbers, booleans, arrays)."""
+    kind = schema.get("type")
+    if kind == "object":
+        return {name: _instance(sub) for name, sub in schema.get("properties", {}).items()}
+    if kind == "array":
+        return []
+    if kind in ("integer", "number"):
+        return 1
+    if kind == "boolean":
+        return True
+    return "Paris"
+
+
+def _tool_to_call(request: dict[str, Any]) -> str | None:
+    """The function this turn calls, if any: forced by tool_choice, or asked for by the user."""
+    tools = [
+        t["function"]["name"] for t in request.get("tools") or [] if t.get("type") == "function"
+    ]
+    choice = request.get("tool_choice")
+    if not tools or choice == "none":
+        return None
+    if isinstance(choice, dict):
+        return str(choice["function"]["name"])
+    last = request["messages"][-1]
+    if choice == "required" or (last["role"] == "user" and "weather" in _text(last).lower()):
+        return tools[0]
+    return None
+
+
+def answer(request: dict[str, Any]) -> Reply:
+    if request["messages"][-1]["role"] == "tool":
+        return Text("It is 18 °C and sunny in Paris.")
+    tool = _tool_to_call(request)
+    if tool is not None:
+        return ToolCalls([Call(tool, json.dumps({"location": "Paris"}))])
+    response_format = request.get("response_format") or {}
+    if response_format.get("type") == "json_schema":
+        return Text(json.dumps(_instance(response_format["json_schema"]["schema"])))
+    return Text("Hello there, friend! 1, 2, 3, 4, 5.", reasoning="A short, friendly answer.")
