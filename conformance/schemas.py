@@ -14,6 +14,7 @@ from importlib import resources
 from typing import Any
 
 import jsonschema
+from jsonschema.exceptions import ValidationError
 from referencing import Registry, Resource
 from referencing.jsonschema import DRAFT202012
 
@@ -75,11 +76,11 @@ class Schemas:
 
     def errors(self, instance: Any, schema_name: str) -> list[str]:
         """Every violation of `schema_name` as `"$.json.path: message"`, most specific first."""
-        found = []
-        for error in self.validator(schema_name).iter_errors(instance):
-            leaf = min(error.context or [error], key=lambda e: len(e.context or []))
-            best = jsonschema.exceptions.best_match([leaf, *(error.context or [])]) or error
-            found.append(f"{json_path(best.absolute_path)}: {best.message}")
+        found = {
+            f"{json_path(leaf.absolute_path)}: {leaf.message}"
+            for error in self.validator(schema_name).iter_errors(instance)
+            for leaf in _leaves(error)
+        }
         return sorted(found)
 
     def event_errors(self, event: dict[str, Any]) -> list[str]:
@@ -88,6 +89,33 @@ class Schemas:
         if schema is None:
             return [f"$.type: {event.get('type')!r} is not a streaming event type of the spec"]
         return self.errors(event, schema)
+
+
+def _leaves(error: ValidationError) -> list[ValidationError]:
+    """The errors that say what is wrong, rather than "not valid under any of the given schemas".
+
+    A failed `oneOf`/`anyOf` carries every branch's errors. The branch meant is the one whose
+    discriminator matched: it neither failed on the instance's JSON type (`null` in a nullable
+    union) nor on its `type` property (another item kind). When exactly one branch is left, its
+    own errors are the answer, explained in turn; otherwise jsonschema's heuristic picks one.
+    """
+    if not error.context:
+        return [error]
+    branches: dict[Any, list[ValidationError]] = {}
+    for sub in error.context:
+        branches.setdefault(sub.relative_schema_path[0], []).append(sub)
+    meant = [b for b in branches.values() if not any(_wrong_kind(e, error) for e in b)]
+    if len(meant) != 1:
+        return [jsonschema.exceptions.best_match([error]) or error]
+    return [leaf for sub in meant[0] for leaf in _leaves(sub)]
+
+
+def _wrong_kind(error: ValidationError, parent: ValidationError) -> bool:
+    """Whether `error` rules its branch out as meant for another kind of value."""
+    here = list(parent.absolute_path)
+    if error.validator == "type" and list(error.absolute_path) == here:
+        return True
+    return error.validator in ("enum", "const") and list(error.absolute_path) == [*here, "type"]
 
 
 def _admit_null_for_optional(node: Any) -> None:

@@ -54,17 +54,25 @@ def _drop(kind: str) -> Callable[[Events], None]:
     return drop
 
 
+def _message_event(events: Events, kind: str) -> dict[str, Any]:
+    """The first `kind` event of the message item (a reasoning item may come before it)."""
+    added = next(e for e in events if e["type"] == "response.output_item.added"
+                 and e["item"]["type"] == "message")  # fmt: skip
+    index = added["output_index"]
+    return next(e for e in events if e["type"] == kind and e.get("output_index") == index)
+
+
 def _text_outside_part(events: Events) -> None:
     """Moves the first text delta before the part it belongs to is added."""
     delta = _first(events, "response.output_text.delta")
     events.remove(delta)
-    events.insert(events.index(_first(events, "response.content_part.added")), delta)
+    events.insert(events.index(_message_event(events, "response.content_part.added")), delta)
     for number, event in enumerate(events):
         event["sequence_number"] = number
 
 
 def _wrong_item_status(events: Events) -> None:
-    _first(events, "response.output_item.done")["item"]["status"] = "finished"
+    _message_event(events, "response.output_item.done")["item"]["status"] = "finished"
 
 
 BODY_MUTATIONS: dict[str, Callable[[dict[str, Any]], None]] = {
