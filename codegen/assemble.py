@@ -9,6 +9,7 @@ change a tool needs (discriminator mappings, OpenAPI 3.0 for connexion) happens 
 
 from __future__ import annotations
 
+import copy
 import json
 import shutil
 from pathlib import Path
@@ -67,6 +68,19 @@ def _closure(roots: Any, schemas: dict[str, Any]) -> list[str]:
     return sorted(seen)
 
 
+def _wrap_bare_errors(responses: dict[str, Any]) -> dict[str, Any]:
+    """Declares error responses given as a bare `Error` as `ErrorResponse`, the wrapped shape
+    the API sends (`deleteResponse`'s 404 says `Error`, but OpenAI answers `{"error": {...}}`)."""
+    bare = {"$ref": "#/components/schemas/Error"}
+    wrapped = copy.deepcopy(ERROR_RESPONSE["content"])
+    return {
+        status: {**answer, "content": wrapped}
+        if answer.get("content", {}).get("application/json", {}).get("schema") == bare
+        else answer
+        for status, answer in responses.items()
+    }
+
+
 def select_operations(spec: dict[str, Any], operation_ids: list[str]) -> dict[str, Any]:
     """The sub-spec serving `operation_ids`, with the schemas and responses they use."""
     wanted = set(operation_ids)
@@ -77,7 +91,7 @@ def select_operations(spec: dict[str, Any], operation_ids: list[str]) -> dict[st
         for method, op in item.items():
             if isinstance(op, dict) and op.get("operationId") in wanted:
                 op = dict(op)
-                op["responses"] = {**op["responses"], "default": ERROR_RESPONSE}
+                op["responses"] = {**_wrap_bare_errors(op["responses"]), "default": ERROR_RESPONSE}
                 paths.setdefault(path, {})[method] = op
                 wanted.discard(op["operationId"])
     if wanted:

@@ -52,7 +52,8 @@ class Exchange:
 
     @property
     def content_type(self) -> str:
-        return self.headers.get("content-type", "").split(";")[0].strip().lower()
+        content_type: str = self.headers.get("content-type", "")
+        return content_type.split(";")[0].strip().lower()
 
     def json(self) -> Any:
         """The body parsed as JSON, or `None` when it is not JSON."""

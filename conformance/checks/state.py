@@ -67,7 +67,8 @@ def _item_list(ctx: Context, response_id: str, **params: Any) -> dict[str, Any]:
     for index, item in enumerate(body["data"]):
         problems = ctx.schemas.errors(item, schema)
         require(not problems, f"$.data[{index}]: {'; '.join(problems[:3])}")
-    return body
+    listed: dict[str, Any] = body
+    return listed
 
 
 def _texts(items: list[dict[str, Any]]) -> list[str]:

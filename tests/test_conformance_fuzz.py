@@ -1,0 +1,123 @@
+"""`fuzz.operations`: schemathesis fuzzing passes our server and finds a broken target's bugs."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.types import Receive, Scope, Send
+
+from openresponses.conformance import runner
+from openresponses.conformance.checks import fuzz
+from openresponses.conformance.wire import Dialect, Target
+from tests import conformance_model
+from tests.conftest import Server
+from tests.loopback import LoopbackServer
+from tests.upstream import ScriptedUpstream
+
+OPERATIONS = 6
+"""The operations `spec/openapi.yaml` serves; each is fuzzed with valid and invalid cases."""
+
+CASES = OPERATIONS * 2 * fuzz.EXAMPLES
+
+
+@pytest.fixture(scope="module")
+def model(upstream: ScriptedUpstream) -> str:
+    return upstream.responder(conformance_model.answer, "fuzz-model")
+
+
+def _fuzz(base_url: str, model: str, dialect: Dialect) -> runner.Result:
+    target = Target(base_url, model, "sk-client", {}, timeout=20)
+    (result,) = runner.run(target, runner.select([dialect], ["fuzz.operations"]), fuzz=True)
+    return result
+
+
+async def _broken_target(scope: Scope, receive: Receive, send: Send) -> None:
+    """A target with three kinds of bug, on every path (no router that could answer 404):
+    its model list breaks its schema, DELETE answers in plain text, anything else crashes."""
+    request = Request(scope, receive)
+    if request.url.path == "/v1/models":
+        answer = Response('{"object": "list", "data": "none"}', media_type="application/json")
+    elif request.method == "DELETE":
+        answer = Response("Not Found", 404, media_type="text/plain")
+    else:
+        answer = Response("Internal Server Error", 500, media_type="text/plain")
+    await answer(scope, receive, send)
+
+
+@pytest.fixture(scope="module")
+def broken() -> Iterator[str]:
+    server = LoopbackServer(_broken_target, name="fuzz-broken-target")
+    server.start()
+    yield f"{server.url}/v1"
+    server.stop()
+
+
+@pytest.mark.parametrize("dialect", list(Dialect), ids=[d.value for d in Dialect])
+def test_fuzzing_our_server_finds_no_5xx_and_no_schema_violation(
+    server: Server, model: str, dialect: Dialect
+) -> None:
+    result = _fuzz(server.base_url, model, dialect)
+
+    assert (result.status, result.message) == (
+        runner.PASS,
+        f"{OPERATIONS} operations, {CASES} cases, no 5xx, all answers conform",
+    )
+
+
+def test_fuzz_is_skipped_unless_asked_for(server: Server, model: str) -> None:
+    target = Target(server.base_url, model, "sk-client", {}, timeout=20)
+    (result,) = runner.run(target, runner.select([Dialect.OPENAI], ["fuzz.operations"]))
+
+    assert result.status == runner.SKIP
+
+
+@pytest.fixture(scope="module")
+def findings(broken: str) -> runner.Result:
+    return _fuzz(broken, "any-model", Dialect.OPENAI)
+
+
+CRASHING = [
+    "POST /responses",
+    "GET /responses/{response_id}",
+    "GET /responses/{response_id}/input_items",
+    "POST /chat/completions",
+]
+
+
+def test_a_target_with_bugs_fails_after_sending_every_case(findings: runner.Result) -> None:
+    assert findings.status == runner.FAIL
+    assert findings.message.startswith(f"6 finding(s) in {CASES} cases: ")
+
+
+@pytest.mark.parametrize("operation", CRASHING)
+def test_each_crashing_operation_is_reported_once_with_a_curl_that_reproduces_it(
+    findings: runner.Result, broken: str, operation: str
+) -> None:
+    method, path = operation.split()
+    finding = f"{operation}: HTTP 500: Internal Server Error (reproduce: curl -X {method} "
+
+    assert findings.message.count(finding) == 1
+    assert f"{broken}{path.replace('{response_id}', '0')})" in findings.message
+
+
+def test_a_body_that_breaks_its_schema_is_a_finding_with_its_json_path(
+    findings: runner.Result,
+) -> None:
+    assert 'GET /models: Response violates schema at $.data: "none" is not of type "array"' in (
+        findings.message
+    )
+
+
+def test_an_undocumented_content_type_is_a_finding(findings: runner.Result) -> None:
+    assert (
+        "DELETE /responses/{response_id}: Undocumented Content-Type: "
+        "Received: text/plain; charset=utf-8 Documented: application/json"
+    ) in findings.message
+
+
+def test_findings_never_show_the_api_key(findings: runner.Result) -> None:
+    assert "sk-client" not in findings.message
+    assert "authorization: [Filtered]" in findings.message
