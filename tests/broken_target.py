@@ -36,11 +36,22 @@ def _number_from_one(events: Events) -> None:
         event["sequence_number"] = 1
 
 
-def _add_item_twice(events: Events) -> None:
-    added = _first(events, "response.output_item.added")
-    events.insert(events.index(added) + 1, {**added, "sequence_number": added["sequence_number"]})
+def _restart_numbering(events: Events) -> None:
+    """Numbers the second half of the stream from 0 again, as a server restarting a counter."""
+    half = len(events) // 2
+    for number, event in enumerate(events[half:]):
+        event["sequence_number"] = number
+
+
+def _renumber(events: Events) -> None:
     for number, event in enumerate(events):
         event["sequence_number"] = number
+
+
+def _add_item_twice(events: Events) -> None:
+    added = _first(events, "response.output_item.added")
+    events.insert(events.index(added) + 1, dict(added))
+    _renumber(events)
 
 
 def _final_output_empty(events: Events) -> None:
@@ -67,8 +78,16 @@ def _text_outside_part(events: Events) -> None:
     delta = _first(events, "response.output_text.delta")
     events.remove(delta)
     events.insert(events.index(_message_event(events, "response.content_part.added")), delta)
-    for number, event in enumerate(events):
-        event["sequence_number"] = number
+    _renumber(events)
+
+
+def _close_item_before_part(events: Events) -> None:
+    """Swaps the message's `output_item.done` with the `content_part.done` before it."""
+    done = _message_event(events, "response.output_item.done")
+    part_done = _message_event(events, "response.content_part.done")
+    i, j = events.index(done), events.index(part_done)
+    events[i], events[j] = part_done, done
+    _renumber(events)
 
 
 def _wrong_item_status(events: Events) -> None:
@@ -86,6 +105,9 @@ BODY_MUTATIONS: dict[str, Callable[[dict[str, Any]], None]] = {
 STREAM_MUTATIONS: dict[str, Callable[[Events], None]] = {
     "spoil_delta": _spoil_delta,
     "sequence": _number_from_one,
+    "sequence_reset": _restart_numbering,
+    "no_part_added": _drop("response.content_part.added"),
+    "item_done_early": _close_item_before_part,
     "item_twice": _add_item_twice,
     "final_output": _final_output_empty,
     "no_created": _drop("response.created"),

@@ -148,3 +148,11 @@ def server(
 @pytest.fixture
 def client(server: Server) -> openai.OpenAI:
     return server.client()
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--update-golden",
+        action="store_true",
+        help="record conformance/golden/ from the server instead of comparing against it",
+    )

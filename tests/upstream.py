@@ -74,7 +74,8 @@ class Usage:
 
 @dataclass(frozen=True)
 class Text:
-    """An assistant message, optionally preceded by reasoning (DeepSeek/vLLM style).
+    """An assistant message, optionally preceded by reasoning (DeepSeek/vLLM style) and
+    followed by a refusal (OpenAI's `refusal` field; an empty `text` makes it a pure refusal).
 
     Streamed in pieces of `chunk_size` characters so clients must reassemble it;
     `chunk_delay` seconds between stream chunks plays a slow model.
@@ -83,6 +84,7 @@ class Text:
     text: str
     _: KW_ONLY
     reasoning: str | None = None
+    refusal: str | None = None
     finish_reason: str = "stop"
     usage: Usage = field(default_factory=Usage)
     chunk_size: int = 5
@@ -219,8 +221,10 @@ def _chat_id() -> str:
 def _chat_body(model: str, reply: Content) -> dict[str, Any]:
     """A `chat.completion` object, as `POST /v1/chat/completions` returns without streaming."""
     message: dict[str, Any] = {"role": "assistant", "content": reply.text, "refusal": None}
-    if isinstance(reply, Text) and reply.reasoning is not None:
-        message["reasoning_content"] = reply.reasoning
+    if isinstance(reply, Text):
+        message["refusal"] = reply.refusal
+        if reply.reasoning is not None:
+            message["reasoning_content"] = reply.reasoning
     if isinstance(reply, ToolCalls):
         message["tool_calls"] = [
             {"id": id_, "type": "function", "function": {"name": c.name, "arguments": c.arguments}}
@@ -245,6 +249,7 @@ def _chat_deltas(reply: Content) -> list[dict[str, Any]]:
         if reply.reasoning:
             deltas += [{"reasoning_content": p} for p in _pieces(reply.reasoning, reply.chunk_size)]
         deltas += [{"content": p} for p in _pieces(reply.text, reply.chunk_size)]
+        deltas += [{"refusal": p} for p in _pieces(reply.refusal or "", reply.chunk_size)]
         return deltas
     deltas += [{"content": p} for p in _pieces(reply.text or "", 5)]
     for index, (id_, call) in enumerate(zip(_call_ids(reply), reply.calls, strict=True)):

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 from collections.abc import AsyncGenerator, AsyncIterator, Mapping
 from typing import Any
 
@@ -18,6 +19,8 @@ import aiohttp
 
 from openresponses.errors import ErrorKind
 from openresponses.providers.base import Passthrough, ProviderError
+
+log = logging.getLogger("openresponses.providers")
 
 # Upstream statuses passed through to the client unchanged, with the kind they mean.
 _PASS_THROUGH = {
@@ -74,7 +77,9 @@ def transport_error(exc: BaseException, provider: str, *, started: bool = False)
             f"{provider} did not answer in time", status=504, code="upstream_timeout"
         )
     if started or isinstance(exc, aiohttp.ClientPayloadError | aiohttp.ServerDisconnectedError):
-        return ProviderError(f"the stream from {provider} broke off: {exc}")
+        # The client learns what happened; the HTTP library's own words go to the log.
+        log.warning("the stream from %s broke off: %r", provider, exc)
+        return ProviderError(f"the stream from {provider} broke off before it was complete")
     return ProviderError(
         f"could not reach {provider}: {exc}", status=502, code="upstream_unreachable"
     )

@@ -301,4 +301,4 @@ async def _stream_events(
                 raise ProviderError(f"{provider} failed mid-stream: {error.get('message', error)}")
             for event in _chunk_events(chunk):
                 yield event
-    raise ProviderError(f"the stream from {provider} ended before it was complete")
+    raise ProviderError(f"the stream from {provider} broke off before it was complete")

@@ -1,0 +1,89 @@
+"""Golden event streams: our server's events for each scenario, compared with the recording.
+
+A change in event output fails here with the first differing event and a line diff. When the
+change is intended, record the streams again and review the diff of `conformance/golden/`:
+
+    pytest tests/test_golden.py --update-golden
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from openresponses.conformance import golden
+from openresponses.conformance.wire import Client, Dialect, Target
+from tests.conftest import Server
+from tests.upstream import Call, Cut, Reply, ScriptedUpstream, Text, ToolCalls
+
+GOLDEN = Path(__file__).parent.parent / "conformance" / "golden"
+
+WEATHER = {
+    "type": "function",
+    "name": "get_weather",
+    "description": "The current weather in a city.",
+    "parameters": {
+        "type": "object",
+        "properties": {"city": {"type": "string"}},
+        "required": ["city"],
+        "additionalProperties": False,
+    },
+    "strict": True,
+}
+
+SCENARIOS: dict[str, tuple[Reply, str]] = {
+    # name: (what the upstream answers, what the user asks)
+    "text": (Text("Hello there, friend!"), "Say hello."),
+    "multi_part_text": (
+        Text("Here is the first half.", refusal="I can't write the second half."),
+        "Write both halves.",
+    ),
+    "function_call": (
+        ToolCalls([Call("get_weather", '{"city": "Paris"}', id="call_paris")]),
+        "What is the weather in Paris?",
+    ),
+    "parallel_function_calls": (
+        ToolCalls(
+            [
+                Call("get_weather", '{"city": "Paris"}', id="call_paris"),
+                Call("get_weather", '{"city": "Tokyo"}', id="call_tokyo"),
+            ]
+        ),
+        "What is the weather in Paris and in Tokyo?",
+    ),
+    "reasoning": (Text("It is 4.", reasoning="Two plus two makes four."), "What is 2 + 2?"),
+    "refusal": (Text("", refusal="I can't help with that."), "Help me pick a lock."),
+    "upstream_failure": (Cut(3, Text("This answer is cut off halfway.")), "Tell me a story."),
+}
+
+CASES = [(scenario, dialect) for scenario in SCENARIOS for dialect in Dialect]
+
+
+def _stream(server: Server, upstream: ScriptedUpstream, scenario: str, dialect: Dialect) -> list:
+    reply, question = SCENARIOS[scenario]
+    model = upstream.script(reply, model=f"golden-{scenario}-{dialect.value}")
+    client = Client(Target(server.base_url, model, "sk-client", {}, timeout=20), dialect)
+    try:
+        body = {"model": model, "input": question, "tools": [WEATHER]}
+        return client.stream("/responses", body).events
+    finally:
+        client.close()
+
+
+@pytest.mark.parametrize(("scenario", "dialect"), CASES, ids=[f"{s}-{d.value}" for s, d in CASES])
+def test_the_event_stream_matches_its_golden_recording(
+    server: Server,
+    upstream: ScriptedUpstream,
+    request: pytest.FixtureRequest,
+    scenario: str,
+    dialect: Dialect,
+) -> None:
+    path = GOLDEN / dialect.value / f"{scenario}.jsonl"
+    events = _stream(server, upstream, scenario, dialect)
+    if request.config.getoption("--update-golden"):
+        golden.write(path, events)
+
+    differences = golden.compare(golden.load(path), events)
+
+    assert not differences, "\n".join(differences)
