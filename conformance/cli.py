@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 from openresponses.conformance import report, runner
+from openresponses.conformance.checks import fuzz
 from openresponses.conformance.wire import Dialect, Target
 
 EPILOG = """\
@@ -47,6 +48,13 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     )
     parser.add_argument(
         "--fuzz", action="store_true", help="also fuzz every operation (schemathesis)"
+    )
+    parser.add_argument(
+        "--fuzz-examples",
+        type=int,
+        default=fuzz.EXAMPLES,
+        metavar="N",
+        help=f"with --fuzz: cases per operation, valid and invalid each (default {fuzz.EXAMPLES})",
     )
     parser.add_argument(
         "--timeout", type=float, default=60.0, help="seconds per request (default 60)"
@@ -96,6 +104,9 @@ def main(args: argparse.Namespace) -> int:
     except ValueError as exc:
         print(f"openresponses conformance: {exc}", file=sys.stderr)
         return 2
+    if args.fuzz_examples < 1:
+        print("openresponses conformance: --fuzz-examples wants a positive number", file=sys.stderr)
+        return 2
     dialects = list(Dialect) if args.dialect == "both" else [Dialect(args.dialect)]
     selected = runner.select(dialects, args.only)
     if not selected:
@@ -111,7 +122,9 @@ def main(args: argparse.Namespace) -> int:
         f"(model {target.model})",
         file=sys.stderr,
     )
-    results = runner.run(target, selected, fuzz=args.fuzz, progress=_Progress())
+    results = runner.run(
+        target, selected, fuzz_examples=args.fuzz_examples if args.fuzz else 0, progress=_Progress()
+    )
     print(report.table(results))
     if args.report:
         report.write_json(args.report, target, results)

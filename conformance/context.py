@@ -82,8 +82,10 @@ class Streamed:
 class Context:
     """One dialect's run against the target; shared by the checks of that run."""
 
-    def __init__(self, client: Client) -> None:
+    def __init__(self, client: Client, *, fuzz_examples: int = 0) -> None:
         self.client = client
+        self.fuzz_examples = fuzz_examples
+        """Cases per operation and generation mode for `fuzz.*` checks; 0 skips them."""
         self.dialect = client.dialect
         self.target = client.target
         self.schemas: Schemas = OPENRESPONSES if self.dialect is Dialect.OPENRESPONSES else OPENAI

@@ -49,9 +49,9 @@ def select(dialects: Iterable[Dialect], only: Iterable[str] = ()) -> list[tuple[
     return chosen
 
 
-def run_one(check: Check, ctx: Context, *, fuzz: bool) -> tuple[str, str]:
+def run_one(check: Check, ctx: Context) -> tuple[str, str]:
     """(status, message) of one check: anything a check raises is a verdict, never a crash."""
-    if check.fuzz and not fuzz:
+    if check.fuzz and not ctx.fuzz_examples:
         return SKIP, "fuzzing runs only with --fuzz"
     try:
         message = check.run(ctx)
@@ -77,11 +77,11 @@ def run(
     target: Target,
     selected: list[tuple[Check, Dialect]],
     *,
-    fuzz: bool = False,
+    fuzz_examples: int = 0,
     progress: Progress | None = None,
 ) -> list[Result]:
     """Runs `selected` in order; `progress(done, total, id, result)` is called before each
-    check (with `None`) and after it."""
+    check (with `None`) and after it. `fuzz.*` checks run only with `fuzz_examples`."""
     contexts: dict[Dialect, Context] = {}
     results: list[Result] = []
     try:
@@ -90,9 +90,9 @@ def run(
             if progress:
                 progress(number, len(selected), ident, None)
             if dialect not in contexts:
-                contexts[dialect] = Context(Client(target, dialect))
+                contexts[dialect] = Context(Client(target, dialect), fuzz_examples=fuzz_examples)
             started = time.monotonic()
-            status, message = run_one(check, contexts[dialect], fuzz=fuzz)
+            status, message = run_one(check, contexts[dialect])
             result = Result(ident, check, dialect, status, message, time.monotonic() - started)
             results.append(result)
             if progress:

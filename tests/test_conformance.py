@@ -50,7 +50,7 @@ def test_our_server_passes_every_check_it_implements(
 
     done = _cli(
         "--base-url", server.base_url, "--model", model, "--api-key", "sk-client",
-        "--timeout", "20", "--report", str(report), "--junit", str(junit),
+        "--timeout", "20", "--report", str(report), "--junit", str(junit), "--fuzz",
     )  # fmt: skip
 
     checks = json.loads(report.read_text())["checks"]
@@ -63,11 +63,11 @@ def test_our_server_passes_every_check_it_implements(
     assert by_status["skip"] == {
         "openai/errors.authentication",  # the server forwards the client's key upstream
         "openresponses/errors.authentication",
-        "openai/fuzz.operations",  # only with --fuzz
-        "openresponses/fuzz.operations",
         *(f"openresponses/{c}" for c in runner.CHECKS if c.startswith("websocket.")),  # issue 4
     }
     assert len({entry["check"] for entry in checks}) >= 20
+    fuzzed = [entry["message"] for entry in checks if entry["check"] == "fuzz.operations"]
+    assert fuzzed == ["6 operations, 180 cases, no 5xx, all answers conform"] * 2
     assert done.returncode == 1
 
 
@@ -144,10 +144,12 @@ def test_exit_status_is_zero_when_every_selected_check_passes(server: Server, mo
 def test_bad_usage_exits_with_status_2(server: Server) -> None:
     nothing = _cli("--base-url", server.base_url, "--only", "no.such.check")
     bad_header = _cli("--base-url", server.base_url, "--header", "no-colon")
+    no_examples = _cli("--base-url", server.base_url, "--fuzz", "--fuzz-examples", "0")
 
-    assert (nothing.returncode, bad_header.returncode) == (2, 2)
+    assert (nothing.returncode, bad_header.returncode, no_examples.returncode) == (2, 2, 2)
     assert "no check matches --only" in nothing.stderr
     assert "--header wants NAME:VALUE" in bad_header.stderr
+    assert "--fuzz-examples wants a positive number" in no_examples.stderr
 
 
 def test_list_names_every_selected_check(server: Server) -> None:

@@ -1,4 +1,5 @@
-"""`fuzz.operations`: schemathesis fuzzing passes our server and finds a broken target's bugs."""
+"""`fuzz.operations`: schemathesis fuzzing finds a broken target's bugs and says how to
+reproduce each. (That it passes our server is `test_conformance.py`'s full run.)"""
 
 from __future__ import annotations
 
@@ -10,7 +11,6 @@ from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
 from openresponses.conformance import runner
-from openresponses.conformance.checks import fuzz
 from openresponses.conformance.wire import Dialect, Target
 from tests import conformance_model
 from tests.conftest import Server
@@ -20,7 +20,8 @@ from tests.upstream import ScriptedUpstream
 OPERATIONS = 6
 """The operations `spec/openapi.yaml` serves; each is fuzzed with valid and invalid cases."""
 
-CASES = OPERATIONS * 2 * fuzz.EXAMPLES
+EXAMPLES = 5
+CASES = OPERATIONS * 2 * EXAMPLES
 
 
 @pytest.fixture(scope="module")
@@ -30,7 +31,9 @@ def model(upstream: ScriptedUpstream) -> str:
 
 def _fuzz(base_url: str, model: str, dialect: Dialect) -> runner.Result:
     target = Target(base_url, model, "sk-client", {}, timeout=20)
-    (result,) = runner.run(target, runner.select([dialect], ["fuzz.operations"]), fuzz=True)
+    (result,) = runner.run(
+        target, runner.select([dialect], ["fuzz.operations"]), fuzz_examples=EXAMPLES
+    )
     return result
 
 
@@ -53,18 +56,6 @@ def broken() -> Iterator[str]:
     server.start()
     yield f"{server.url}/v1"
     server.stop()
-
-
-@pytest.mark.parametrize("dialect", list(Dialect), ids=[d.value for d in Dialect])
-def test_fuzzing_our_server_finds_no_5xx_and_no_schema_violation(
-    server: Server, model: str, dialect: Dialect
-) -> None:
-    result = _fuzz(server.base_url, model, dialect)
-
-    assert (result.status, result.message) == (
-        runner.PASS,
-        f"{OPERATIONS} operations, {CASES} cases, no 5xx, all answers conform",
-    )
 
 
 def test_fuzz_is_skipped_unless_asked_for(server: Server, model: str) -> None:

@@ -87,3 +87,36 @@ def test_the_event_stream_matches_its_golden_recording(
     differences = golden.compare(golden.load(path), events)
 
     assert not differences, "\n".join(differences)
+
+
+def test_normalising_numbers_ids_per_prefix_in_order_of_first_appearance() -> None:
+    events = [
+        {
+            "type": "a",
+            "response": {"id": "resp_9f", "created_at": 1795436990, "completed_at": None},
+        },
+        {"type": "b", "item": {"id": "msg_77", "call_id": "call_x"}, "item_id": "msg_77"},
+        {"type": "c", "item_id": "msg_12", "previous_response_id": "resp_9f", "output_index": 3},
+    ]
+
+    assert golden.normalise(events) == [
+        {
+            "type": "a",
+            "response": {"id": "<resp_1>", "created_at": "<timestamp>", "completed_at": None},
+        },
+        {"type": "b", "item": {"id": "<msg_1>", "call_id": "<call_1>"}, "item_id": "<msg_1>"},
+        {"type": "c", "item_id": "<msg_2>", "previous_response_id": "<resp_1>", "output_index": 3},
+    ]
+
+
+def test_a_stream_that_mixes_up_two_ids_differs_from_its_golden() -> None:
+    recorded = golden.normalise(
+        [{"type": "a", "item_id": "msg_1"}, {"type": "b", "item_id": "msg_2"}]
+    )
+    live = [{"type": "a", "item_id": "msg_5"}, {"type": "b", "item_id": "msg_5"}]
+
+    differences = golden.compare(recorded, live)
+
+    assert differences[0] == "event 1 (b): $.item_id: expected '<msg_2>', got '<msg_1>'"
+    assert '-{"type": "b", "item_id": "<msg_2>"}' in differences
+    assert '+{"type": "b", "item_id": "<msg_1>"}' in differences

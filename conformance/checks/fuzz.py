@@ -30,7 +30,8 @@ from openresponses.conformance.schemas import OPENAI, json_path
 from openresponses.conformance.wire import SPEC_VERSION, Dialect
 
 EXAMPLES = 15
-"""Cases per operation and generation mode: enough to find crashes, few enough for a minute."""
+"""Default cases per operation and generation mode: enough to find crashes, few enough for a
+minute."""
 
 MAX_FINDINGS = 10
 """Distinct findings after which fuzzing stops: more would repeat the same bugs."""
@@ -89,11 +90,11 @@ def _fuzz(
     mode: schemathesis.GenerationMode,
     run: Fuzzing,
 ) -> None:
-    """Sends `EXAMPLES` generated cases of one operation; the same ones every time
+    """Sends `ctx.fuzz_examples` generated cases of one operation; the same ones every time
     (derandomized, no example database), so a finding can be reproduced by running again."""
 
     @settings(
-        max_examples=EXAMPLES,
+        max_examples=ctx.fuzz_examples,
         deadline=None,
         database=None,
         derandomize=True,
