@@ -91,13 +91,23 @@ def _snake(name: str) -> str:
     return re.sub(r"(?<!^)(?=[A-Z])", "_", name).lower()
 
 
+# OpenAI's newer operationIds run words together and carry no tags; these read as handlers.
+_HANDLER_NAMES = {
+    "Compactconversation": "compact_response",
+    "Getinputtokencounts": "count_input_tokens",
+}
+
+
 def _operations(spec: dict[str, Any]) -> str:
-    """`operations.py`: one row per operation; the handler lives in `openresponses.api.<tag>`."""
+    """`operations.py`: one row per operation; the handler lives in `openresponses.api.<tag>`
+    (untagged operations: the first path segment, `/responses/compact` → `responses`)."""
     rows = []
     for path, item in spec["paths"].items():
         for method, op in item.items():
-            module = _snake(op["tags"][0].replace(" ", ""))
-            handler = f"{module}.{_snake(op['operationId'])}"
+            tag = op["tags"][0] if op.get("tags") else path.strip("/").split("/")[0]
+            module = _snake(tag.replace(" ", ""))
+            function = _HANDLER_NAMES.get(op["operationId"]) or _snake(op["operationId"])
+            handler = f"{module}.{function}"
             rows.append(f"    {op['operationId']!r}: Operation({method!r}, {path!r}, {handler!r}),")
     return (
         BANNER

@@ -32,6 +32,7 @@ from starlette.exceptions import HTTPException
 
 from openresponses.auth import ApiKeyMiddleware
 from openresponses.config import Settings
+from openresponses.core import compaction
 from openresponses.core.dialects import Dialect, error_body, select
 from openresponses.core.runner import Services
 from openresponses.errors import APIError, ErrorKind
@@ -146,8 +147,9 @@ def create_app(settings: Settings) -> AsyncApp:
                 journal_fsync=settings.journal_fsync,
             )
             registry = Registry(settings.providers, settings.default_provider, client)
+            secret = compaction.load_secret(settings.data_dir, settings.secret)
             try:
-                yield {"services": Services(settings, store, registry, client)}
+                yield {"services": Services(settings, store, registry, client, secret)}
             finally:
                 await store.close()
 

@@ -49,6 +49,9 @@ class Settings:
     api_keys: tuple[str, ...] = ()
     # fsync every journaled save: survives an OS crash too, at a disk flush per response.
     journal_fsync: bool = False
+    # Seals compaction items; replicas sharing a database must share it. Default: a random
+    # key in data_dir/secret.key.
+    secret: str | None = None
 
 
 # name: (kind, base-url variable, default base URL, api-key variable)
@@ -127,6 +130,8 @@ def load_settings(
         values["api_keys"] = tuple(key for key in keys if key)
     if env.get("OPENRESPONSES_JOURNAL_FSYNC"):
         values["journal_fsync"] = env["OPENRESPONSES_JOURNAL_FSYNC"].lower() in ("1", "true", "yes")
+    if env.get("OPENRESPONSES_SECRET"):
+        values["secret"] = env["OPENRESPONSES_SECRET"]
     if env.get("OPENRESPONSES_STORE_URL"):
         values["store_url"] = env["OPENRESPONSES_STORE_URL"]
     values.update({k: v for k, v in overrides.items() if v is not None})

@@ -20,8 +20,6 @@ from tests.upstream import ScriptedUpstream
 
 OPENAI, SPEC = Dialect.OPENAI, Dialect.OPENRESPONSES
 MODEL = "conformance-model"
-PENDING_ISSUE_4 = {"compact.basic", "compact.missing_model", "compact.round_trip"}
-"""`/responses/compact` lands with issue 4; until then these checks must fail against us."""
 
 
 @pytest.fixture(scope="session")
@@ -57,9 +55,7 @@ def test_our_server_passes_every_check_it_implements(
     by_status: dict[str, set[str]] = {"pass": set(), "fail": set(), "skip": set()}
     for entry in checks:
         by_status[entry["status"]].add(entry["id"])
-    assert by_status["fail"] == {f"{d.value}/{c}" for d in Dialect for c in PENDING_ISSUE_4}, (
-        done.stdout
-    )
+    assert by_status["fail"] == set(), done.stdout
     assert by_status["skip"] == {
         "openai/errors.authentication",  # the server forwards the client's key upstream
         "openresponses/errors.authentication",
@@ -67,27 +63,28 @@ def test_our_server_passes_every_check_it_implements(
     }
     assert len({entry["check"] for entry in checks}) >= 20
     fuzzed = [entry["message"] for entry in checks if entry["check"] == "fuzz.operations"]
-    assert fuzzed == ["6 operations, 180 cases, no 5xx, all answers conform"] * 2
-    assert done.returncode == 1
+    assert fuzzed == ["7 operations, 210 cases, no 5xx, all answers conform"] * 2
+    assert done.returncode == 0
 
 
 def test_the_json_report_names_target_checks_and_summary(
-    server: Server, model: str, tmp_path: Path
+    broken: BrokenTarget, model: str, tmp_path: Path
 ) -> None:
     report = tmp_path / "report.json"
 
     done = _cli(
-        "--base-url", server.base_url, "--model", model, "--dialect", "openresponses",
-        "--only", "errors.missing_model", "--only", "compact.basic", "--report", str(report),
+        "--base-url", broken.base_url, "--model", model, "--dialect", "openresponses",
+        "--header", "x-break:object", "--only", "response.basic",
+        "--only", "errors.missing_model", "--report", str(report),
     )  # fmt: skip
 
     data = json.loads(report.read_text())
-    assert data["target"] == {"base_url": server.base_url, "model": model}
+    assert data["target"] == {"base_url": broken.base_url, "model": model}
     assert [c["id"] for c in data["checks"]] == [
+        "openresponses/response.basic",
         "openresponses/errors.missing_model",
-        "openresponses/compact.basic",
     ]
-    passed, failed = data["checks"]
+    failed, passed = data["checks"]
     assert passed == {
         "id": "openresponses/errors.missing_model",
         "check": "errors.missing_model",
@@ -99,7 +96,10 @@ def test_the_json_report_names_target_checks_and_summary(
         "seconds": passed["seconds"],
     }
     assert failed["status"] == "fail"
-    assert failed["message"].startswith("expected HTTP 200, got POST /responses/compact → 405")
+    assert (
+        failed["message"]
+        == "ResponseResource violated: $.object: 'resp' is not one of ['response']"
+    )
     assert data["summary"] == {
         "total": 2, "passed": 1, "failed": 1, "skipped": 0, "seconds": data["summary"]["seconds"]
     }  # fmt: skip
@@ -107,13 +107,13 @@ def test_the_json_report_names_target_checks_and_summary(
 
 
 def test_the_junit_report_has_a_testcase_per_check(
-    server: Server, model: str, tmp_path: Path
+    broken: BrokenTarget, model: str, tmp_path: Path
 ) -> None:
     junit = tmp_path / "junit.xml"
 
     _cli(
-        "--base-url", server.base_url, "--model", model, "--dialect", "openai",
-        "--only", "errors.missing_model", "--only", "compact.basic",
+        "--base-url", broken.base_url, "--model", model, "--dialect", "openai",
+        "--header", "x-break:object", "--only", "errors.missing_model", "--only", "response.basic",
         "--only", "errors.authentication", "--junit", str(junit),
     )  # fmt: skip
 
@@ -123,10 +123,10 @@ def test_the_junit_report_has_a_testcase_per_check(
     cases = {case.get("name"): case for case in suite.iter("testcase")}
     assert set(cases) == {
         "errors.missing_model: Missing model → 400 invalid request",
-        "compact.basic: Compaction returns response.compaction with a compaction item",
+        "response.basic: Basic text response",
         "errors.authentication: A wrong API key → 401",
     }
-    failure = cases["compact.basic: Compaction returns response.compaction with a compaction item"]
+    failure = cases["response.basic: Basic text response"]
     assert failure.find("failure") is not None
 
 

@@ -10,9 +10,9 @@ from starlette.responses import Response, StreamingResponse
 
 from openresponses.api.common import current, dialect, json_response, read_body, services
 from openresponses.core import sse
-from openresponses.core.dialects import Dialect, event_body, response_body
+from openresponses.core.dialects import Dialect, compaction_body, event_body, response_body
 from openresponses.core.items import new_id
-from openresponses.core.runner import Turn, prepare
+from openresponses.core.runner import Turn, compact, prepare
 from openresponses.errors import invalid, not_found
 from openresponses.generated import openai_models as m
 
@@ -78,6 +78,13 @@ async def _stream(turn: Turn, first: Any, which: Dialect) -> AsyncIterator[bytes
             yield sse.frame(data)
     if which is Dialect.OPENRESPONSES:
         yield sse.DONE
+
+
+async def compact_response() -> Response:
+    req = current()
+    body = await read_body(req, m.CompactResponseMethodPublicBody, _request_defaults)
+    resource = await compact(services(req), body, req.headers)
+    return json_response(compaction_body(resource, dialect(req)))
 
 
 def _missing(response_id: str) -> Exception:

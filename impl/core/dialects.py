@@ -120,6 +120,16 @@ def response_body(response: BaseModel, dialect: Dialect, *, store: bool) -> dict
     return _leading_first(data)
 
 
+def compaction_body(resource: BaseModel, dialect: Dialect) -> dict[str, Any]:
+    """A `response.compaction` object; the spec dialect is validated against its own model."""
+    data = _dump(resource)
+    if dialect is Dialect.OPENAI:
+        return _leading_first(data)
+    for item in data.get("output", []):
+        _spec_item(item)
+    return _dump(orm.CompactResource.model_validate(data))
+
+
 def _leading_first(data: dict[str, Any]) -> dict[str, Any]:
     return {**{key: data[key] for key in _LEADING if key in data}, **data}
 

@@ -334,15 +334,17 @@ class ResponseBuilder:
         return events
 
     def _usage_model(self) -> m.ResponseUsage | None:
-        usage = self._usage
-        if usage is None:
-            return None
-        return m.ResponseUsage(
-            input_tokens=usage.input_tokens,
-            input_tokens_details=m.InputTokensDetails(
-                cached_tokens=usage.cached_tokens, cache_write_tokens=0
-            ),
-            output_tokens=usage.output_tokens,
-            output_tokens_details=m.OutputTokensDetails(reasoning_tokens=usage.reasoning_tokens),
-            total_tokens=usage.input_tokens + usage.output_tokens,
-        )
+        return None if self._usage is None else usage_model(self._usage)
+
+
+def usage_model(usage: UsageReport) -> m.ResponseUsage:
+    """A provider's token counts as the Responses `usage` object."""
+    return m.ResponseUsage(
+        input_tokens=usage.input_tokens,
+        input_tokens_details=m.InputTokensDetails(
+            cached_tokens=usage.cached_tokens, cache_write_tokens=0
+        ),
+        output_tokens=usage.output_tokens,
+        output_tokens_details=m.OutputTokensDetails(reasoning_tokens=usage.reasoning_tokens),
+        total_tokens=usage.input_tokens + usage.output_tokens,
+    )

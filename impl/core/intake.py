@@ -177,6 +177,13 @@ def _normalise(item: Any, index: int) -> Any:
         )
     if isinstance(item, m.OutputMessage | m.ReasoningItem):
         return item
+    if isinstance(item, m.CompactionSummaryItemParam):
+        # Checked when expanded for the model (core.compaction), where the key is at hand.
+        return m.CompactionBody(
+            type="compaction",
+            id=item.id or new_id("compaction"),
+            encrypted_content=item.encrypted_content,
+        )
     if isinstance(item, m.FunctionToolCall):
         return m.FunctionToolCallResource(
             id=item.id or new_id("function_call"),
@@ -204,9 +211,11 @@ def _normalise(item: Any, index: int) -> Any:
     )
 
 
-async def input_items(request: m.CreateResponse, store: Store) -> list[Any]:
-    """The request's input as stored items, in order."""
-    raw = request.input
+async def input_items(raw: str | RootModel[str] | list[Any] | None, store: Store) -> list[Any]:
+    """A request's `input` as stored items, in order (a string may come wrapped, for its
+    length limit)."""
+    if isinstance(raw, RootModel):
+        raw = raw.root
     if raw is None:
         return []
     if isinstance(raw, str):

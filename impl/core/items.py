@@ -32,6 +32,7 @@ PREFIX = {
     "function_call": "fc",
     "function_call_output": "fco",
     "reasoning": "rs",
+    "compaction": "cmp",
     "item_reference": "ref",
     "call": "call",
 }

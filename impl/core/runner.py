@@ -12,18 +12,26 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncGenerator, AsyncIterator, Mapping
+import time
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 import aiohttp
 
 from openresponses.config import Settings
-from openresponses.core import intake
-from openresponses.core.engine import Event, ResponseBuilder
+from openresponses.core import compaction, intake
+from openresponses.core.engine import Event, ResponseBuilder, usage_model
+from openresponses.core.items import new_id
 from openresponses.errors import APIError, ErrorKind, invalid
 from openresponses.generated import openai_models as m
-from openresponses.providers.base import ModelEvent, ModelRequest
+from openresponses.providers.base import (
+    ModelEvent,
+    ModelRequest,
+    ProviderError,
+    TextDelta,
+    UsageReport,
+)
 from openresponses.providers.registry import Registry
 from openresponses.store.base import Store, StoredResponse
 
@@ -40,6 +48,8 @@ class Services:
     store: Store
     registry: Registry
     client: aiohttp.ClientSession
+    secret: bytes
+    """Seals compaction items (see core.compaction)."""
 
 
 def bearer(headers: Mapping[str, str]) -> str | None:
@@ -133,33 +143,52 @@ class Turn:
         return self.response
 
 
-async def prepare(
-    services: Services, request: m.CreateResponse, headers: Mapping[str, str]
-) -> Turn:
-    """Check, route and assemble a request into a `Turn`; every refusal is an APIError."""
-    intake.check_supported(request)
-    if not request.model:
+History = Callable[[str], Awaitable[list[Any] | None]]
+"""The conversation up to a response id, or None when it is unknown (`Store.context`)."""
+
+
+def _require_model(model: str | None) -> str:
+    if not model:
         raise invalid(
             "Missing required parameter: 'model'.", param="model", code="missing_required_parameter"
         )
-    provider, upstream_model = services.registry.route(request.model, headers)
-    items = await intake.input_items(request, services.store)
-    context: list[Any] = []
-    if request.previous_response_id:
-        found = await services.store.context(request.previous_response_id)
-        if found is None:
-            raise invalid(
-                f"Previous response with id '{request.previous_response_id}' not found.",
-                param="previous_response_id",
-                code="previous_response_not_found",
-            )
-        context = found
+    return model
+
+
+async def _context(history: History, previous_response_id: str | None) -> list[Any]:
+    if not previous_response_id:
+        return []
+    found = await history(previous_response_id)
+    if found is None:
+        raise invalid(
+            f"Previous response with id '{previous_response_id}' not found.",
+            param="previous_response_id",
+            code="previous_response_not_found",
+        )
+    return found
+
+
+async def prepare(
+    services: Services,
+    request: m.CreateResponse,
+    headers: Mapping[str, str],
+    history: History | None = None,
+) -> Turn:
+    """Check, route and assemble a request into a `Turn`; every refusal is an APIError.
+
+    `history` resolves `previous_response_id` (default: the store; a WebSocket connection
+    looks in its own memory first)."""
+    intake.check_supported(request)
+    model = _require_model(request.model)
+    provider, upstream_model = services.registry.route(model, headers)
+    items = await intake.input_items(request.input, services.store)
+    context = await _context(history or services.store.context, request.previous_response_id)
     text_format = None
     if request.text is not None and request.text.format is not None:
         text_format = request.text.format.model_dump(mode="json", by_alias=True, exclude_none=True)
     model_request = ModelRequest(
         model=upstream_model,
-        items=context + items,
+        items=compaction.expand(services.secret, context + items),
         instructions=request.instructions,
         tools=intake.callable_tools(request),
         tool_choice=intake.tool_choice(request),
@@ -175,10 +204,58 @@ async def prepare(
     events = provider.generate(model_request, api_key=client_key(services, headers))
     return Turn(
         services=services,
-        builder=ResponseBuilder(
-            intake.initial_response(request, request.model), emit=bool(request.stream)
-        ),
+        builder=ResponseBuilder(intake.initial_response(request, model), emit=bool(request.stream)),
         input_items=items,
         store=request.store is not False,
         events=events,
+    )
+
+
+async def compact(
+    services: Services, request: m.CompactResponseMethodPublicBody, headers: Mapping[str, str]
+) -> m.CompactResource:
+    """`POST /responses/compact`: the requested model summarises the conversation; the
+    window is the user's messages and a compaction item with the summary."""
+    model = _require_model(request.model if isinstance(request.model, str) else None)
+    provider, upstream_model = services.registry.route(model, headers)
+    items = await intake.input_items(request.input, services.store)
+    conversation = await _context(services.store.context, request.previous_response_id) + items
+    if not conversation:
+        raise invalid(
+            "Nothing to compact: give 'input', 'previous_response_id' or both.", param="input"
+        )
+    instructions = compaction.INSTRUCTIONS
+    if request.instructions:
+        instructions += f"\n\nThe conversation's own instructions:\n{request.instructions}"
+    ask = m.InputMessageResource(
+        id=new_id("message"),
+        type="message",
+        role="user",
+        status="completed",
+        content=[m.InputTextContent(type="input_text", text="Write the summary now.")],
+    )
+    model_request = ModelRequest(
+        model=upstream_model,
+        items=[*compaction.expand(services.secret, conversation), ask],
+        instructions=instructions,
+        stream=False,
+    )
+    summary, usage = "", UsageReport(0, 0)
+    async for event in provider.generate(model_request, api_key=client_key(services, headers)):
+        if isinstance(event, TextDelta):
+            summary += event.text
+        elif isinstance(event, UsageReport):
+            usage = event
+    if not summary.strip():
+        raise ProviderError("The model returned an empty summary; nothing was compacted.")
+    window = [*compaction.kept(conversation), compaction.item(services.secret, summary, model)]
+    # Validated from JSON: the resource's item union names messages by another model.
+    return m.CompactResource.model_validate(
+        {
+            "id": new_id("response"),
+            "object": "response.compaction",
+            "output": [i.model_dump(mode="json", by_alias=True, exclude_unset=True) for i in window],
+            "created_at": int(time.time()),
+            "usage": usage_model(usage),
+        }
     )
