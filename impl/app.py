@@ -29,7 +29,9 @@ from connexion.middleware.server_error import ServerErrorMiddleware
 from connexion.resolver import Resolver
 from connexion.validators import VALIDATOR_MAP
 from starlette.exceptions import HTTPException
+from starlette.types import ASGIApp, Receive, Scope, Send
 
+from openresponses.api import websocket
 from openresponses.auth import ApiKeyMiddleware
 from openresponses.config import Settings
 from openresponses.core import compaction
@@ -135,7 +137,26 @@ async def _unexpected(request: ConnexionRequest, exc: Exception) -> ConnexionRes
     )
 
 
-def create_app(settings: Settings) -> AsyncApp:
+class _WithWebSocket:
+    """connexion serves HTTP; WebSocket mode at `/v1/responses` is served beside it (connexion
+    routes HTTP only). Lifespan messages go to connexion, whose state reaches both."""
+
+    def __init__(self, app: AsyncApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "websocket":
+            await self.app(scope, receive, send)
+        elif scope["path"].rstrip("/") == WEBSOCKET_PATH:
+            await websocket.serve(scope, receive, send)
+        else:
+            await websocket.not_found(scope, receive, send)
+
+
+WEBSOCKET_PATH = "/v1/responses"
+
+
+def create_app(settings: Settings) -> ASGIApp:
     """The server for `settings`; services start and stop with the ASGI lifespan."""
 
     @asynccontextmanager
@@ -166,4 +187,4 @@ def create_app(settings: Settings) -> AsyncApp:
     app.add_error_handler(ProblemException, _http_error)
     app.add_error_handler(HTTPException, _http_error)
     app.add_error_handler(Exception, _unexpected)
-    return app
+    return _WithWebSocket(app)

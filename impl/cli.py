@@ -13,6 +13,7 @@ from openresponses.core.dialects import Dialect
 def _serve(args: argparse.Namespace) -> int:
     import uvicorn
 
+    from openresponses.api.common import MAX_BODY_BYTES
     from openresponses.app import create_app
     from openresponses.config import load_settings
 
@@ -49,6 +50,7 @@ def _serve(args: argparse.Namespace) -> int:
         port=settings.port,
         log_level=args.log_level,
         access_log=args.log_level == "debug",
+        ws_max_size=MAX_BODY_BYTES,  # a WebSocket turn may be as large as an HTTP body
     )
     return 0
 

@@ -52,6 +52,8 @@ class Settings:
     # Seals compaction items; replicas sharing a database must share it. Default: a random
     # key in data_dir/secret.key.
     secret: str | None = None
+    # WebSocket connections end after this long (the spec's 60 minutes).
+    websocket_max_seconds: float = 3600.0
 
 
 # name: (kind, base-url variable, default base URL, api-key variable)
@@ -130,6 +132,8 @@ def load_settings(
         values["api_keys"] = tuple(key for key in keys if key)
     if env.get("OPENRESPONSES_JOURNAL_FSYNC"):
         values["journal_fsync"] = env["OPENRESPONSES_JOURNAL_FSYNC"].lower() in ("1", "true", "yes")
+    if env.get("OPENRESPONSES_WEBSOCKET_MAX_SECONDS"):
+        values["websocket_max_seconds"] = float(env["OPENRESPONSES_WEBSOCKET_MAX_SECONDS"])
     if env.get("OPENRESPONSES_SECRET"):
         values["secret"] = env["OPENRESPONSES_SECRET"]
     if env.get("OPENRESPONSES_STORE_URL"):

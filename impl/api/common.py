@@ -115,6 +115,13 @@ async def read_body(
             "'Content-Type: application/json'.",
             code="invalid_json",
         ) from exc
+    return parse_body(data, model, fill)
+
+
+def parse_body(
+    data: Any, model: type[ModelT], fill: Callable[[dict[str, Any]], None] | None = None
+) -> ModelT:
+    """Parsed JSON as `model` (see `read_body`); also what a WebSocket message goes through."""
     if not isinstance(data, dict):
         raise invalid("The request body must be a JSON object.", code="invalid_json")
     known = {field.alias or name for name, field in model.model_fields.items()}

@@ -34,7 +34,7 @@ def _output_parts(content: Any) -> bool:
     )
 
 
-def _request_defaults(data: dict[str, Any]) -> None:
+def request_defaults(data: dict[str, Any]) -> None:
     """Fills what the API lets clients omit but OpenAI's spec marks required: a function
     tool's `parameters` and `strict` (nullable), the content-part fields above, and the `id`
     and `status` of an assistant message given as output parts (the Open Responses spec's
@@ -59,7 +59,7 @@ def _request_defaults(data: dict[str, Any]) -> None:
 
 async def create_response() -> Response:
     req = current()
-    body = await read_body(req, m.CreateResponse, _request_defaults)
+    body = await read_body(req, m.CreateResponse, request_defaults)
     which = dialect(req)
     turn = await prepare(services(req), body, req.headers)
     if not body.stream:
@@ -82,7 +82,7 @@ async def _stream(turn: Turn, first: Any, which: Dialect) -> AsyncIterator[bytes
 
 async def compact_response() -> Response:
     req = current()
-    body = await read_body(req, m.CompactResponseMethodPublicBody, _request_defaults)
+    body = await read_body(req, m.CompactResponseMethodPublicBody, request_defaults)
     resource = await compact(services(req), body, req.headers)
     return json_response(compaction_body(resource, dialect(req)))
 

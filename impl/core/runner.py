@@ -74,6 +74,8 @@ class Turn:
 
     services: Services
     builder: ResponseBuilder
+    history: list[Any]
+    """The conversation before this turn (from `previous_response_id`)."""
     input_items: list[Any]
     store: bool
     events: AsyncGenerator[ModelEvent, None]
@@ -81,6 +83,11 @@ class Turn:
     @property
     def response(self) -> m.Response:
         return self.builder.response
+
+    @property
+    def conversation(self) -> list[Any]:
+        """Everything up to and including this turn's output, as `Store.context` gives it."""
+        return [*self.history, *self.input_items, *self.response.output]
 
     async def _save(self) -> None:
         if self.store:
@@ -205,6 +212,7 @@ async def prepare(
     return Turn(
         services=services,
         builder=ResponseBuilder(intake.initial_response(request, model), emit=bool(request.stream)),
+        history=context,
         input_items=items,
         store=request.store is not False,
         events=events,
@@ -254,7 +262,7 @@ async def compact(
         {
             "id": new_id("response"),
             "object": "response.compaction",
-            "output": [i.model_dump(mode="json", by_alias=True, exclude_unset=True) for i in window],
+            "output": [entry.model_dump(mode="json", exclude_unset=True) for entry in window],
             "created_at": int(time.time()),
             "usage": usage_model(usage),
         }

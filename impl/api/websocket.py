@@ -1,0 +1,173 @@
+"""WebSocket mode at `/v1/responses` (Open Responses §WebSocket Transport).
+
+A client opens one socket and sends `{"type": "response.create", ...}` messages, each a normal
+create body; the server answers each with the same events a stream would carry, one JSON
+message per event, and takes the next message only when the turn is over: one response in
+flight per connection, by construction.
+
+The connection remembers its most recent response (the spec's connection-local state), so
+`previous_response_id` continues a `store: false` chain on the same socket without writing
+anything; older ids, and ids from other connections, come from the store, where only
+`store: true` responses are. A continuation that fails evicts the id it continued from.
+Connections end after `websocket_max_seconds` (60 minutes) with
+`websocket_connection_limit_reached`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import orjson
+from starlette.responses import Response
+from starlette.types import Receive, Scope, Send
+from starlette.websockets import WebSocket, WebSocketDisconnect
+
+from openresponses import auth
+from openresponses.api.common import parse_body
+from openresponses.api.responses import request_defaults
+from openresponses.core.dialects import Dialect, error_body, error_type, event_body, select
+from openresponses.core.runner import Services, Turn, bearer, prepare
+from openresponses.errors import APIError, ErrorKind, invalid
+from openresponses.generated import openai_models as m
+
+TRANSPORT_FIELDS = ("stream", "stream_options", "background")
+"""HTTP transport fields a WebSocket `response.create` must not carry."""
+
+
+def _envelope(error: APIError, dialect: Dialect) -> bytes:
+    """The spec's WebSocket error envelope: the HTTP status beside the error object."""
+    body = error_body(error, dialect)["error"]
+    body["code"] = body["code"] or error_type(error, dialect)  # the spec requires a code
+    return orjson.dumps({"type": "error", "status": error.status, "error": body})
+
+
+class Connection:
+    """One accepted socket: its turns, in order, and its most recent response."""
+
+    def __init__(self, websocket: WebSocket, services: Services) -> None:
+        self.websocket = websocket
+        self.services = services
+        self.dialect = select(websocket.headers, services.settings.dialect)
+        self.latest: tuple[str, list[Any]] | None = None
+        """The most recent completed response's id and conversation."""
+
+    async def serve(self) -> None:
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.services.settings.websocket_max_seconds
+        while True:
+            try:
+                message = await asyncio.wait_for(
+                    self.websocket.receive_text(), max(deadline - loop.time(), 0)
+                )
+            except TimeoutError:
+                await self._limit_reached()
+                return
+            except (WebSocketDisconnect, KeyError):  # KeyError: a binary frame (no "text")
+                return
+            await self._turn(message)
+
+    async def _limit_reached(self) -> None:
+        error = invalid(
+            "The WebSocket connection reached its 60-minute limit. Open a new connection and "
+            "continue with previous_response_id (stored responses) or the full input.",
+            code="websocket_connection_limit_reached",
+        )
+        await self._refuse(error)
+        await self.websocket.close(code=1000)
+
+    async def _turn(self, message: str) -> None:
+        previous: str | None = None
+        try:
+            data = orjson.loads(message)
+            if isinstance(data, dict) and isinstance(data.get("previous_response_id"), str):
+                previous = data["previous_response_id"]
+            turn = await prepare(
+                self.services,
+                _create_request(data),
+                self.websocket.headers,
+                history=self._history,
+            )
+            first = await turn.prime()
+        except orjson.JSONDecodeError:
+            await self._refuse(invalid("The message is not valid JSON.", code="invalid_json"))
+            return
+        except APIError as exc:
+            self._evict(previous)
+            await self._refuse(exc)
+            return
+        await self._stream(turn, first)
+        if turn.response.status == "failed":
+            self._evict(previous)
+        else:
+            self.latest = (turn.response.id, turn.conversation)
+
+    async def _stream(self, turn: Turn, first: Any) -> None:
+        async for event in turn.run(first):
+            data = event_body(event, self.dialect, store=turn.store)
+            if data is not None:
+                # Text frames: the events are JSON, as the SSE data lines would be.
+                await self.websocket.send_text(orjson.dumps(data).decode())
+
+    async def _history(self, response_id: str) -> list[Any] | None:
+        if self.latest is not None and self.latest[0] == response_id:
+            return self.latest[1]
+        return await self.services.store.context(response_id)
+
+    def _evict(self, response_id: str | None) -> None:
+        if self.latest is not None and self.latest[0] == response_id:
+            self.latest = None
+
+    async def _refuse(self, error: APIError) -> None:
+        await self.websocket.send_text(_envelope(error, self.dialect).decode())
+
+
+def _create_request(data: Any) -> m.CreateResponse:
+    """A `response.create` message as the create body it carries, streamed."""
+    if not isinstance(data, dict) or data.get("type") != "response.create":
+        kind = data.get("type") if isinstance(data, dict) else None
+        raise invalid(
+            f'Unknown message type {kind!r}: send {{"type": "response.create", ...}}.',
+            param="type",
+            code="invalid_message_type",
+        )
+    for name in TRANSPORT_FIELDS:
+        if name in data:
+            raise invalid(
+                f"'{name}' belongs to HTTP; it must not be sent in WebSocket mode, where every "
+                "response streams over the socket.",
+                param=name,
+                code="unsupported_parameter",
+            )
+    body = {key: value for key, value in data.items() if key != "type"}
+    return parse_body({**body, "stream": True}, m.CreateResponse, request_defaults)
+
+
+async def serve(scope: Scope, receive: Receive, send: Send) -> None:
+    """The ASGI endpoint: authenticate as HTTP does, accept, then take turns."""
+    websocket = WebSocket(scope, receive, send)
+    services: Services = scope["state"]["services"]
+    try:
+        auth.check(services.settings.api_keys, bearer(websocket.headers))
+    except APIError as exc:
+        await _deny(websocket, exc, select(websocket.headers, services.settings.dialect))
+        return
+    await websocket.accept()
+    await Connection(websocket, services).serve()
+
+
+async def _deny(websocket: WebSocket, error: APIError, dialect: Dialect) -> None:
+    """Refuses the upgrade with the HTTP status and error body, where the server can send
+    one (uvicorn's `websocket.http.response` extension); else closes with policy violation."""
+    if "websocket.http.response" in websocket.scope.get("extensions", {}):
+        body = orjson.dumps(error_body(error, dialect))
+        response = Response(body, error.status, media_type="application/json")
+        await websocket.send_denial_response(response)
+    else:
+        await websocket.close(code=1008, reason=error.message[:120])
+
+
+async def not_found(scope: Scope, receive: Receive, send: Send) -> None:
+    """Any other WebSocket path: there is nothing to upgrade to."""
+    error = APIError(ErrorKind.NOT_FOUND, f"No WebSocket endpoint at {scope['path']}.")
+    await _deny(WebSocket(scope, receive, send), error, Dialect.OPENAI)
