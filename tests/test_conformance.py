@@ -59,7 +59,6 @@ def test_our_server_passes_every_check_it_implements(
     assert by_status["skip"] == {
         "openai/errors.authentication",  # the server forwards the client's key upstream
         "openresponses/errors.authentication",
-        *(f"openresponses/{c}" for c in runner.CHECKS if c.startswith("websocket.")),  # issue 4
     }
     assert len({entry["check"] for entry in checks}) >= 20
     fuzzed = [entry["message"] for entry in checks if entry["check"] == "fuzz.operations"]
