@@ -232,6 +232,20 @@ def test_a_bad_message_gets_an_error_envelope(
     assert envelope["error"]["type"] == "invalid_request"
 
 
+def test_a_binary_frame_is_refused_and_the_socket_stays_usable(
+    server: Server, upstream: ScriptedUpstream
+) -> None:
+    model = upstream.script(Text("Still here."))
+    with _socket(server) as ws:
+        ws.send(json.dumps({"type": "response.create", "model": model}).encode())
+        envelope = json.loads(ws.recv(timeout=10))
+        after = _turn(ws, model, store=False, input=_user("Hi"))
+
+    assert envelope["status"] == 400
+    assert envelope["error"]["message"] == "Send each message as JSON in a text frame."
+    assert after[-1]["type"] == "response.completed"
+
+
 def test_without_the_spec_header_events_use_openai_names(
     server: Server, upstream: ScriptedUpstream
 ) -> None:

@@ -21,7 +21,7 @@ from typing import Any
 import orjson
 from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
-from starlette.websockets import WebSocket, WebSocketDisconnect
+from starlette.websockets import WebSocket
 
 from openresponses import auth
 from openresponses.api.common import parse_body
@@ -35,11 +35,11 @@ TRANSPORT_FIELDS = ("stream", "stream_options", "background")
 """HTTP transport fields a WebSocket `response.create` must not carry."""
 
 
-def _envelope(error: APIError, dialect: Dialect) -> bytes:
+def _envelope(error: APIError, dialect: Dialect) -> str:
     """The spec's WebSocket error envelope: the HTTP status beside the error object."""
     body = error_body(error, dialect)["error"]
     body["code"] = body["code"] or error_type(error, dialect)  # the spec requires a code
-    return orjson.dumps({"type": "error", "status": error.status, "error": body})
+    return orjson.dumps({"type": "error", "status": error.status, "error": body}).decode()
 
 
 class Connection:
@@ -58,14 +58,17 @@ class Connection:
         while True:
             try:
                 message = await asyncio.wait_for(
-                    self.websocket.receive_text(), max(deadline - loop.time(), 0)
+                    self.websocket.receive(), max(deadline - loop.time(), 0)
                 )
             except TimeoutError:
                 await self._limit_reached()
                 return
-            except (WebSocketDisconnect, KeyError):  # KeyError: a binary frame (no "text")
+            if message["type"] == "websocket.disconnect":
                 return
-            await self._turn(message)
+            if message.get("text") is None:
+                await self._refuse(invalid("Send each message as JSON in a text frame."))
+                continue
+            await self._turn(message["text"])
 
     async def _limit_reached(self) -> None:
         error = invalid(
@@ -119,7 +122,7 @@ class Connection:
             self.latest = None
 
     async def _refuse(self, error: APIError) -> None:
-        await self.websocket.send_text(_envelope(error, self.dialect).decode())
+        await self.websocket.send_text(_envelope(error, self.dialect))
 
 
 def _create_request(data: Any) -> m.CreateResponse:

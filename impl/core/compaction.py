@@ -26,7 +26,7 @@ import zlib
 from pathlib import Path
 from typing import Any
 
-from openresponses.core.items import new_id
+from openresponses.core.items import new_id, user_text
 from openresponses.errors import invalid
 from openresponses.generated import openai_models as m
 
@@ -110,15 +110,7 @@ def expand(key: bytes, items: list[Any]) -> list[Any]:
                 param="input",
                 code="invalid_encrypted_content",
             )
-        expanded.append(
-            m.InputMessageResource(
-                id=entry.id,
-                type="message",
-                role="user",
-                status="completed",
-                content=[m.InputTextContent(type="input_text", text=f"{PREAMBLE}\n\n{summary}")],
-            )
-        )
+        expanded.append(user_text(f"{PREAMBLE}\n\n{summary}", entry.id))
     return expanded
 
 

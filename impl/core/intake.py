@@ -14,7 +14,7 @@ from typing import Any, TypeVar
 
 from pydantic import BaseModel, RootModel
 
-from openresponses.core.items import new_id
+from openresponses.core.items import input_message, new_id, user_text
 from openresponses.errors import invalid
 from openresponses.generated import openai_models as m
 from openresponses.store.base import Store
@@ -159,22 +159,11 @@ def _normalise(item: Any, index: int) -> Any:
     if isinstance(item, m.EasyInputMessage):
         if item.role == "assistant":
             return _assistant_message(item.content, item.phase, None)
-        content = _text_content(item.content) if isinstance(item.content, str) else item.content
-        return m.InputMessageResource(
-            id=new_id("message"),
-            type="message",
-            role=item.role,
-            content=content,
-            status="completed",
-        )
+        if isinstance(item.content, str):
+            return input_message(item.role, _text_content(item.content))
+        return input_message(item.role, item.content)
     if isinstance(item, m.InputMessage):
-        return m.InputMessageResource(
-            id=new_id("message"),
-            type="message",
-            role=item.role,
-            content=item.content,
-            status="completed",
-        )
+        return input_message(item.role, item.content)
     if isinstance(item, m.OutputMessage | m.ReasoningItem):
         return item
     if isinstance(item, m.CompactionSummaryItemParam):
@@ -219,15 +208,7 @@ async def input_items(raw: str | RootModel[str] | list[Any] | None, store: Store
     if raw is None:
         return []
     if isinstance(raw, str):
-        return [
-            m.InputMessageResource(
-                id=new_id("message"),
-                type="message",
-                role="user",
-                content=_text_content(raw),
-                status="completed",
-            )
-        ]
+        return [user_text(raw)]
     items: list[Any] = []
     for index, item in enumerate(raw):
         if isinstance(item, m.ItemReferenceParam):

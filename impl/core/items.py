@@ -54,3 +54,19 @@ def item_id(item: BaseModel) -> str:
     if not isinstance(value, str):
         raise ValueError(f"{type(item).__name__} has no id")
     return value
+
+
+def input_message(role: Any, content: list[Any], item_id: str | None = None) -> Any:
+    """A stored input message (`InputMessageResource`) with `content` parts."""
+    return m.InputMessageResource(
+        id=item_id or new_id("message"),
+        type="message",
+        role=role,
+        content=content,
+        status="completed",
+    )
+
+
+def user_text(text: str, item_id: str | None = None) -> Any:
+    """A stored user message holding one `input_text` part."""
+    return input_message("user", [m.InputTextContent(type="input_text", text=text)], item_id)

@@ -22,7 +22,7 @@ import aiohttp
 from openresponses.config import Settings
 from openresponses.core import compaction, intake
 from openresponses.core.engine import Event, ResponseBuilder, usage_model
-from openresponses.core.items import new_id
+from openresponses.core.items import new_id, user_text
 from openresponses.errors import APIError, ErrorKind, invalid
 from openresponses.generated import openai_models as m
 from openresponses.providers.base import (
@@ -235,13 +235,7 @@ async def compact(
     instructions = compaction.INSTRUCTIONS
     if request.instructions:
         instructions += f"\n\nThe conversation's own instructions:\n{request.instructions}"
-    ask = m.InputMessageResource(
-        id=new_id("message"),
-        type="message",
-        role="user",
-        status="completed",
-        content=[m.InputTextContent(type="input_text", text="Write the summary now.")],
-    )
+    ask = user_text("Write the summary now.")
     model_request = ModelRequest(
         model=upstream_model,
         items=[*compaction.expand(services.secret, conversation), ask],
