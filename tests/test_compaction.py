@@ -202,21 +202,30 @@ def test_a_compaction_request_that_cannot_be_served_is_a_400(
     )
 
 
+def _on_two_servers(
+    first_env: dict[str, str], second_env: dict[str, str], data: Path, model: str
+) -> Any:
+    """Compacts `HISTORY` on one server, then sends the window to another with its own data
+    directory (another replica, or another installation); returns that server's response."""
+    first = Server(data / "a", first_env).start()
+    try:
+        window = first.client().responses.compact(model=model, input=HISTORY).output
+    finally:
+        first.stop()
+    second = Server(data / "b", second_env).start()
+    try:
+        return second.client().responses.create(model=model, input=_as_input(window))
+    finally:
+        second.stop()
+
+
 def test_compaction_items_verify_on_every_server_sharing_the_secret(
     upstream: ScriptedUpstream, tmp_path: Path
 ) -> None:
     env = server_env(upstream, OPENRESPONSES_SECRET="shared between replicas")
     model = upstream.script(Text(SUMMARY), Text("Welcome back."))
-    first = Server(tmp_path / "a", env).start()
-    try:
-        window = first.client().responses.compact(model=model, input=HISTORY).output
-    finally:
-        first.stop()
-    second = Server(tmp_path / "b", env).start()
-    try:
-        answer = second.client().responses.create(model=model, input=_as_input(window))
-    finally:
-        second.stop()
+
+    answer = _on_two_servers(env, env, tmp_path, model)
 
     assert answer.output_text == "Welcome back."
 
@@ -225,17 +234,9 @@ def test_without_a_shared_secret_another_server_refuses_the_item(
     upstream: ScriptedUpstream, tmp_path: Path
 ) -> None:
     model = upstream.script(Text(SUMMARY))
-    first = Server(tmp_path / "a", server_env(upstream)).start()
-    try:
-        window = first.client().responses.compact(model=model, input=HISTORY).output
-    finally:
-        first.stop()
-    second = Server(tmp_path / "b", server_env(upstream)).start()
-    try:
-        with pytest.raises(openai.BadRequestError) as caught:
-            second.client().responses.create(model=model, input=_as_input(window))
-    finally:
-        second.stop()
+
+    with pytest.raises(openai.BadRequestError) as caught:
+        _on_two_servers(server_env(upstream), server_env(upstream), tmp_path, model)
 
     assert caught.value.code == "invalid_encrypted_content"
     assert (tmp_path / "a" / "secret.key").stat().st_mode & 0o777 == 0o600

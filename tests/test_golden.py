@@ -15,22 +15,10 @@ import pytest
 from openresponses.conformance import golden
 from openresponses.conformance.wire import Client, Dialect, Target
 from tests.conftest import Server
+from tests.test_responses_create import WEATHER_TOOL
 from tests.upstream import Call, Cut, Reply, ScriptedUpstream, Text, ToolCalls
 
 GOLDEN = Path(__file__).parent.parent / "conformance" / "golden"
-
-WEATHER = {
-    "type": "function",
-    "name": "get_weather",
-    "description": "The current weather in a city.",
-    "parameters": {
-        "type": "object",
-        "properties": {"city": {"type": "string"}},
-        "required": ["city"],
-        "additionalProperties": False,
-    },
-    "strict": True,
-}
 
 SCENARIOS: dict[str, tuple[Reply, str]] = {
     # name: (what the upstream answers, what the user asks)
@@ -65,7 +53,7 @@ def _stream(server: Server, upstream: ScriptedUpstream, scenario: str, dialect: 
     model = upstream.script(reply, model=f"golden-{scenario}-{dialect.value}")
     client = Client(Target(server.base_url, model, "sk-client", {}, timeout=20), dialect)
     try:
-        body = {"model": model, "input": question, "tools": [WEATHER]}
+        body = {"model": model, "input": question, "tools": [WEATHER_TOOL]}
         return client.stream("/responses", body).events
     finally:
         client.close()
