@@ -3869,6 +3869,11 @@ class TextResponseFormatJsonSchema(BaseModel):
     strict: bool | None = None
 
 
+class TokenCountsResource(BaseModel):
+    object: Literal["response.input_tokens"]
+    input_tokens: int
+
+
 class ToolChoiceAllowed(BaseModel):
     """
     Constrains the tools available to the model to a pre-defined set.
@@ -8282,6 +8287,100 @@ class ResponseStreamEvent(
             discriminator="type",
         ),
     ]
+
+
+class TokenCountsBody(BaseModel):
+    model: str | None = None
+    input: (
+        Input
+        | list[
+            EasyInputMessage
+            | InputMessage
+            | OutputMessage
+            | FileSearchToolCall
+            | ComputerToolCall
+            | ComputerCallOutputItemParam
+            | WebSearchToolCall
+            | FunctionToolCall
+            | FunctionCallOutputItemParam
+            | ToolSearchCallItemParam
+            | ToolSearchOutputItemParam
+            | AdditionalToolsItemParam
+            | ReasoningItem
+            | CompactionSummaryItemParam
+            | ImageGenToolCall
+            | CodeInterpreterToolCall
+            | LocalShellToolCall
+            | LocalShellToolCallOutput
+            | FunctionShellCallItemParam
+            | FunctionShellCallOutputItemParam
+            | ApplyPatchToolCallItemParam
+            | ApplyPatchToolCallOutputItemParam
+            | MCPListTools
+            | MCPApprovalRequest
+            | MCPApprovalResponse
+            | MCPToolCall
+            | CustomToolCallOutput
+            | CustomToolCall
+            | CompactionTriggerItemParam
+            | ItemReferenceParam
+            | ProgramItemParam
+            | ProgramOutputItemParam
+        ]
+        | None
+    ) = None
+    previous_response_id: str | None = None
+    tools: (
+        list[
+            FunctionTool
+            | FileSearchTool
+            | ComputerTool
+            | ComputerUsePreviewTool
+            | WebSearchTool
+            | MCPTool
+            | CodeInterpreterTool
+            | ProgrammaticToolCallingParam
+            | ImageGenTool
+            | LocalShellToolParam
+            | FunctionShellToolParam
+            | CustomToolParam
+            | NamespaceToolParam
+            | ToolSearchToolParam
+            | WebSearchPreviewTool
+            | ApplyPatchToolParam
+        ]
+        | None
+    ) = None
+    text: ResponseTextParam | None = None
+    reasoning: Reasoning | None = None
+    truncation: Annotated[
+        Literal["auto", "disabled"] | None,
+        Field(
+            deprecated=True,
+            description="The truncation strategy to use for the model response. - `auto`: If the input to this Response exceeds the model's context window size, the model will truncate the response to fit the context window by dropping items from the beginning of the conversation. - `disabled` (default): If the input size will exceed the context window size for a model, the request will fail with a 400 error.",
+        ),
+    ] = None
+    instructions: str | None = None
+    personality: Annotated[
+        str | Literal["friendly", "pragmatic"] | None,
+        Field(
+            description="A model-owned style preset to apply to this request. Omit this parameter to use the model's default style. Supported values may expand over time. Values must be at most 64 characters."
+        ),
+    ] = None
+    conversation: str | ConversationParam2 | None = None
+    tool_choice: (
+        ToolChoiceAllowed
+        | ToolChoiceTypes
+        | ToolChoiceFunction
+        | ToolChoiceMCP
+        | ToolChoiceCustom
+        | SpecificProgrammaticToolCallingParam
+        | SpecificApplyPatchParam
+        | SpecificFunctionShellParam
+        | Literal["none", "auto", "required"]
+        | None
+    ) = None
+    parallel_tool_calls: bool | None = None
 
 
 class CompactResponseMethodPublicBody(BaseModel):

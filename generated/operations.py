@@ -17,5 +17,6 @@ OPERATIONS: dict[str, Operation] = {
     'getResponse': Operation('get', '/responses/{response_id}', 'responses.get_response'),
     'deleteResponse': Operation('delete', '/responses/{response_id}', 'responses.delete_response'),
     'listInputItems': Operation('get', '/responses/{response_id}/input_items', 'responses.list_input_items'),
+    'Getinputtokencounts': Operation('post', '/responses/input_tokens', 'responses.count_input_tokens'),
     'Compactconversation': Operation('post', '/responses/compact', 'responses.compact_response'),
 }

@@ -34,7 +34,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from openresponses.api import websocket
 from openresponses.auth import ApiKeyMiddleware
 from openresponses.config import Settings
-from openresponses.core import compaction
+from openresponses.core import compaction, tokens
 from openresponses.core.dialects import Dialect, error_body, select
 from openresponses.core.runner import Services
 from openresponses.errors import APIError, ErrorKind
@@ -169,6 +169,7 @@ def create_app(settings: Settings) -> ASGIApp:
             )
             registry = Registry(settings.providers, settings.default_provider, client)
             secret = compaction.load_secret(settings.data_dir, settings.secret)
+            tokens.seed_cache(settings.data_dir / "tiktoken")
             try:
                 yield {"services": Services(settings, store, registry, client, secret)}
             finally:

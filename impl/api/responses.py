@@ -12,7 +12,7 @@ from openresponses.api.common import current, dialect, json_response, read_body,
 from openresponses.core import sse
 from openresponses.core.dialects import Dialect, compaction_body, event_body, response_body
 from openresponses.core.items import new_id
-from openresponses.core.runner import Turn, compact, prepare
+from openresponses.core.runner import Turn, compact, count_tokens, prepare
 from openresponses.errors import invalid, not_found
 from openresponses.generated import openai_models as m
 
@@ -85,6 +85,15 @@ async def compact_response() -> Response:
     body = await read_body(req, m.CompactResponseMethodPublicBody, request_defaults)
     resource = await compact(services(req), body, req.headers)
     return json_response(compaction_body(resource, dialect(req)))
+
+
+async def count_input_tokens() -> Response:
+    req = current()
+    body = await read_body(req, m.TokenCountsBody, request_defaults)
+    counted, exact = await count_tokens(services(req), body)
+    # The count is exact for OpenAI-family models, an estimate for others (see core.tokens).
+    headers = {"openresponses-token-count": "exact" if exact else "estimate"}
+    return json_response(counted.model_dump(mode="json"), headers=headers)
 
 
 def _missing(response_id: str) -> Exception:

@@ -20,7 +20,7 @@ from typing import Any
 import aiohttp
 
 from openresponses.config import Settings
-from openresponses.core import compaction, intake
+from openresponses.core import compaction, intake, tokens
 from openresponses.core.engine import Event, ResponseBuilder, usage_model
 from openresponses.core.items import new_id, user_text
 from openresponses.errors import APIError, ErrorKind, invalid
@@ -261,3 +261,24 @@ async def compact(
             "usage": usage_model(usage),
         }
     )
+
+
+async def count_tokens(
+    services: Services, request: m.TokenCountsBody
+) -> tuple[m.TokenCountsResource, bool]:
+    """`POST /responses/input_tokens`: the request's input tokens, and whether the count is
+    exact for its model (see core.tokens)."""
+    items = await intake.input_items(request.input, services.store)
+    context = await _context(services.store.context, request.previous_response_id)
+    text_format = None
+    if request.text is not None and request.text.format is not None:
+        text_format = request.text.format.model_dump(mode="json", by_alias=True, exclude_none=True)
+    total, exact = await asyncio.to_thread(
+        tokens.count,
+        request.model or "",
+        request.instructions,
+        compaction.expand(services.secret, context + items),
+        [tool.model_dump(mode="json", exclude_none=True) for tool in request.tools or []],
+        text_format,
+    )
+    return m.TokenCountsResource(object="response.input_tokens", input_tokens=total), exact
