@@ -59,6 +59,12 @@ class Settings:
 # name: (kind, base-url variable, default base URL, api-key variable)
 PRESETS: dict[str, tuple[str, str, str, str | None]] = {
     "openai": ("openai-chat", "OPENAI_BASE_URL", "https://api.openai.com/v1", "OPENAI_API_KEY"),
+    "anthropic": (
+        "anthropic",
+        "ANTHROPIC_BASE_URL",
+        "https://api.anthropic.com/v1",
+        "ANTHROPIC_API_KEY",
+    ),
     "groq": ("openai-chat", "GROQ_BASE_URL", "https://api.groq.com/openai/v1", "GROQ_API_KEY"),
     "ollama": ("openai-chat", "OLLAMA_BASE_URL", "http://127.0.0.1:11434/v1", None),
     "vllm": ("openai-chat", "VLLM_BASE_URL", "http://127.0.0.1:8000/v1", "VLLM_API_KEY"),

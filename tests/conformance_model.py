@@ -2,8 +2,9 @@
 
 The harness asks open questions ("what's the weather in Paris?") and judges the protocol, not
 the wit of the answer; this answers them the way any capable model would, through the scripted
-upstream's real chat-completions wire format, with reasoning on plain answers so that the
-reasoning events are part of every text stream the harness judges.
+upstream's real wire formats (it reads chat-completions and Anthropic Messages requests alike),
+with reasoning on plain answers so that the reasoning events are part of every text stream the
+harness judges.
 """
 
 from __future__ import annotations
@@ -35,24 +36,45 @@ def _instance(schema: dict[str, Any]) -> Any:
     return "Paris"
 
 
+def _tool_names(request: dict[str, Any]) -> list[str]:
+    """Chat tools are `{"type": "function", "function": {...}}`; Anthropic's carry the name."""
+    return [
+        t["function"]["name"] if "function" in t else t["name"] for t in request.get("tools") or []
+    ]
+
+
+def _choice(request: dict[str, Any]) -> str | None:
+    """tool_choice as "auto", "none", "required" or a function name, in either wire format."""
+    choice = request.get("tool_choice")
+    if not isinstance(choice, dict):
+        return choice
+    if "function" in choice:
+        return str(choice["function"]["name"])
+    kind = choice.get("type")
+    return str(choice["name"]) if kind == "tool" else {"any": "required"}.get(kind, kind)
+
+
 def _tool_to_call(request: dict[str, Any]) -> str | None:
     """The function this turn calls, if any: forced by tool_choice, or asked for by the user."""
-    tools = [
-        t["function"]["name"] for t in request.get("tools") or [] if t.get("type") == "function"
-    ]
-    choice = request.get("tool_choice")
+    tools, choice = _tool_names(request), _choice(request)
     if not tools or choice == "none":
         return None
-    if isinstance(choice, dict):
-        return str(choice["function"]["name"])
+    if choice in tools:
+        return choice
     last = request["messages"][-1]
     if choice == "required" or (last["role"] == "user" and "weather" in _text(last).lower()):
         return tools[0]
     return None
 
 
+def _is_tool_result(message: dict[str, Any]) -> bool:
+    content = message.get("content")
+    blocks = content if isinstance(content, list) else []
+    return message["role"] == "tool" or any(b.get("type") == "tool_result" for b in blocks)
+
+
 def answer(request: dict[str, Any]) -> Reply:
-    if request["messages"][-1]["role"] == "tool":
+    if _is_tool_result(request["messages"][-1]):
         return Text("It is 18 °C and sunny in Paris.")
     tool = _tool_to_call(request)
     if tool is not None:

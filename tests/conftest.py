@@ -23,7 +23,15 @@ from sqlalchemy import create_engine, text
 
 from tests.upstream import ScriptedUpstream
 
-_PROVIDER_ENV_PREFIXES = ("OPENAI_", "GROQ_", "OLLAMA_", "VLLM_", "OPENROUTER_", "OPENRESPONSES_")
+_PROVIDER_ENV_PREFIXES = (
+    "OPENAI_",
+    "ANTHROPIC_",
+    "GROQ_",
+    "OLLAMA_",
+    "VLLM_",
+    "OPENROUTER_",
+    "OPENRESPONSES_",
+)
 
 
 def free_port() -> int:

@@ -13,13 +13,14 @@ server's HTTP client, SSE parsing and error handling are exercised for real.
 
 Requests are routed by the `model` field of their JSON body, so tests sharing one server never
 see each other's replies. Each wire format is one `_Wire` value (how to render a complete body,
-the stream frames and an error); Chat Completions is the only one so far, and Anthropic Messages
-(`/v1/messages`) or OpenAI Responses (`/v1/responses`) would be one more `_Wire` and one route.
+the stream frames and an error): Chat Completions (`/v1/chat/completions`) and Anthropic
+Messages (`/v1/messages`); OpenAI Responses (`/v1/responses`) would be one more `_Wire` and route.
 """
 
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import json
 import secrets
 import string
@@ -301,6 +302,139 @@ def _sse_frame(data: dict[str, Any]) -> bytes:
 _CHAT = _Wire(body=_chat_body, frames=_chat_frames, error=_openai_error, done=b"data: [DONE]\n\n")
 
 
+# --- Anthropic Messages ------------------------------------------------------------------------
+
+_ANTHROPIC_STOP = {
+    "stop": "end_turn",
+    "length": "max_tokens",
+    "tool_calls": "tool_use",
+    "content_filter": "refusal",
+}
+
+
+def signature(reasoning: str) -> str:
+    """The signature Anthropic would attach to a thinking block; derived, so tests can expect it."""
+    return "sig-" + hashlib.sha256(reasoning.encode()).hexdigest()[:24]
+
+
+def _anthropic_blocks(reply: Content) -> list[dict[str, Any]]:
+    """The content blocks of a reply: thinking, text, then tool uses."""
+    blocks: list[dict[str, Any]] = []
+    if isinstance(reply, Text) and reply.reasoning:
+        blocks.append(
+            {
+                "type": "thinking",
+                "thinking": reply.reasoning,
+                "signature": signature(reply.reasoning),
+            }
+        )
+    if reply.text:
+        blocks.append({"type": "text", "text": reply.text})
+    if isinstance(reply, ToolCalls):
+        for id_, call in zip(_call_ids(reply), reply.calls, strict=True):
+            tool_id = id_.replace("call_", "toolu_", 1)
+            blocks.append(
+                {
+                    "type": "tool_use",
+                    "id": tool_id,
+                    "name": call.name,
+                    "input": json.loads(call.arguments),
+                }
+            )
+    return blocks
+
+
+def _anthropic_usage(usage: Usage) -> dict[str, Any]:
+    return {
+        "input_tokens": usage.prompt_tokens - usage.cached_tokens,
+        "cache_read_input_tokens": usage.cached_tokens,
+        "cache_creation_input_tokens": 0,
+        "output_tokens": usage.completion_tokens,
+    }
+
+
+def _anthropic_message(model: str, reply: Content, content: list[dict[str, Any]]) -> dict[str, Any]:
+    return {
+        "id": _provider_id("msg_", 24),
+        "type": "message",
+        "role": "assistant",
+        "model": model,
+        "content": content,
+        "stop_reason": _ANTHROPIC_STOP.get(reply.finish_reason, reply.finish_reason),
+        "stop_sequence": None,
+        "usage": _anthropic_usage(reply.usage),
+    }
+
+
+def _anthropic_body(model: str, reply: Content) -> dict[str, Any]:
+    """A Messages API `message`, as `POST /v1/messages` returns without streaming."""
+    return _anthropic_message(model, reply, _anthropic_blocks(reply))
+
+
+def _anthropic_event(kind: str, data: dict[str, Any]) -> bytes:
+    return f"event: {kind}\ndata: {json.dumps({'type': kind, **data})}\n\n".encode()
+
+
+def _anthropic_deltas(block: dict[str, Any], size: int) -> list[dict[str, Any]]:
+    """A block's streamed pieces: text and thinking in `size`-character deltas, a thinking
+    block's signature in one delta at its end, tool input as partial JSON."""
+    if block["type"] == "text":
+        return [{"type": "text_delta", "text": p} for p in _pieces(block["text"], size)]
+    if block["type"] == "thinking":
+        pieces = [
+            {"type": "thinking_delta", "thinking": p} for p in _pieces(block["thinking"], size)
+        ]
+        return [*pieces, {"type": "signature_delta", "signature": block["signature"]}]
+    arguments = json.dumps(block["input"])
+    return [{"type": "input_json_delta", "partial_json": p} for p in _argument_pieces(arguments)]
+
+
+def _anthropic_start(block: dict[str, Any]) -> dict[str, Any]:
+    """A block as `content_block_start` announces it: empty, to be filled by deltas."""
+    if block["type"] == "tool_use":
+        return {**block, "input": {}}
+    if block["type"] == "thinking":
+        return {"type": "thinking", "thinking": "", "signature": ""}
+    return {"type": "text", "text": ""}
+
+
+def _anthropic_frames(model: str, reply: Content, request: dict[str, Any]) -> list[bytes]:
+    """The Messages stream: message_start, each block's start/deltas/stop, message_delta with
+    the stop reason and output tokens, message_stop; a ping early on, as Anthropic sends."""
+    size = reply.chunk_size if isinstance(reply, Text) else 5
+    usage = _anthropic_usage(reply.usage)
+    start = {**_anthropic_message(model, reply, []), "stop_reason": None}
+    start["usage"] = {**usage, "output_tokens": 1}
+    frames = [_anthropic_event("message_start", {"message": start}), _anthropic_event("ping", {})]
+    for index, block in enumerate(_anthropic_blocks(reply)):
+        frames.append(
+            _anthropic_event(
+                "content_block_start", {"index": index, "content_block": _anthropic_start(block)}
+            )
+        )
+        frames += [
+            _anthropic_event("content_block_delta", {"index": index, "delta": delta})
+            for delta in _anthropic_deltas(block, size)
+        ]
+        frames.append(_anthropic_event("content_block_stop", {"index": index}))
+    stop_reason = _ANTHROPIC_STOP.get(reply.finish_reason, reply.finish_reason)
+    stop = {"stop_reason": stop_reason, "stop_sequence": None}
+    frames.append(
+        _anthropic_event(
+            "message_delta", {"delta": stop, "usage": {"output_tokens": usage["output_tokens"]}}
+        )
+    )
+    frames.append(_anthropic_event("message_stop", {}))
+    return frames
+
+
+def _anthropic_error(error: Error) -> dict[str, Any]:
+    return {"type": "error", "error": {"type": error.type, "message": error.message}}
+
+
+_ANTHROPIC = _Wire(body=_anthropic_body, frames=_anthropic_frames, error=_anthropic_error, done=b"")
+
+
 # --- Breaking connections ----------------------------------------------------------------------
 
 _TRANSPORT = "scripted_upstream.transport"
@@ -503,6 +637,7 @@ class ScriptedUpstream:
         app = Starlette(
             routes=[
                 self._route("/v1/chat/completions", _CHAT),
+                self._route("/v1/messages", _ANTHROPIC),
                 Route("/v1/models", self._models, methods=["GET"]),
             ]
         )

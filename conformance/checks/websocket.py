@@ -91,23 +91,20 @@ def socket(ctx: Context) -> Iterator[Socket]:
     if ctx.target.api_key:
         headers["Authorization"] = f"Bearer {ctx.target.api_key}"
     try:
-        connection = connect(
+        with connect(
             _url(ctx.target.base_url),
             additional_headers=headers,
             open_timeout=ctx.target.timeout,
             max_size=None,
-        )
+        ) as connection:
+            yield Socket(ctx, connection)
     except InvalidStatus as exc:
         status = exc.response.status_code
         if status == 401:
             fail("the WebSocket upgrade was refused with HTTP 401: authentication failed")
         skip(f"the target does not offer WebSocket mode (the upgrade got HTTP {status})")
     except (OSError, WebSocketException) as exc:
-        raise TransportError(f"WebSocket connect: {exc}") from exc
-    try:
-        yield Socket(ctx, connection)
-    finally:
-        connection.close()
+        raise TransportError(f"WebSocket: {exc}") from exc
 
 
 def _turn_input(text: str) -> list[dict[str, Any]]:

@@ -19,6 +19,7 @@ from openresponses.providers.base import (
     Finish,
     ModelEvent,
     ReasoningDelta,
+    ReasoningSignature,
     RefusalDelta,
     TextDelta,
     ToolCallDelta,
@@ -52,6 +53,7 @@ class _OpenItem:
     call_id: str = ""
     name: str = ""
     arguments: str = ""
+    encrypted_content: str | None = None
 
     def model(self, status: Literal["in_progress", "completed", "incomplete"]) -> Any:
         if self.kind == "message":
@@ -63,12 +65,16 @@ class _OpenItem:
                 content=[_part_model(part) for part in self.parts],
             )
         if self.kind == "reasoning":
+            fields: dict[str, Any] = {}
+            if self.encrypted_content is not None:
+                fields["encrypted_content"] = self.encrypted_content
             return m.ReasoningItem.model_construct(
                 id=self.id,
                 type="reasoning",
                 summary=[],
                 status=status,
                 content=[_part_model(part) for part in self.parts],
+                **fields,
             )
         return m.FunctionToolCall.model_construct(
             id=self.id,
@@ -143,6 +149,8 @@ class ResponseBuilder:
             return self._text("message", "refusal", event.text)
         if isinstance(event, ReasoningDelta):
             return self._text("reasoning", "reasoning_text", event.text)
+        if isinstance(event, ReasoningSignature):
+            return self._sign(event.signature)
         if isinstance(event, ToolCallDelta):
             return self._tool_call(event)
         if isinstance(event, UsageReport):
@@ -260,6 +268,18 @@ class ResponseBuilder:
                 **extra,
             )
         )
+        return events
+
+    def _sign(self, signature: str) -> list[Event]:
+        """Attaches a signature to the reasoning item it closes (it comes at its end); a
+        signature with no reasoning before it (redacted thinking) gets an item of its own."""
+        events: list[Event] = []
+        item = self._open
+        if item is None or item.kind != "reasoning":
+            events += self._close(incomplete=False)
+            item = self._new_item("reasoning")
+            events += self._open_item(item)
+        item.encrypted_content = signature
         return events
 
     def _tool_call(self, delta: ToolCallDelta) -> list[Event]:

@@ -56,6 +56,14 @@ class ReasoningDelta:
 
 
 @dataclass(frozen=True)
+class ReasoningSignature:
+    """The provider's opaque proof of the reasoning so far (Anthropic's thinking signature),
+    kept as the reasoning item's `encrypted_content` and sent back on later turns."""
+
+    signature: str
+
+
+@dataclass(frozen=True)
 class ToolCallDelta:
     """A piece of the `index`-th tool call; `call_id` and `name` arrive with its first piece."""
 
@@ -78,7 +86,15 @@ class Finish:
     reason: FinishReason
 
 
-ModelEvent = TextDelta | RefusalDelta | ReasoningDelta | ToolCallDelta | UsageReport | Finish
+ModelEvent = (
+    TextDelta
+    | RefusalDelta
+    | ReasoningDelta
+    | ReasoningSignature
+    | ToolCallDelta
+    | UsageReport
+    | Finish
+)
 
 
 class ProviderError(APIError):
@@ -92,8 +108,9 @@ class ProviderError(APIError):
         code: str | None = "upstream_error",
         kind: ErrorKind = ErrorKind.MODEL,
         headers: dict[str, str] | None = None,
+        param: str | None = None,
     ) -> None:
-        super().__init__(kind, message, code=code, status=status, headers=headers)
+        super().__init__(kind, message, code=code, status=status, headers=headers, param=param)
 
 
 @dataclass(frozen=True)

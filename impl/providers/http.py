@@ -66,8 +66,10 @@ def status_error(
         retry = headers.get("retry-after")
         keep = {"retry-after": retry} if retry else None
         return ProviderError(message, status=status, code=None, kind=kind, headers=keep)
-    code = "upstream_unavailable" if status in (502, 503) else "upstream_error"
-    return ProviderError(message, status=503 if status == 503 else 502, code=code)
+    # 529: Anthropic's "overloaded", a temporary unavailability like 503.
+    unavailable = status in (503, 529)
+    code = "upstream_unavailable" if unavailable or status == 502 else "upstream_error"
+    return ProviderError(message, status=503 if unavailable else 502, code=code)
 
 
 def transport_error(exc: BaseException, provider: str, *, started: bool = False) -> ProviderError:

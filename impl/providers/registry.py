@@ -11,6 +11,7 @@ import aiohttp
 
 from openresponses.config import ProviderConfig
 from openresponses.errors import invalid
+from openresponses.providers.anthropic import AnthropicProvider
 from openresponses.providers.base import Provider
 from openresponses.providers.openai_chat import OpenAIChatProvider
 
@@ -18,6 +19,7 @@ Factory = Callable[[ProviderConfig, aiohttp.ClientSession], Provider]
 
 KINDS: dict[str, Factory] = {
     "openai-chat": lambda c, client: OpenAIChatProvider(c.name, c.base_url, c.api_key, client),
+    "anthropic": lambda c, client: AnthropicProvider(c.name, c.base_url, c.api_key, client),
 }
 
 PROVIDER_HEADER = "x-model-provider"
