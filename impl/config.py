@@ -74,6 +74,27 @@ PRESETS: dict[str, tuple[str, str, str, str | None]] = {
         "https://openrouter.ai/api/v1",
         "OPENROUTER_API_KEY",
     ),
+    # Gemini through Google's OpenAI-compatible endpoint; DeepSeek's reasoning_content is read
+    # as reasoning by the chat adapter.
+    "gemini": (
+        "openai-chat",
+        "GEMINI_BASE_URL",
+        "https://generativelanguage.googleapis.com/v1beta/openai",
+        "GEMINI_API_KEY",
+    ),
+    "deepseek": (
+        "openai-chat",
+        "DEEPSEEK_BASE_URL",
+        "https://api.deepseek.com/v1",
+        "DEEPSEEK_API_KEY",
+    ),
+    "together": (
+        "openai-chat",
+        "TOGETHER_BASE_URL",
+        "https://api.together.xyz/v1",
+        "TOGETHER_API_KEY",
+    ),
+    "mistral": ("openai-chat", "MISTRAL_BASE_URL", "https://api.mistral.ai/v1", "MISTRAL_API_KEY"),
 }
 
 

@@ -21,17 +21,12 @@ import openai
 import pytest
 from sqlalchemy import create_engine, text
 
+from openresponses.config import PRESETS
 from tests.upstream import ScriptedUpstream
 
-_PROVIDER_ENV_PREFIXES = (
-    "OPENAI_",
-    "ANTHROPIC_",
-    "GROQ_",
-    "OLLAMA_",
-    "VLLM_",
-    "OPENROUTER_",
-    "OPENRESPONSES_",
-)
+_PROVIDER_ENV_PREFIXES = tuple(f"{name.upper()}_" for name in (*PRESETS, "openresponses"))
+"""Environment variables of every preset provider, and ours: a test's server sees only the
+ones the test sets."""
 
 
 def free_port() -> int:

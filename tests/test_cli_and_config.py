@@ -34,7 +34,8 @@ def test_serve_prints_its_url_and_the_providers_it_found(
     assert f"  provider openai (default): {upstream.base_url} {forwards}" in lines
     assert "  provider groq: https://api.groq.com/openai/v1 [key set]" in lines
     assert "  auth: none (set OPENRESPONSES_API_KEYS before exposing the port)" in lines
-    assert "  also routable with the client's key: anthropic, ollama, openrouter, vllm" in lines
+    others = "anthropic, deepseek, gemini, mistral, ollama, openrouter, together, vllm"
+    assert f"  also routable with the client's key: {others}" in lines
 
 
 def test_serve_creates_its_duckdb_file_in_the_data_dir(
