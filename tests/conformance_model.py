@@ -2,7 +2,8 @@
 
 The harness asks open questions ("what's the weather in Paris?") and judges the protocol, not
 the wit of the answer; this answers them the way any capable model would, through the scripted
-upstream's real wire formats (it reads chat-completions and Anthropic Messages requests alike),
+upstream's real wire formats (it reads chat-completions, Anthropic Messages and Responses
+requests alike),
 with reasoning on plain answers so that the reasoning events are part of every text stream the
 harness judges.
 """
@@ -51,7 +52,9 @@ def _choice(request: dict[str, Any]) -> str | None:
     if "function" in choice:
         return str(choice["function"]["name"])
     kind = choice.get("type")
-    return str(choice["name"]) if kind == "tool" else {"any": "required"}.get(kind, kind)
+    if kind in ("tool", "function"):  # Anthropic's named tool; Responses' named function
+        return str(choice["name"])
+    return {"any": "required"}.get(kind, kind)
 
 
 def _tool_to_call(request: dict[str, Any]) -> str | None:
@@ -61,25 +64,44 @@ def _tool_to_call(request: dict[str, Any]) -> str | None:
         return None
     if choice in tools:
         return choice
-    last = request["messages"][-1]
-    if choice == "required" or (last["role"] == "user" and "weather" in _text(last).lower()):
+    last = _turns(request)[-1]
+    if choice == "required" or (last.get("role") == "user" and "weather" in _text(last).lower()):
         return tools[0]
     return None
+
+
+def _turns(request: dict[str, Any]) -> list[dict[str, Any]]:
+    """The conversation: chat and Anthropic `messages`, or Responses `input` items."""
+    turns = request.get("messages") or request.get("input")
+    return turns if isinstance(turns, list) else [{"role": "user", "content": str(turns)}]
 
 
 def _is_tool_result(message: dict[str, Any]) -> bool:
     content = message.get("content")
     blocks = content if isinstance(content, list) else []
-    return message["role"] == "tool" or any(b.get("type") == "tool_result" for b in blocks)
+    return (
+        message.get("role") == "tool"
+        or message.get("type") == "function_call_output"
+        or any(isinstance(b, dict) and b.get("type") == "tool_result" for b in blocks)
+    )
+
+
+def _schema(request: dict[str, Any]) -> dict[str, Any] | None:
+    """The JSON schema the answer must follow: chat's `response_format`, Responses' `text`."""
+    chat = request.get("response_format") or {}
+    if chat.get("type") == "json_schema":
+        return dict(chat["json_schema"]["schema"])
+    responses = (request.get("text") or {}).get("format") or {}
+    return dict(responses["schema"]) if responses.get("type") == "json_schema" else None
 
 
 def answer(request: dict[str, Any]) -> Reply:
-    if _is_tool_result(request["messages"][-1]):
+    if _is_tool_result(_turns(request)[-1]):
         return Text("It is 18 °C and sunny in Paris.")
     tool = _tool_to_call(request)
     if tool is not None:
         return ToolCalls([Call(tool, json.dumps({"location": "Paris"}))])
-    response_format = request.get("response_format") or {}
-    if response_format.get("type") == "json_schema":
-        return Text(json.dumps(_instance(response_format["json_schema"]["schema"])))
+    schema = _schema(request)
+    if schema is not None:
+        return Text(json.dumps(_instance(schema)))
     return Text("Hello there, friend! 1, 2, 3, 4, 5.", reasoning="A short, friendly answer.")

@@ -13,8 +13,8 @@ server's HTTP client, SSE parsing and error handling are exercised for real.
 
 Requests are routed by the `model` field of their JSON body, so tests sharing one server never
 see each other's replies. Each wire format is one `_Wire` value (how to render a complete body,
-the stream frames and an error): Chat Completions (`/v1/chat/completions`) and Anthropic
-Messages (`/v1/messages`); OpenAI Responses (`/v1/responses`) would be one more `_Wire` and route.
+the stream frames and an error): Chat Completions (`/v1/chat/completions`), Anthropic Messages
+(`/v1/messages`) and OpenAI Responses (`/v1/responses`).
 """
 
 from __future__ import annotations
@@ -371,7 +371,8 @@ def _anthropic_body(model: str, reply: Content) -> dict[str, Any]:
     return _anthropic_message(model, reply, _anthropic_blocks(reply))
 
 
-def _anthropic_event(kind: str, data: dict[str, Any]) -> bytes:
+def _named_event(kind: str, data: dict[str, Any]) -> bytes:
+    """An SSE frame with an `event:` line, as Anthropic and OpenAI Responses streams carry."""
     return f"event: {kind}\ndata: {json.dumps({'type': kind, **data})}\n\n".encode()
 
 
@@ -405,26 +406,26 @@ def _anthropic_frames(model: str, reply: Content, request: dict[str, Any]) -> li
     usage = _anthropic_usage(reply.usage)
     start = {**_anthropic_message(model, reply, []), "stop_reason": None}
     start["usage"] = {**usage, "output_tokens": 1}
-    frames = [_anthropic_event("message_start", {"message": start}), _anthropic_event("ping", {})]
+    frames = [_named_event("message_start", {"message": start}), _named_event("ping", {})]
     for index, block in enumerate(_anthropic_blocks(reply)):
         frames.append(
-            _anthropic_event(
+            _named_event(
                 "content_block_start", {"index": index, "content_block": _anthropic_start(block)}
             )
         )
         frames += [
-            _anthropic_event("content_block_delta", {"index": index, "delta": delta})
+            _named_event("content_block_delta", {"index": index, "delta": delta})
             for delta in _anthropic_deltas(block, size)
         ]
-        frames.append(_anthropic_event("content_block_stop", {"index": index}))
+        frames.append(_named_event("content_block_stop", {"index": index}))
     stop_reason = _ANTHROPIC_STOP.get(reply.finish_reason, reply.finish_reason)
     stop = {"stop_reason": stop_reason, "stop_sequence": None}
     frames.append(
-        _anthropic_event(
+        _named_event(
             "message_delta", {"delta": stop, "usage": {"output_tokens": usage["output_tokens"]}}
         )
     )
-    frames.append(_anthropic_event("message_stop", {}))
+    frames.append(_named_event("message_stop", {}))
     return frames
 
 
@@ -433,6 +434,133 @@ def _anthropic_error(error: Error) -> dict[str, Any]:
 
 
 _ANTHROPIC = _Wire(body=_anthropic_body, frames=_anthropic_frames, error=_anthropic_error, done=b"")
+
+
+# --- OpenAI Responses --------------------------------------------------------------------------
+
+
+def encrypted(reasoning: str) -> str:
+    """The `encrypted_content` OpenAI would return for a reasoning item; derived, for tests."""
+    return "enc-" + hashlib.sha256(reasoning.encode()).hexdigest()[:24]
+
+
+def _responses_items(reply: Content) -> list[dict[str, Any]]:
+    """The output items of a reply, complete: reasoning, message, function calls."""
+    items: list[dict[str, Any]] = []
+    if isinstance(reply, Text) and reply.reasoning:
+        items.append(
+            {
+                "id": _provider_id("rs_", 24),
+                "type": "reasoning",
+                "summary": [],
+                "content": [{"type": "reasoning_text", "text": reply.reasoning}],
+                "encrypted_content": encrypted(reply.reasoning),
+                "status": "completed",
+            }
+        )
+    if reply.text:
+        part = {"type": "output_text", "text": reply.text, "annotations": [], "logprobs": []}
+        items.append(
+            {
+                "id": _provider_id("msg_", 24),
+                "type": "message",
+                "role": "assistant",
+                "status": "completed",
+                "content": [part],
+            }
+        )
+    if isinstance(reply, ToolCalls):
+        for id_, call in zip(_call_ids(reply), reply.calls, strict=True):
+            items.append(
+                {
+                    "id": _provider_id("fc_", 24),
+                    "type": "function_call",
+                    "call_id": id_,
+                    "name": call.name,
+                    "arguments": call.arguments,
+                    "status": "completed",
+                }
+            )
+    return items
+
+
+def _responses_body(
+    model: str, reply: Content, output: list[dict[str, Any]] | None = None
+) -> dict[str, Any]:
+    """A `response` object as `POST /v1/responses` returns it without streaming."""
+    usage = reply.usage
+    length = reply.finish_reason == "length"
+    return {
+        "id": _provider_id("resp_", 24),
+        "object": "response",
+        "created_at": int(time.time()),
+        "status": "incomplete" if length else "completed",
+        "model": model,
+        "incomplete_details": {"reason": "max_output_tokens"} if length else None,
+        "output": _responses_items(reply) if output is None else output,
+        "usage": {
+            "input_tokens": usage.prompt_tokens,
+            "input_tokens_details": {"cached_tokens": usage.cached_tokens},
+            "output_tokens": usage.completion_tokens,
+            "output_tokens_details": {"reasoning_tokens": usage.reasoning_tokens},
+            "total_tokens": usage.total_tokens,
+        },
+    }
+
+
+def _responses_frames(model: str, reply: Content, request: dict[str, Any]) -> list[bytes]:
+    """The Responses stream: created, then per item added / deltas / done, then the terminal
+    event with the whole response."""
+    size = reply.chunk_size if isinstance(reply, Text) else 5
+    final = _responses_body(model, reply)
+    events: list[dict[str, Any]] = [
+        {"type": "response.created", "response": {**final, "status": "in_progress", "output": []}}
+    ]
+    for index, item in enumerate(final["output"]):
+        where = {"output_index": index, "item_id": item["id"]}
+        if item["type"] == "function_call":
+            events.append(
+                {
+                    "type": "response.output_item.added",
+                    "output_index": index,
+                    "item": {**item, "arguments": "", "status": "in_progress"},
+                }
+            )
+            events += [
+                {"type": "response.function_call_arguments.delta", **where, "delta": p}
+                for p in _argument_pieces(item["arguments"])
+            ]
+            events.append(
+                {
+                    "type": "response.function_call_arguments.done",
+                    **where,
+                    "arguments": item["arguments"],
+                }
+            )
+        else:
+            text_key = "reasoning_text" if item["type"] == "reasoning" else "output_text"
+            text = item["content"][0]["text"]
+            empty = {**item, "content": [], "status": "in_progress"}
+            empty.pop("encrypted_content", None)
+            events.append(
+                {"type": "response.output_item.added", "output_index": index, "item": empty}
+            )
+            events += [
+                {"type": f"response.{text_key}.delta", **where, "content_index": 0, "delta": p}
+                for p in _pieces(text, size)
+            ]
+            events.append(
+                {"type": f"response.{text_key}.done", **where, "content_index": 0, "text": text}
+            )
+        events.append({"type": "response.output_item.done", "output_index": index, "item": item})
+    events.append({"type": f"response.{final['status']}", "response": final})
+    return [
+        _named_event(event["type"], {**event, "sequence_number": number})
+        for number, event in enumerate(events)
+    ]
+
+
+_RESPONSES = _Wire(body=_responses_body, frames=_responses_frames, error=_openai_error, done=b"")
 
 
 # --- Breaking connections ----------------------------------------------------------------------
@@ -638,6 +766,7 @@ class ScriptedUpstream:
             routes=[
                 self._route("/v1/chat/completions", _CHAT),
                 self._route("/v1/messages", _ANTHROPIC),
+                self._route("/v1/responses", _RESPONSES),
                 Route("/v1/models", self._models, methods=["GET"]),
             ]
         )

@@ -14,12 +14,16 @@ from openresponses.errors import invalid
 from openresponses.providers.anthropic import AnthropicProvider
 from openresponses.providers.base import Provider
 from openresponses.providers.openai_chat import OpenAIChatProvider
+from openresponses.providers.openai_responses import OpenAIResponsesProvider
 
 Factory = Callable[[ProviderConfig, aiohttp.ClientSession], Provider]
 
 KINDS: dict[str, Factory] = {
     "openai-chat": lambda c, client: OpenAIChatProvider(c.name, c.base_url, c.api_key, client),
     "anthropic": lambda c, client: AnthropicProvider(c.name, c.base_url, c.api_key, client),
+    "openai-responses": lambda c, client: OpenAIResponsesProvider(
+        c.name, c.base_url, c.api_key, client
+    ),
 }
 
 PROVIDER_HEADER = "x-model-provider"

@@ -1,0 +1,256 @@
+"""Adapter for upstreams that speak the Responses API natively (`kind = "openai-responses"`).
+
+The request goes upstream as a Responses request with `store: false`: this server keeps the
+state (retrieve, input_items and `previous_response_id` work here, whatever the upstream keeps),
+so the whole conversation is sent each turn, and reasoning comes back encrypted
+(`include: ["reasoning.encrypted_content"]`) to be sent back on the next. The upstream's events
+are read back as `ModelEvent`s and rebuilt by the engine like any provider's, so the client's
+stream carries this server's ids and sequence numbers and is stored as it streams.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncGenerator
+from contextlib import aclosing
+from typing import Any
+
+import aiohttp
+
+from openresponses.providers.base import (
+    Finish,
+    ModelEvent,
+    ModelRequest,
+    Passthrough,
+    ProviderError,
+    ReasoningDelta,
+    ReasoningSignature,
+    RefusalDelta,
+    TextDelta,
+    ToolCallDelta,
+    UsageReport,
+)
+from openresponses.providers.http import lines, relay, send
+
+_HINTS = ("prompt_cache_key", "safety_identifier", "prompt_cache_retention")
+"""Hints the Responses API takes under the same name."""
+
+
+class OpenAIResponsesProvider:
+    """One Responses upstream at `base_url` (ending in `/v1`)."""
+
+    def __init__(
+        self, name: str, base_url: str, api_key: str | None, client: aiohttp.ClientSession
+    ) -> None:
+        self.name = name
+        self.base_url = base_url.rstrip("/")
+        self.api_key = api_key
+        self.client = client
+
+    def _headers(self, api_key: str | None) -> dict[str, str]:
+        key = self.api_key or api_key
+        return {"authorization": f"Bearer {key}"} if key else {}
+
+    async def generate(
+        self, request: ModelRequest, *, api_key: str | None
+    ) -> AsyncGenerator[ModelEvent, None]:
+        body = responses_body(request)
+        url = f"{self.base_url}/responses"
+        headers = self._headers(api_key)
+        if not request.stream:
+            data = await send(self.client, "POST", url, headers, body, self.name)
+            for event in _response_events(data):
+                yield event
+            return
+        source = lines(self.client, url, headers, body, self.name)
+        async for event in _stream_events(source, self.name):
+            yield event
+
+    async def chat_completions(self, body: dict[str, Any], *, api_key: str | None) -> Passthrough:
+        url = f"{self.base_url}/chat/completions"
+        return await relay(self.client, url, self._headers(api_key), body, self.name)
+
+    async def list_models(self, *, api_key: str | None) -> list[str]:
+        url = f"{self.base_url}/models"
+        data = await send(self.client, "GET", url, self._headers(api_key), None, self.name)
+        return [str(model["id"]) for model in data.get("data", [])]
+
+
+# --- requests -------------------------------------------------------------------------------
+
+
+def responses_body(request: ModelRequest) -> dict[str, Any]:
+    """The upstream Responses request for `request`: stateless, with encrypted reasoning."""
+    body: dict[str, Any] = {
+        "model": request.model,
+        "input": [entry for entry in map(_input_item, request.items) if entry is not None],
+        "store": False,
+        "include": ["reasoning.encrypted_content"],
+    }
+    if request.instructions:
+        body["instructions"] = request.instructions
+    if request.tools:
+        body["tools"] = [tool.model_dump(mode="json", exclude_none=True) for tool in request.tools]
+    optional = {
+        "tool_choice": request.tool_choice,
+        "parallel_tool_calls": request.parallel_tool_calls if request.tools else None,
+        "temperature": request.temperature,
+        "top_p": request.top_p,
+        "max_output_tokens": request.max_output_tokens,
+        "user": request.user,
+        **{name: request.hints.get(name) for name in _HINTS},
+    }
+    body.update({key: value for key, value in optional.items() if value is not None})
+    text: dict[str, Any] = {}
+    if request.text_format is not None:
+        text["format"] = request.text_format
+    if "verbosity" in request.hints:
+        text["verbosity"] = request.hints["verbosity"]
+    if text:
+        body["text"] = text
+    if "reasoning_effort" in request.hints:
+        body["reasoning"] = {"effort": request.hints["reasoning_effort"]}
+    if request.stream:
+        body["stream"] = True
+    return body
+
+
+def _input_item(item: Any) -> dict[str, Any] | None:
+    """A stored item as upstream input. Our ids mean nothing upstream (nothing is stored
+    there), so they are left out; reasoning goes back only when it carries its encrypted
+    content, which is what the upstream needs to pick its reasoning up again."""
+    data: dict[str, Any] = item.model_dump(mode="json", exclude_none=True)
+    data.pop("id", None)
+    if data.get("type") == "reasoning":
+        if not data.get("encrypted_content"):
+            return None
+        data.pop("content", None)
+        data.setdefault("summary", [])
+    if data.get("type") == "message" and data.get("role") != "assistant":
+        data.pop("status", None)
+    return data
+
+
+# --- answers --------------------------------------------------------------------------------
+
+
+def _usage(data: dict[str, Any] | None) -> UsageReport | None:
+    if not data:
+        return None
+    return UsageReport(
+        input_tokens=int(data.get("input_tokens") or 0),
+        output_tokens=int(data.get("output_tokens") or 0),
+        cached_tokens=int((data.get("input_tokens_details") or {}).get("cached_tokens") or 0),
+        reasoning_tokens=int(
+            (data.get("output_tokens_details") or {}).get("reasoning_tokens") or 0
+        ),
+    )
+
+
+def _finish(response: dict[str, Any], called_tools: bool) -> Finish:
+    reason = (response.get("incomplete_details") or {}).get("reason")
+    if response.get("status") == "incomplete":
+        return Finish("content_filter" if reason == "content_filter" else "length")
+    return Finish("tool_calls" if called_tools else "stop")
+
+
+def _terminal(response: dict[str, Any], called_tools: bool) -> list[ModelEvent]:
+    """Usage and finish from a complete response object; a failed one is an error."""
+    if response.get("status") == "failed":
+        error = response.get("error") or {}
+        raise ProviderError(f"the upstream response failed: {error.get('message', error)}")
+    usage = _usage(response.get("usage"))
+    return [*([usage] if usage else []), _finish(response, called_tools)]
+
+
+def _item_events(item: dict[str, Any], tool_index: int) -> list[ModelEvent]:
+    """A complete output item as model events."""
+    kind = item.get("type")
+    events: list[ModelEvent] = []
+    if kind == "message":
+        for part in item.get("content") or []:
+            if part.get("type") == "refusal":
+                events.append(RefusalDelta(part.get("refusal", "")))
+            else:
+                events.append(TextDelta(part.get("text", "")))
+    elif kind == "reasoning":
+        texts = [p.get("text", "") for p in item.get("content") or item.get("summary") or []]
+        events += [ReasoningDelta(text) for text in texts if text]
+        if item.get("encrypted_content"):
+            events.append(ReasoningSignature(item["encrypted_content"]))
+    elif kind == "function_call":
+        events.append(
+            ToolCallDelta(
+                tool_index, item.get("arguments", ""), item.get("call_id"), item.get("name")
+            )
+        )
+    return events
+
+
+def _response_events(data: dict[str, Any]) -> list[ModelEvent]:
+    """A complete response as the same events its stream would give."""
+    events: list[ModelEvent] = []
+    tools = 0
+    for item in data.get("output") or []:
+        events += _item_events(item, tools)
+        tools += item.get("type") == "function_call"
+    return events + _terminal(data, tools > 0)
+
+
+_DELTAS: dict[str, type[TextDelta | RefusalDelta | ReasoningDelta]] = {
+    "response.output_text.delta": TextDelta,
+    "response.refusal.delta": RefusalDelta,
+    "response.reasoning_text.delta": ReasoningDelta,
+    "response.reasoning_summary_text.delta": ReasoningDelta,
+}
+_TERMINAL = ("response.completed", "response.incomplete", "response.failed")
+
+
+class _StreamState:
+    """Which tool call each function-call item is, across one upstream stream."""
+
+    def __init__(self) -> None:
+        self.tool_index: dict[str, int] = {}
+
+    def events(self, event: dict[str, Any]) -> list[ModelEvent]:
+        kind = event.get("type", "")
+        if kind in _DELTAS:
+            return [_DELTAS[kind](event.get("delta", ""))]
+        item = event.get("item") or {}
+        if kind == "response.output_item.added" and item.get("type") == "function_call":
+            index = self.tool_index[item.get("id", "")] = len(self.tool_index)
+            return [ToolCallDelta(index, "", item.get("call_id"), item.get("name"))]
+        if kind == "response.function_call_arguments.delta":
+            called = self.tool_index.get(event.get("item_id", ""))
+            return [] if called is None else [ToolCallDelta(called, event.get("delta", ""))]
+        if kind == "response.output_item.done" and item.get("type") == "reasoning":
+            signed = item.get("encrypted_content")
+            return [ReasoningSignature(signed)] if signed else []
+        if kind in _TERMINAL:
+            return _terminal(event.get("response") or {}, bool(self.tool_index))
+        if kind == "error":
+            raise ProviderError(f"the upstream failed mid-stream: {event.get('message', event)}")
+        return []
+
+
+async def _stream_events(
+    source: AsyncGenerator[bytes, None], provider: str
+) -> AsyncGenerator[ModelEvent, None]:
+    """Responses SSE events as model events; a stream without a terminal event is an error."""
+    state = _StreamState()
+    async with aclosing(source):
+        async for line in source:
+            if not line.startswith(b"data:"):
+                continue
+            data = line[5:].strip()
+            if data == b"[DONE]":
+                continue
+            try:
+                event = json.loads(data)
+            except ValueError as exc:
+                raise ProviderError(f"{provider} sent a stream event that is not JSON") from exc
+            for model_event in state.events(event):
+                yield model_event
+            if event.get("type") in _TERMINAL:
+                return
+    raise ProviderError(f"the stream from {provider} broke off before it was complete")

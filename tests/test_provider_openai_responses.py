@@ -1,0 +1,221 @@
+"""The native Responses adapter (`kind = "openai-responses"`): the upstream speaks `/v1/responses`,
+this server keeps the state and streams with its own ids and sequence numbers."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from typing import Any
+
+import openai
+import pytest
+
+from openresponses.conformance import runner
+from openresponses.conformance.wire import Dialect, Target
+from tests import conformance_model
+from tests.conftest import Server, server_env
+from tests.upstream import Call, Error, ScriptedUpstream, Text, ToolCalls, Usage, encrypted
+
+WEATHER = {"type": "function", "name": "get_weather", "parameters": {"type": "object"}}
+
+
+@pytest.fixture(scope="module")
+def native(
+    upstream: ScriptedUpstream, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Server]:
+    data = tmp_path_factory.mktemp("native")
+    config = data / "openresponses.toml"
+    config.write_text(
+        f'[providers.native]\nkind = "openai-responses"\nbase_url = "{upstream.base_url}"\n'
+    )
+    server = Server(data, server_env(upstream), ["--config", str(config)]).start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def client(native: Server) -> openai.OpenAI:
+    return native.client()
+
+
+def _create(client: openai.OpenAI, stream: bool, **fields: Any) -> Any:
+    if not stream:
+        return client.responses.create(**fields)
+    with client.responses.create(**fields, stream=True) as events:
+        return next(e for e in events if e.type == "response.completed").response
+
+
+def _sent(upstream: ScriptedUpstream, model: str, index: int = 0) -> dict[str, Any]:
+    request = upstream.requests(model)[index]
+    assert request.path == "/v1/responses"
+    return request.json
+
+
+@pytest.mark.parametrize("stream", [False, True], ids=["json", "sse"])
+def test_a_text_answer_is_relayed_and_stored_here(
+    client: openai.OpenAI, upstream: ScriptedUpstream, stream: bool
+) -> None:
+    model = upstream.script(Text("Native hello.", usage=Usage(9, 3, cached_tokens=4)))
+
+    response = _create(
+        client,
+        stream,
+        model=f"native@{model}",
+        input="Hi",
+        instructions="Be kind.",
+        temperature=0.2,
+    )
+
+    assert response.output_text == "Native hello."
+    assert response.model == f"native@{model}"
+    usage = response.usage.model_dump()
+    assert (usage["input_tokens"], usage["output_tokens"], usage["total_tokens"]) == (9, 3, 12)
+    assert usage["input_tokens_details"]["cached_tokens"] == 4
+    assert client.responses.retrieve(response.id).output_text == "Native hello."
+    sent = _sent(upstream, model)
+    assert {k: v for k, v in sent.items() if k != "stream"} == {
+        "model": model,
+        "input": [
+            {"type": "message", "role": "user", "content": [{"type": "input_text", "text": "Hi"}]}
+        ],
+        "store": False,
+        "include": ["reasoning.encrypted_content"],
+        "instructions": "Be kind.",
+        "temperature": 0.2,
+    }
+
+
+def test_the_stream_carries_this_servers_ids_and_sequence_numbers(
+    client: openai.OpenAI, upstream: ScriptedUpstream
+) -> None:
+    model = upstream.script(Text("Numbered by us."))
+
+    with client.responses.create(model=f"native@{model}", input="Hi", stream=True) as stream:
+        events = list(stream)
+
+    assert [e.sequence_number for e in events] == list(range(len(events)))
+    final = events[-1].response
+    assert final.id.startswith("resp_") and len(final.id) == 53  # ours: 48 hex digits
+    assert final.output[0].id.startswith("msg_") and len(final.output[0].id) == 52
+
+
+def test_encrypted_reasoning_is_kept_and_sent_back_on_the_next_turn(
+    client: openai.OpenAI, upstream: ScriptedUpstream
+) -> None:
+    thought = "Greet the user back."
+    model = upstream.script(Text("Hello!", reasoning=thought), Text("Hello again!"))
+
+    first = client.responses.create(
+        model=f"native@{model}", input="Hi", reasoning={"effort": "high"}
+    )
+    client.responses.create(
+        model=f"native@{model}", previous_response_id=first.id, input="Hi again"
+    )
+
+    reasoning = first.output[0]
+    assert (reasoning.type, reasoning.encrypted_content) == ("reasoning", encrypted(thought))
+    assert [part.text for part in reasoning.content] == [thought]
+    assert _sent(upstream, model, 0)["reasoning"] == {"effort": "high"}
+    assert _sent(upstream, model, 1)["input"] == [
+        {"type": "message", "role": "user", "content": [{"type": "input_text", "text": "Hi"}]},
+        {
+            "type": "reasoning",
+            "summary": [],
+            "encrypted_content": encrypted(thought),
+            "status": "completed",
+        },
+        {
+            "type": "message",
+            "role": "assistant",
+            "status": "completed",
+            "content": [
+                {"type": "output_text", "text": "Hello!", "annotations": [], "logprobs": []}
+            ],
+        },
+        {
+            "type": "message",
+            "role": "user",
+            "content": [{"type": "input_text", "text": "Hi again"}],
+        },
+    ]
+
+
+@pytest.mark.parametrize("stream", [False, True], ids=["json", "sse"])
+def test_function_calls_round_trip(
+    client: openai.OpenAI, upstream: ScriptedUpstream, stream: bool
+) -> None:
+    model = upstream.script(
+        ToolCalls(
+            [
+                Call("get_weather", '{"city": "Oslo"}', "call_o"),
+                Call("get_weather", '{"city": "Rome"}', "call_r"),
+            ]
+        ),
+        Text("Cold in Oslo, warm in Rome."),
+    )
+
+    first = _create(
+        client, stream, model=f"native@{model}", input="Oslo and Rome?", tools=[WEATHER]
+    )
+    second = client.responses.create(
+        model=f"native@{model}",
+        previous_response_id=first.id,
+        tools=[WEATHER],
+        input=[
+            {"type": "function_call_output", "call_id": "call_o", "output": "-3 °C"},
+            {"type": "function_call_output", "call_id": "call_r", "output": "21 °C"},
+        ],
+    )
+
+    assert [(o.call_id, o.name, json.loads(o.arguments)) for o in first.output] == [
+        ("call_o", "get_weather", {"city": "Oslo"}),
+        ("call_r", "get_weather", {"city": "Rome"}),
+    ]
+    assert second.output_text == "Cold in Oslo, warm in Rome."
+    sent = _sent(upstream, model, 1)
+    assert sent["tools"] == [
+        {"type": "function", "name": "get_weather", "parameters": {"type": "object"}}
+    ]
+    assert [(i["type"], i.get("call_id")) for i in sent["input"]] == [
+        ("message", None),
+        ("function_call", "call_o"),
+        ("function_call", "call_r"),
+        ("function_call_output", "call_o"),
+        ("function_call_output", "call_r"),
+    ]
+
+
+def test_an_incomplete_upstream_response_stays_incomplete(
+    client: openai.OpenAI, upstream: ScriptedUpstream
+) -> None:
+    model = upstream.script(Text("Cut", finish_reason="length"))
+
+    response = client.responses.create(model=f"native@{model}", input="Hi", max_output_tokens=16)
+
+    assert response.status == "incomplete"
+    assert response.incomplete_details.reason == "max_output_tokens"
+    assert _sent(upstream, model)["max_output_tokens"] == 16
+
+
+def test_an_upstream_rate_limit_passes_through(
+    client: openai.OpenAI, upstream: ScriptedUpstream
+) -> None:
+    model = upstream.script(
+        Error(429, "Slow down", type="rate_limit_error", headers={"retry-after": "7"})
+    )
+
+    with pytest.raises(openai.RateLimitError) as caught:
+        client.responses.create(model=f"native@{model}", input="Hi")
+
+    assert caught.value.response.headers["retry-after"] == "7"
+
+
+def test_the_conformance_harness_passes_with_a_native_upstream(
+    native: Server, upstream: ScriptedUpstream
+) -> None:
+    model = upstream.responder(conformance_model.answer, "conformance-native")
+    target = Target(native.base_url, f"native@{model}", "sk-client", {}, timeout=20)
+
+    results = runner.run(target, runner.select(list(Dialect)))
+
+    assert [(r.id, r.message) for r in results if r.status == runner.FAIL] == []
