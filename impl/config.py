@@ -33,6 +33,11 @@ class ProviderConfig:
     # Found in the environment or the config file: listed by /v1/models and at start-up.
     # Presets that were not found still route (`groq@…` with the client's own key).
     found: bool = True
+    # Retries of a call that failed before any answer (see providers/http.py), and timeouts
+    # in seconds (None: the server's, --upstream-timeout for reads and 10 s to connect).
+    max_retries: int = 2
+    connect_timeout: float | None = None
+    read_timeout: float | None = None
 
 
 @dataclass(frozen=True)
@@ -115,6 +120,10 @@ def _preset(name: str, env: Mapping[str, str]) -> ProviderConfig:
     )
 
 
+def _seconds(value: object) -> float | None:
+    return None if value is None else float(value)  # type: ignore[arg-type]
+
+
 def load_providers(
     config: Mapping[str, object], env: Mapping[str, str]
 ) -> dict[str, ProviderConfig]:
@@ -132,6 +141,9 @@ def load_providers(
             base_url=str(entry["base_url"]),
             api_key_env=str(key_env) if key_env else None,
             api_key=env.get(str(key_env)) if key_env else None,
+            max_retries=int(entry.get("max_retries", 2)),
+            connect_timeout=_seconds(entry.get("connect_timeout")),
+            read_timeout=_seconds(entry.get("read_timeout")),
         )
     return providers
 

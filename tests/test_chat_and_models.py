@@ -74,10 +74,12 @@ def test_chat_completion_without_messages_is_a_400(client: openai.OpenAI) -> Non
 def test_chat_completion_upstream_error_keeps_its_status(
     client: openai.OpenAI, upstream: ScriptedUpstream
 ) -> None:
-    model = upstream.script(Error(429, "Too many", type="rate_limit_error"))
+    model = upstream.script(*[Error(429, "Too many", type="rate_limit_error")] * 3)
 
     with pytest.raises(openai.RateLimitError):
         client.chat.completions.create(model=model, messages=[{"role": "user", "content": "hi"}])
+
+    assert len(upstream.requests(model)) == 3  # the first try and two retries
 
 
 def test_models_lists_found_providers_with_their_prefix(

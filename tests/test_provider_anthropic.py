@@ -206,7 +206,7 @@ def test_max_tokens_ends_the_response_incomplete(
 
 
 def test_an_overloaded_upstream_is_a_503(client: openai.OpenAI, upstream: ScriptedUpstream) -> None:
-    model = upstream.script(Error(529, "Overloaded", type="overloaded_error"))
+    model = upstream.script(*[Error(529, "Overloaded", type="overloaded_error")] * 3)
 
     with pytest.raises(openai.InternalServerError) as caught:
         client.responses.create(model=f"anthropic@{model}", input="Hi")

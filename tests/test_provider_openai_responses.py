@@ -197,17 +197,17 @@ def test_an_incomplete_upstream_response_stays_incomplete(
     assert _sent(upstream, model)["max_output_tokens"] == 16
 
 
-def test_an_upstream_rate_limit_passes_through(
+def test_a_rate_limit_with_a_long_retry_after_passes_through_at_once(
     client: openai.OpenAI, upstream: ScriptedUpstream
 ) -> None:
-    model = upstream.script(
-        Error(429, "Slow down", type="rate_limit_error", headers={"retry-after": "7"})
-    )
+    slow_down = Error(429, "Slow down", type="rate_limit_error", headers={"retry-after": "30"})
+    model = upstream.script(slow_down)
 
     with pytest.raises(openai.RateLimitError) as caught:
         client.responses.create(model=f"native@{model}", input="Hi")
 
-    assert caught.value.response.headers["retry-after"] == "7"
+    assert caught.value.response.headers["retry-after"] == "30"
+    assert len(upstream.requests(model)) == 1
 
 
 def test_the_conformance_harness_passes_with_a_native_upstream(

@@ -182,7 +182,7 @@ def test_upstream_cut_mid_stream_ends_in_response_failed_and_is_stored_failed(
 def test_upstream_error_before_streaming_is_a_plain_http_error(
     client: openai.OpenAI, upstream: ScriptedUpstream
 ) -> None:
-    model = upstream.script(Error(429, "Slow down", type="rate_limit_error"))
+    model = upstream.script(*[Error(429, "Slow down", type="rate_limit_error")] * 3)
 
     try:
         _events(client, model=model, input="Hi")

@@ -18,6 +18,7 @@ from typing import Any
 
 import aiohttp
 
+from openresponses.config import ProviderConfig
 from openresponses.errors import ErrorKind
 from openresponses.generated import openai_models as m
 from openresponses.providers.base import (
@@ -33,7 +34,7 @@ from openresponses.providers.base import (
     ToolCallDelta,
     UsageReport,
 )
-from openresponses.providers.http import lines, relay, send
+from openresponses.providers.http import upstream
 
 API_VERSION = "2023-06-01"
 
@@ -57,13 +58,11 @@ _STOP: dict[str, FinishReason] = {
 class AnthropicProvider:
     """One Messages API upstream at `base_url` (ending in `/v1`)."""
 
-    def __init__(
-        self, name: str, base_url: str, api_key: str | None, client: aiohttp.ClientSession
-    ) -> None:
-        self.name = name
-        self.base_url = base_url.rstrip("/")
-        self.api_key = api_key
-        self.client = client
+    def __init__(self, config: ProviderConfig, client: aiohttp.ClientSession) -> None:
+        self.name = config.name
+        self.base_url = config.base_url.rstrip("/")
+        self.api_key = config.api_key
+        self.upstream = upstream(config, client)
 
     def _headers(self, api_key: str | None) -> dict[str, str]:
         headers = {"anthropic-version": API_VERSION}
@@ -79,13 +78,11 @@ class AnthropicProvider:
         url = f"{self.base_url}/messages"
         headers = self._headers(api_key)
         if not request.stream:
-            data = await send(self.client, "POST", url, headers, body, self.name)
+            data = await self.upstream.send("POST", url, headers, body)
             for event in _message_events(data):
                 yield event
             return
-        async for event in _stream_events(
-            lines(self.client, url, headers, body, self.name), self.name
-        ):
+        async for event in _stream_events(self.upstream.lines(url, headers, body), self.name):
             yield event
 
     async def chat_completions(self, body: dict[str, Any], *, api_key: str | None) -> Passthrough:
@@ -93,11 +90,11 @@ class AnthropicProvider:
         url = f"{self.base_url}/chat/completions"
         key = self.api_key or api_key
         headers = {"authorization": f"Bearer {key}"} if key else {}
-        return await relay(self.client, url, headers, body, self.name)
+        return await self.upstream.relay(url, headers, body)
 
     async def list_models(self, *, api_key: str | None) -> list[str]:
         url = f"{self.base_url}/models"
-        data = await send(self.client, "GET", url, self._headers(api_key), None, self.name)
+        data = await self.upstream.send("GET", url, self._headers(api_key), None)
         return [str(model["id"]) for model in data.get("data", [])]
 
 

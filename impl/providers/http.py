@@ -10,13 +10,19 @@ response pays it.
 from __future__ import annotations
 
 import asyncio
+import email.utils
+import itertools
 import json
 import logging
+import random
+import time
 from collections.abc import AsyncGenerator, AsyncIterator, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 import aiohttp
 
+from openresponses.config import ProviderConfig
 from openresponses.errors import ErrorKind
 from openresponses.providers.base import Passthrough, ProviderError
 
@@ -89,51 +95,127 @@ def transport_error(exc: BaseException, provider: str, *, started: bool = False)
 
 _ERRORS = (aiohttp.ClientError, asyncio.TimeoutError)
 
+RETRYABLE = frozenset({408, 429, 500, 502, 503, 504, 529})
+"""Statuses that mean "try again": overload, rate limits, transient server failures."""
 
-async def send(
-    client: aiohttp.ClientSession,
-    method: str,
-    url: str,
-    headers: Mapping[str, str],
-    body: dict[str, Any] | None,
-    provider: str,
-) -> dict[str, Any]:
-    """One request with a complete JSON answer; upstream failures raise ProviderError."""
+
+def retry_after(value: str | None) -> float | None:
+    """A `Retry-After` header in seconds (it may be a number or an HTTP date)."""
+    if not value:
+        return None
     try:
-        async with client.request(method, url, json=body, headers=headers) as response:
-            raw = await response.read()
-            if response.status >= 400:
-                raise status_error(response.status, raw, response.headers, provider)
-    except _ERRORS as exc:
-        raise transport_error(exc, provider) from exc
+        return max(0.0, float(value))
+    except ValueError:
+        pass
     try:
-        data = json.loads(raw)
-    except ValueError as exc:
-        raise ProviderError(f"{provider} answered with a body that is not JSON") from exc
-    if not isinstance(data, dict):
-        raise ProviderError(f"{provider} answered with JSON that is not an object")
-    return data
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return max(0.0, when.timestamp() - time.time())
 
 
-async def lines(
-    client: aiohttp.ClientSession,
-    url: str,
-    headers: Mapping[str, str],
-    body: dict[str, Any],
-    provider: str,
-) -> AsyncGenerator[bytes, None]:
-    """POST and yield the answer's lines as they arrive (for SSE); failures raise ProviderError.
+@dataclass(frozen=True)
+class Upstream:
+    """One provider's HTTP side: the server's shared client, the provider's name for messages,
+    and its retry policy and timeouts. Adapters make every upstream call through it.
 
-    Lines are split here rather than by aiohttp's readline, which refuses lines longer than
-    its buffer, and one SSE `data:` line can carry a whole tool call's arguments.
+    A call that fails before any answer arrives is retried up to `retries` times: when the
+    connection could not be made (nothing reached the server) or the answer is a status in
+    `RETRYABLE`. Waits grow exponentially from `base_delay` with jitter, or follow the
+    upstream's `Retry-After`; a `Retry-After` longer than `max_delay` is not waited out but
+    passed to the client with the error. Once a stream has started, nothing is retried: the
+    client may already have part of the answer.
     """
-    started = False
-    try:
-        async with client.post(url, json=body, headers=headers) as response:
-            if response.status >= 400:
-                raw = await response.read()
-                raise status_error(response.status, raw, response.headers, provider)
-            started = True
+
+    client: aiohttp.ClientSession
+    name: str
+    retries: int = 2
+    base_delay: float = 0.25
+    max_delay: float = 8.0
+    connect_timeout: float | None = None
+    read_timeout: float | None = None
+
+    def _wait(self, attempt: int, after: str | None) -> float | None:
+        """Seconds to wait before the next attempt, or None: give up now."""
+        if attempt >= self.retries:
+            return None
+        asked = retry_after(after)
+        if asked is not None:
+            return asked if asked <= self.max_delay else None
+        return min(self.max_delay, self.base_delay * 2.0**attempt) * random.uniform(0.5, 1.0)
+
+    def _options(self) -> dict[str, Any]:
+        if self.connect_timeout is None and self.read_timeout is None:
+            return {}  # the session's defaults
+        return {
+            "timeout": aiohttp.ClientTimeout(
+                total=None, sock_connect=self.connect_timeout, sock_read=self.read_timeout
+            )
+        }
+
+    async def _open(
+        self, method: str, url: str, headers: Mapping[str, str], body: dict[str, Any] | None
+    ) -> aiohttp.ClientResponse:
+        """The first successful answer (status < 400), its body unread; the caller releases it."""
+        for attempt in itertools.count():
+            try:
+                response = await self.client.request(
+                    method, url, json=body, headers=headers, **self._options()
+                )
+            except aiohttp.ClientConnectorError as exc:  # nothing reached the server
+                wait = self._wait(attempt, None)
+                if wait is None:
+                    raise transport_error(exc, self.name) from exc
+            except _ERRORS as exc:
+                raise transport_error(exc, self.name) from exc
+            else:
+                if response.status < 400:
+                    return response
+                try:
+                    raw = await response.read()
+                except _ERRORS as exc:
+                    raise transport_error(exc, self.name) from exc
+                finally:
+                    response.release()
+                after = response.headers.get("retry-after")
+                retryable = response.status in RETRYABLE
+                wait = self._wait(attempt, after) if retryable else None
+                if wait is None:
+                    raise status_error(response.status, raw, response.headers, self.name)
+            log.info("%s: retrying %s %s in %.2f s", self.name, method, url, wait)
+            await asyncio.sleep(wait)
+        raise AssertionError("unreachable")  # itertools.count() never ends
+
+    async def send(
+        self, method: str, url: str, headers: Mapping[str, str], body: dict[str, Any] | None
+    ) -> dict[str, Any]:
+        """One request with a complete JSON answer; upstream failures raise ProviderError."""
+        response = await self._open(method, url, headers, body)
+        try:
+            raw = await response.read()
+        except _ERRORS as exc:
+            raise transport_error(exc, self.name) from exc
+        finally:
+            response.release()
+        try:
+            data = json.loads(raw)
+        except ValueError as exc:
+            raise ProviderError(f"{self.name} answered with a body that is not JSON") from exc
+        if not isinstance(data, dict):
+            raise ProviderError(f"{self.name} answered with JSON that is not an object")
+        return data
+
+    async def lines(
+        self, url: str, headers: Mapping[str, str], body: dict[str, Any]
+    ) -> AsyncGenerator[bytes, None]:
+        """POST and yield the answer's lines as they arrive (for SSE); failures raise
+        ProviderError.
+
+        Lines are split here rather than by aiohttp's readline, which refuses lines longer
+        than its buffer, and one SSE `data:` line can carry a whole tool call's arguments.
+        """
+        response = await self._open("POST", url, headers, body)
+        try:
             buffer = b""
             async for chunk in response.content.iter_any():
                 buffer += chunk
@@ -142,37 +224,36 @@ async def lines(
                     yield line.rstrip(b"\r")
             if buffer:
                 yield buffer
-    except _ERRORS as exc:
-        raise transport_error(exc, provider, started=started) from exc
-
-
-async def relay(
-    client: aiohttp.ClientSession,
-    url: str,
-    headers: Mapping[str, str],
-    body: dict[str, Any],
-    provider: str,
-) -> Passthrough:
-    """POST and hand back the upstream's answer as a byte stream, closed when consumed."""
-    try:
-        response = await client.post(url, json=body, headers=headers)
-    except _ERRORS as exc:
-        raise transport_error(exc, provider) from exc
-    if response.status >= 400:
-        try:
-            raw = await response.read()
-        finally:
-            response.release()
-        raise status_error(response.status, raw, response.headers, provider)
-
-    async def chunks() -> AsyncIterator[bytes]:
-        try:
-            async for chunk in response.content.iter_any():
-                yield chunk
-        except _ERRORS:
-            return  # the client sees the stream end early, as the upstream's did
+        except _ERRORS as exc:
+            raise transport_error(exc, self.name, started=True) from exc
         finally:
             response.release()
 
-    content_type = response.headers.get("content-type", "application/json")
-    return Passthrough(response.status, content_type, chunks())
+    async def relay(
+        self, url: str, headers: Mapping[str, str], body: dict[str, Any]
+    ) -> Passthrough:
+        """POST and hand back the upstream's answer as a byte stream, closed when consumed."""
+        response = await self._open("POST", url, headers, body)
+
+        async def chunks() -> AsyncIterator[bytes]:
+            try:
+                async for chunk in response.content.iter_any():
+                    yield chunk
+            except _ERRORS:
+                return  # the client sees the stream end early, as the upstream's did
+            finally:
+                response.release()
+
+        content_type = response.headers.get("content-type", "application/json")
+        return Passthrough(response.status, content_type, chunks())
+
+
+def upstream(config: ProviderConfig, client: aiohttp.ClientSession) -> Upstream:
+    """The `Upstream` a provider's configuration asks for."""
+    return Upstream(
+        client,
+        config.name,
+        retries=config.max_retries,
+        connect_timeout=config.connect_timeout,
+        read_timeout=config.read_timeout,
+    )

@@ -14,6 +14,7 @@ from typing import Any
 
 import aiohttp
 
+from openresponses.config import ProviderConfig
 from openresponses.errors import ErrorKind
 from openresponses.generated import openai_models as m
 from openresponses.providers.base import (
@@ -29,7 +30,7 @@ from openresponses.providers.base import (
     ToolCallDelta,
     UsageReport,
 )
-from openresponses.providers.http import lines, relay, send
+from openresponses.providers.http import upstream
 
 _FINISH: dict[str, FinishReason] = {
     "stop": "stop",
@@ -43,13 +44,11 @@ _FINISH: dict[str, FinishReason] = {
 class OpenAIChatProvider:
     """One chat-completions upstream at `base_url` (ending in `/v1` or equivalent)."""
 
-    def __init__(
-        self, name: str, base_url: str, api_key: str | None, client: aiohttp.ClientSession
-    ) -> None:
-        self.name = name
-        self.base_url = base_url.rstrip("/")
-        self.api_key = api_key
-        self.client = client
+    def __init__(self, config: ProviderConfig, client: aiohttp.ClientSession) -> None:
+        self.name = config.name
+        self.base_url = config.base_url.rstrip("/")
+        self.api_key = config.api_key
+        self.upstream = upstream(config, client)
 
     def _headers(self, api_key: str | None) -> dict[str, str]:
         key = self.api_key or api_key
@@ -62,23 +61,19 @@ class OpenAIChatProvider:
         url = f"{self.base_url}/chat/completions"
         headers = self._headers(api_key)
         if not request.stream:
-            for event in _message_events(
-                await send(self.client, "POST", url, headers, body, self.name)
-            ):
+            for event in _message_events(await self.upstream.send("POST", url, headers, body)):
                 yield event
             return
-        async for event in _stream_events(
-            lines(self.client, url, headers, body, self.name), self.name
-        ):
+        async for event in _stream_events(self.upstream.lines(url, headers, body), self.name):
             yield event
 
     async def chat_completions(self, body: dict[str, Any], *, api_key: str | None) -> Passthrough:
         url = f"{self.base_url}/chat/completions"
-        return await relay(self.client, url, self._headers(api_key), body, self.name)
+        return await self.upstream.relay(url, self._headers(api_key), body)
 
     async def list_models(self, *, api_key: str | None) -> list[str]:
         url = f"{self.base_url}/models"
-        data = await send(self.client, "GET", url, self._headers(api_key), None, self.name)
+        data = await self.upstream.send("GET", url, self._headers(api_key), None)
         return [str(model["id"]) for model in data.get("data", [])]
 
 

@@ -17,6 +17,7 @@ from typing import Any
 
 import aiohttp
 
+from openresponses.config import ProviderConfig
 from openresponses.providers.base import (
     Finish,
     ModelEvent,
@@ -30,7 +31,7 @@ from openresponses.providers.base import (
     ToolCallDelta,
     UsageReport,
 )
-from openresponses.providers.http import lines, relay, send
+from openresponses.providers.http import upstream
 
 _HINTS = ("prompt_cache_key", "safety_identifier", "prompt_cache_retention")
 """Hints the Responses API takes under the same name."""
@@ -39,13 +40,11 @@ _HINTS = ("prompt_cache_key", "safety_identifier", "prompt_cache_retention")
 class OpenAIResponsesProvider:
     """One Responses upstream at `base_url` (ending in `/v1`)."""
 
-    def __init__(
-        self, name: str, base_url: str, api_key: str | None, client: aiohttp.ClientSession
-    ) -> None:
-        self.name = name
-        self.base_url = base_url.rstrip("/")
-        self.api_key = api_key
-        self.client = client
+    def __init__(self, config: ProviderConfig, client: aiohttp.ClientSession) -> None:
+        self.name = config.name
+        self.base_url = config.base_url.rstrip("/")
+        self.api_key = config.api_key
+        self.upstream = upstream(config, client)
 
     def _headers(self, api_key: str | None) -> dict[str, str]:
         key = self.api_key or api_key
@@ -58,21 +57,21 @@ class OpenAIResponsesProvider:
         url = f"{self.base_url}/responses"
         headers = self._headers(api_key)
         if not request.stream:
-            data = await send(self.client, "POST", url, headers, body, self.name)
+            data = await self.upstream.send("POST", url, headers, body)
             for event in _response_events(data):
                 yield event
             return
-        source = lines(self.client, url, headers, body, self.name)
+        source = self.upstream.lines(url, headers, body)
         async for event in _stream_events(source, self.name):
             yield event
 
     async def chat_completions(self, body: dict[str, Any], *, api_key: str | None) -> Passthrough:
         url = f"{self.base_url}/chat/completions"
-        return await relay(self.client, url, self._headers(api_key), body, self.name)
+        return await self.upstream.relay(url, self._headers(api_key), body)
 
     async def list_models(self, *, api_key: str | None) -> list[str]:
         url = f"{self.base_url}/models"
-        data = await send(self.client, "GET", url, self._headers(api_key), None, self.name)
+        data = await self.upstream.send("GET", url, self._headers(api_key), None)
         return [str(model["id"]) for model in data.get("data", [])]
 
 

@@ -19,11 +19,9 @@ from openresponses.providers.openai_responses import OpenAIResponsesProvider
 Factory = Callable[[ProviderConfig, aiohttp.ClientSession], Provider]
 
 KINDS: dict[str, Factory] = {
-    "openai-chat": lambda c, client: OpenAIChatProvider(c.name, c.base_url, c.api_key, client),
-    "anthropic": lambda c, client: AnthropicProvider(c.name, c.base_url, c.api_key, client),
-    "openai-responses": lambda c, client: OpenAIResponsesProvider(
-        c.name, c.base_url, c.api_key, client
-    ),
+    "openai-chat": OpenAIChatProvider,
+    "anthropic": AnthropicProvider,
+    "openai-responses": OpenAIResponsesProvider,
 }
 
 PROVIDER_HEADER = "x-model-provider"
