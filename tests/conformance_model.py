@@ -92,7 +92,13 @@ def _schema(request: dict[str, Any]) -> dict[str, Any] | None:
     if chat.get("type") == "json_schema":
         return dict(chat["json_schema"]["schema"])
     responses = (request.get("text") or {}).get("format") or {}
-    return dict(responses["schema"]) if responses.get("type") == "json_schema" else None
+    if responses.get("type") == "json_schema":
+        return dict(responses["schema"])
+    # A provider without structured output gets the schema in its instructions (Anthropic's
+    # `system`); a capable model follows them.
+    system = str(request.get("system") or "")
+    marker = "JSON Schema: "
+    return dict(json.loads(system.split(marker, 1)[1])) if marker in system else None
 
 
 def answer(request: dict[str, Any]) -> Reply:

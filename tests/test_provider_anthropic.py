@@ -269,13 +269,8 @@ def test_images_and_pdfs_become_content_blocks(
             "input",
             "input_image by file_id",
         ),
-        (
-            {"input": "Hi", "text": {"format": {"type": "json_object"}}},
-            "text.format",
-            "text.format 'json_object'",
-        ),
     ],
-    ids=["image-file-id", "json-object"],
+    ids=["image-file-id"],
 )
 def test_what_anthropic_cannot_take_is_a_400_naming_it(
     client: openai.OpenAI, upstream: ScriptedUpstream, fields: dict[str, Any], param: str, what: str
@@ -362,7 +357,100 @@ def test_the_conformance_harness_passes_with_anthropic_behind_the_server(
 
     results = runner.run(target, runner.select(list(Dialect)))
 
-    failed = {r.id: r.message for r in results if r.status == runner.FAIL}
-    # json_schema needs the instruct-and-validate fallback for providers without it (issue 5).
-    assert set(failed) == {"openai/output.json_schema", "openresponses/output.json_schema"}, failed
-    assert all("not supported by provider 'anthropic'" in message for message in failed.values())
+    assert [(r.id, r.message) for r in results if r.status == runner.FAIL] == []
+
+
+CITY = {
+    "type": "json_schema",
+    "name": "city",
+    "strict": True,
+    "schema": {
+        "type": "object",
+        "properties": {"name": {"type": "string"}, "population": {"type": "integer"}},
+        "required": ["name", "population"],
+        "additionalProperties": False,
+    },
+}
+
+
+def test_a_json_schema_is_asked_for_in_the_instructions_and_the_answer_checked(
+    client: openai.OpenAI, upstream: ScriptedUpstream
+) -> None:
+    fenced = '```json\n{"name": "Oslo", "population": 709000}\n```'
+    model = upstream.script(Text(fenced))
+
+    response = client.responses.create(
+        model=f"anthropic@{model}", input="Biggest city in Norway?", instructions="Be exact.",
+        text={"format": CITY},
+    )  # fmt: skip
+
+    assert json.loads(response.output_text) == {"name": "Oslo", "population": 709000}
+    assert response.output_text == '{"name": "Oslo", "population": 709000}'
+    system = _sent(upstream, model)["system"]
+    assert system.startswith("Be exact.\n\nAnswer with a single JSON value that validates")
+    assert json.dumps(CITY["schema"], separators=(",", ":")) in system
+    assert "output_format" not in _sent(upstream, model)
+
+
+def test_an_answer_off_the_schema_gets_one_more_try(
+    client: openai.OpenAI, upstream: ScriptedUpstream
+) -> None:
+    model = upstream.script(
+        Text('{"name": "Oslo"}'), Text('{"name": "Oslo", "population": 709000}')
+    )
+
+    response = client.responses.create(
+        model=f"anthropic@{model}", input="Biggest city in Norway?", text={"format": CITY}
+    )
+
+    assert response.status == "completed"
+    assert json.loads(response.output_text)["population"] == 709000
+    assert response.usage.input_tokens == 20  # both attempts are paid for
+    retry = _sent(upstream, model, 1)["messages"]
+    assert retry[-2] == {
+        "role": "assistant",
+        "content": [{"type": "text", "text": '{"name": "Oslo"}'}],
+    }
+    assert retry[-1]["content"][0]["text"].startswith(
+        "That answer is not valid: at the top level: 'population' is a required property."
+    )
+
+
+@pytest.mark.parametrize("stream", [False, True], ids=["json", "sse"])
+def test_two_answers_off_the_schema_end_incomplete(
+    client: openai.OpenAI, upstream: ScriptedUpstream, stream: bool
+) -> None:
+    model = upstream.script(Text("Oslo, I think."), Text("Still Oslo."))
+
+    response = (
+        _create(client, stream, model=f"anthropic@{model}", input="City?", text={"format": CITY})
+        if not stream
+        else _incomplete_stream(client, f"anthropic@{model}")
+    )
+
+    assert response.status == "incomplete"
+    assert response.incomplete_details.reason == "json_schema_mismatch"
+    assert response.output_text == "Still Oslo."
+    assert len(upstream.requests(model)) == 2
+
+
+def _incomplete_stream(client: openai.OpenAI, model: str) -> Any:
+    with client.responses.create(
+        model=model, input="City?", text={"format": CITY}, stream=True
+    ) as events:
+        return next(e for e in events if e.type == "response.incomplete").response
+
+
+def test_json_object_needs_only_an_object(
+    client: openai.OpenAI, upstream: ScriptedUpstream
+) -> None:
+    model = upstream.script(Text("[1, 2]"), Text('{"ok": true}'))
+
+    response = client.responses.create(
+        model=f"anthropic@{model}", input="Say ok.", text={"format": {"type": "json_object"}}
+    )
+
+    assert json.loads(response.output_text) == {"ok": True}
+    assert (
+        "it is not a JSON object" in _sent(upstream, model, 1)["messages"][-1]["content"][0]["text"]
+    )

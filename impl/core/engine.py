@@ -96,6 +96,13 @@ def _part_model(part: _Part) -> Any:
     return m.ReasoningTextContent.model_construct(type="reasoning_text", text=part.text)
 
 
+_INCOMPLETE = {
+    "length": "max_output_tokens",
+    "content_filter": "content_filter",
+    "schema_mismatch": "json_schema_mismatch",
+}
+"""Finish reasons that leave a response incomplete, and the reason it reports."""
+
 _DELTA_EVENT = {
     "output_text": (m.ResponseTextDeltaEvent, "response.output_text.delta"),
     "refusal": (m.ResponseRefusalDeltaEvent, "response.refusal.delta"),
@@ -162,14 +169,13 @@ class ResponseBuilder:
     def finish(self) -> list[Event]:
         """Close what is open and emit the terminal event the finish reason calls for."""
         reason = self._finish.reason if self._finish else "stop"
-        incomplete = reason in ("length", "content_filter")
+        incomplete = reason in _INCOMPLETE
         events = self._close(incomplete=incomplete)
         output = [item.model(item.status) for item in self._items]
         details = None
         if incomplete:
-            details = m.IncompleteDetails(
-                reason="max_output_tokens" if reason == "length" else "content_filter"
-            )
+            # model_construct: json_schema_mismatch is ours, beyond OpenAI's two reasons.
+            details = m.IncompleteDetails.model_construct(reason=_INCOMPLETE[reason])  # type: ignore[arg-type]
         self.response = self.response.model_copy(
             update={
                 "status": "incomplete" if incomplete else "completed",

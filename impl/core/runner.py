@@ -20,7 +20,7 @@ from typing import Any
 import aiohttp
 
 from openresponses.config import Settings
-from openresponses.core import compaction, intake, tokens
+from openresponses.core import compaction, intake, structured, tokens
 from openresponses.core.engine import Event, ResponseBuilder, usage_model
 from openresponses.core.items import new_id, user_text
 from openresponses.errors import APIError, ErrorKind, invalid
@@ -208,7 +208,14 @@ async def prepare(
         hints=intake.provider_hints(request),
         stream=bool(request.stream),
     )
-    events = provider.generate(model_request, api_key=client_key(services, headers))
+    key = client_key(services, headers)
+    if structured.wanted(text_format) and not provider.structured_output:
+        assert text_format is not None
+        events = structured.enforce(
+            lambda attempt: provider.generate(attempt, api_key=key), model_request, text_format
+        )
+    else:
+        events = provider.generate(model_request, api_key=key)
     return Turn(
         services=services,
         builder=ResponseBuilder(intake.initial_response(request, model), emit=bool(request.stream)),

@@ -58,6 +58,8 @@ _STOP: dict[str, FinishReason] = {
 class AnthropicProvider:
     """One Messages API upstream at `base_url` (ending in `/v1`)."""
 
+    structured_output = False  # the server instructs and validates instead
+
     def __init__(self, config: ProviderConfig, client: aiohttp.ClientSession) -> None:
         self.name = config.name
         self.base_url = config.base_url.rstrip("/")

@@ -15,7 +15,8 @@ from typing import Any, Literal, Protocol
 from openresponses.errors import APIError, ErrorKind
 from openresponses.generated import openai_models as m
 
-FinishReason = Literal["stop", "length", "tool_calls", "content_filter"]
+FinishReason = Literal["stop", "length", "tool_calls", "content_filter", "schema_mismatch"]
+"""Why a model stopped; `schema_mismatch` is ours: structured output that never validated."""
 
 
 @dataclass(frozen=True)
@@ -126,6 +127,9 @@ class Provider(Protocol):
     """One configured upstream. Implementations live one per file in this package."""
 
     name: str
+    structured_output: bool
+    """Whether the upstream honours `text.format` json_schema / json_object itself; when
+    not, the server instructs and validates (core.structured)."""
 
     def generate(
         self, request: ModelRequest, *, api_key: str | None

@@ -44,6 +44,8 @@ _FINISH: dict[str, FinishReason] = {
 class OpenAIChatProvider:
     """One chat-completions upstream at `base_url` (ending in `/v1` or equivalent)."""
 
+    structured_output = True
+
     def __init__(self, config: ProviderConfig, client: aiohttp.ClientSession) -> None:
         self.name = config.name
         self.base_url = config.base_url.rstrip("/")

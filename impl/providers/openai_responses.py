@@ -40,6 +40,8 @@ _HINTS = ("prompt_cache_key", "safety_identifier", "prompt_cache_retention")
 class OpenAIResponsesProvider:
     """One Responses upstream at `base_url` (ending in `/v1`)."""
 
+    structured_output = True
+
     def __init__(self, config: ProviderConfig, client: aiohttp.ClientSession) -> None:
         self.name = config.name
         self.base_url = config.base_url.rstrip("/")
