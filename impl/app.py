@@ -167,7 +167,9 @@ def create_app(settings: Settings) -> ASGIApp:
                 journal_dir=settings.data_dir / "journal",
                 journal_fsync=settings.journal_fsync,
             )
-            registry = Registry(settings.providers, settings.default_provider, client)
+            registry = Registry(
+                settings.providers, settings.default_provider, client, settings.models_ttl
+            )
             secret = compaction.load_secret(settings.data_dir, settings.secret)
             tokens.seed_cache(settings.data_dir / "tiktoken")
             try:

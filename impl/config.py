@@ -57,6 +57,8 @@ class Settings:
     # Seals compaction items; replicas sharing a database must share it. Default: a random
     # key in data_dir/secret.key.
     secret: str | None = None
+    # Seconds a provider's model listing is reused (GET /v1/models).
+    models_ttl: float = 60.0
     # WebSocket connections end after this long (the spec's 60 minutes).
     websocket_max_seconds: float = 3600.0
 
@@ -171,6 +173,8 @@ def load_settings(
         values["api_keys"] = tuple(key for key in keys if key)
     if env.get("OPENRESPONSES_JOURNAL_FSYNC"):
         values["journal_fsync"] = env["OPENRESPONSES_JOURNAL_FSYNC"].lower() in ("1", "true", "yes")
+    if env.get("OPENRESPONSES_MODELS_TTL"):
+        values["models_ttl"] = float(env["OPENRESPONSES_MODELS_TTL"])
     if env.get("OPENRESPONSES_WEBSOCKET_MAX_SECONDS"):
         values["websocket_max_seconds"] = float(env["OPENRESPONSES_WEBSOCKET_MAX_SECONDS"])
     if env.get("OPENRESPONSES_SECRET"):

@@ -141,9 +141,9 @@ def server(
         "[providers.second]\n"
         f'kind = "openai-chat"\nbase_url = "{upstream.base_url}"\napi_key_env = "SECOND_KEY"\n'
     )
-    srv = Server(
-        data_dir, server_env(upstream, SECOND_KEY="sk-server-second"), ["--config", str(config)]
-    ).start()
+    # Tests script models as they go, so listings must not be reused (test_models_are_cached).
+    env = server_env(upstream, SECOND_KEY="sk-server-second", OPENRESPONSES_MODELS_TTL="0")
+    srv = Server(data_dir, env, ["--config", str(config)]).start()
     yield srv
     srv.stop()
 

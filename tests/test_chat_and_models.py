@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import openai
 import pytest
 
+from tests.conftest import Server, server_env
 from tests.upstream import Call, Error, ScriptedUpstream, Text, ToolCalls
 
 
@@ -93,3 +96,20 @@ def test_models_lists_found_providers_with_their_prefix(
     assert f"second@{model}" in ids
     assert "openai@scripted-default" in ids
     assert not any(i.startswith(("groq@", "openrouter@")) for i in ids)
+
+
+def test_models_are_cached_per_provider_and_client_key(
+    upstream: ScriptedUpstream, tmp_path: Path
+) -> None:
+    server = Server(tmp_path, server_env(upstream)).start()
+    try:
+        before = {m.id for m in server.client(api_key="sk-one").models.list()}
+        model = upstream.script(Text("new"))
+        again = {m.id for m in server.client(api_key="sk-one").models.list()}
+        other_key = {m.id for m in server.client(api_key="sk-two").models.list()}
+    finally:
+        server.stop()
+
+    assert f"openai@{model}" not in before
+    assert again == before  # reused for 60 s
+    assert f"openai@{model}" in other_key  # another key, another listing

@@ -1,7 +1,8 @@
 """`GET /v1/models`: the models of every reachable provider, as `provider@model` ids.
 
 A provider that cannot be listed (no key, unreachable) is left out rather than failing the
-whole listing; the ids returned are exactly what `model` accepts.
+whole listing; the ids returned are exactly what `model` accepts. Listings are cached for
+`OPENRESPONSES_MODELS_TTL` seconds (60 by default) per provider and client key.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ async def list_models() -> Response:
     key = client_key(services(req), req.headers)
     names = [name for name, config in registry.configs.items() if config.found]
     listings = await asyncio.gather(
-        *(registry.providers[name].list_models(api_key=key) for name in names),
+        *(registry.list_models(name, key) for name in names),
         return_exceptions=True,
     )
     data = []

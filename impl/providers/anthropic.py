@@ -33,6 +33,7 @@ from openresponses.providers.base import (
     TextDelta,
     ToolCallDelta,
     UsageReport,
+    unsupported,
 )
 from openresponses.providers.http import upstream
 
@@ -104,13 +105,7 @@ class AnthropicProvider:
 
 
 def _unsupported(what: str, provider: str, param: str | None = None) -> ProviderError:
-    return ProviderError(
-        f"{what} is not supported by provider '{provider}' (Anthropic Messages).",
-        status=400,
-        code="unsupported_value",
-        kind=ErrorKind.INVALID_REQUEST,
-        param=param,
-    )
+    return unsupported(what, provider, "Anthropic Messages", param)
 
 
 def messages_body(request: ModelRequest, provider: str) -> dict[str, Any]:

@@ -114,6 +114,17 @@ class ProviderError(APIError):
         super().__init__(kind, message, code=code, status=status, headers=headers, param=param)
 
 
+def unsupported(what: str, provider: str, api: str, param: str | None = None) -> ProviderError:
+    """The 400 for input a provider's API cannot take: named, never silently dropped."""
+    return ProviderError(
+        f"{what} is not supported by provider '{provider}' ({api}).",
+        status=400,
+        code="unsupported_value",
+        kind=ErrorKind.INVALID_REQUEST,
+        param=param,
+    )
+
+
 @dataclass(frozen=True)
 class Passthrough:
     """An upstream HTTP answer relayed as-is (chat completions forwarding)."""

@@ -15,7 +15,6 @@ from typing import Any
 import aiohttp
 
 from openresponses.config import ProviderConfig
-from openresponses.errors import ErrorKind
 from openresponses.generated import openai_models as m
 from openresponses.providers.base import (
     Finish,
@@ -29,6 +28,7 @@ from openresponses.providers.base import (
     TextDelta,
     ToolCallDelta,
     UsageReport,
+    unsupported,
 )
 from openresponses.providers.http import upstream
 
@@ -59,7 +59,7 @@ class OpenAIChatProvider:
     async def generate(
         self, request: ModelRequest, *, api_key: str | None
     ) -> AsyncGenerator[ModelEvent, None]:
-        body = chat_body(request)
+        body = chat_body(request, self.name)
         url = f"{self.base_url}/chat/completions"
         headers = self._headers(api_key)
         if not request.stream:
@@ -82,9 +82,9 @@ class OpenAIChatProvider:
 # --- requests -------------------------------------------------------------------------------
 
 
-def chat_body(request: ModelRequest) -> dict[str, Any]:
+def chat_body(request: ModelRequest, provider: str) -> dict[str, Any]:
     """The chat-completions request body for `request`."""
-    body: dict[str, Any] = {"model": request.model, "messages": chat_messages(request)}
+    body: dict[str, Any] = {"model": request.model, "messages": chat_messages(request, provider)}
     if request.tools:
         body["tools"] = [_chat_tool(tool) for tool in request.tools]
     if request.tool_choice is not None:
@@ -136,20 +136,20 @@ def _chat_response_format(text_format: dict[str, Any]) -> dict[str, Any]:
     return {"type": "json_schema", "json_schema": schema}
 
 
-def chat_messages(request: ModelRequest) -> list[dict[str, Any]]:
+def chat_messages(request: ModelRequest, provider: str) -> list[dict[str, Any]]:
     """The conversation as chat messages; tool calls join the assistant turn they belong to."""
     messages: list[dict[str, Any]] = []
     if request.instructions:
         messages.append({"role": "system", "content": request.instructions})
     for item in request.items:
-        _append_item(messages, item)
+        _append_item(messages, item, provider)
     return messages
 
 
-def _append_item(messages: list[dict[str, Any]], item: Any) -> None:
+def _append_item(messages: list[dict[str, Any]], item: Any, provider: str) -> None:
     kind = getattr(item, "type", "message")
     if kind == "message":
-        messages.append(_chat_message(item))
+        messages.append(_chat_message(item, provider))
     elif kind == "function_call":
         call = {
             "id": item.call_id,
@@ -169,34 +169,31 @@ def _append_item(messages: list[dict[str, Any]], item: Any) -> None:
     # Reasoning items are not sent back: chat-completions upstreams reject or ignore them.
 
 
-def _chat_message(item: Any) -> dict[str, Any]:
+def _chat_message(item: Any, provider: str) -> dict[str, Any]:
     role = item.role
     if role == "assistant":
         text = "".join(
             part.text if part.type == "output_text" else part.refusal for part in item.content
         )
         return {"role": "assistant", "content": text}
-    parts = [_chat_part(part) for part in item.content]
+    parts = [_chat_part(part, provider) for part in item.content]
     if role != "user" or all(part["type"] == "text" for part in parts):
         return {"role": role, "content": "".join(part.get("text", "") for part in parts)}
     return {"role": role, "content": parts}
 
 
-def _chat_part(part: Any) -> dict[str, Any]:
+def _chat_part(part: Any, provider: str) -> dict[str, Any]:
     if part.type == "input_text":
         return {"type": "text", "text": part.text}
     if part.type == "input_image":
         if part.image_url is None:
-            raise ProviderError(
-                "input_image by file_id is not supported by chat-completions providers",
-                status=400,
-                code="unsupported_input",
-                kind=ErrorKind.INVALID_REQUEST,
-            )
+            raise unsupported("input_image by file_id", provider, "chat completions", "input")
         image: dict[str, Any] = {"url": str(part.image_url)}
         if part.detail is not None:
             image["detail"] = part.detail
         return {"type": "image_url", "image_url": image}
+    if getattr(part, "file_url", None) is not None:
+        raise unsupported("input_file by file_url", provider, "chat completions", "input")
     file: dict[str, Any] = {}
     for key in ("file_data", "file_id", "filename"):
         value = getattr(part, key, None)

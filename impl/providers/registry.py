@@ -5,6 +5,8 @@ Adding an adapter is one new file in this package plus one line in `KINDS`.
 
 from __future__ import annotations
 
+import hashlib
+import time
 from collections.abc import Callable, Mapping
 
 import aiohttp
@@ -31,7 +33,11 @@ class Registry:
     """The configured providers, built once per server."""
 
     def __init__(
-        self, configs: Mapping[str, ProviderConfig], default: str, client: aiohttp.ClientSession
+        self,
+        configs: Mapping[str, ProviderConfig],
+        default: str,
+        client: aiohttp.ClientSession,
+        models_ttl: float = 60.0,
     ) -> None:
         unknown = {c.kind for c in configs.values()} - set(KINDS)
         if unknown:
@@ -41,6 +47,20 @@ class Registry:
         self.providers: dict[str, Provider] = {
             name: KINDS[config.kind](config, client) for name, config in configs.items()
         }
+        self.models_ttl = models_ttl
+        self._models: dict[tuple[str, str], tuple[float, list[str]]] = {}
+
+    async def list_models(self, name: str, api_key: str | None) -> list[str]:
+        """A provider's models, kept `models_ttl` seconds per provider and key: listings change
+        rarely and every client asks for them. Failures are not kept."""
+        key = (name, hashlib.sha256((api_key or "").encode()).hexdigest())
+        now = time.monotonic()
+        cached = self._models.get(key)
+        if cached is not None and cached[0] > now:
+            return cached[1]
+        models = await self.providers[name].list_models(api_key=api_key)
+        self._models[key] = (now + self.models_ttl, models)
+        return models
 
     def route(self, model: str, headers: Mapping[str, str]) -> tuple[Provider, str]:
         """The provider and upstream model name for a request's `model`.
