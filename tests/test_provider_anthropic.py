@@ -454,3 +454,20 @@ def test_json_object_needs_only_an_object(
     assert (
         "it is not a JSON object" in _sent(upstream, model, 1)["messages"][-1]["content"][0]["text"]
     )
+
+
+def test_chat_completions_go_to_anthropics_compatible_endpoint_with_a_bearer_token(
+    client: openai.OpenAI, upstream: ScriptedUpstream
+) -> None:
+    model = upstream.script(Text("Compatible."))
+
+    completion = client.chat.completions.create(
+        model=f"anthropic@{model}", messages=[{"role": "user", "content": "Hi"}]
+    )
+
+    assert completion.choices[0].message.content == "Compatible."
+    (sent,) = upstream.requests(model)
+    assert (sent.path, sent.headers["authorization"]) == (
+        "/v1/chat/completions",
+        "Bearer sk-client",
+    )

@@ -16,9 +16,6 @@ from collections.abc import AsyncGenerator
 from contextlib import aclosing
 from typing import Any
 
-import aiohttp
-
-from openresponses.config import ProviderConfig
 from openresponses.errors import ErrorKind
 from openresponses.generated import openai_models as m
 from openresponses.providers.base import (
@@ -26,7 +23,6 @@ from openresponses.providers.base import (
     FinishReason,
     ModelEvent,
     ModelRequest,
-    Passthrough,
     ProviderError,
     ReasoningDelta,
     ReasoningSignature,
@@ -35,7 +31,7 @@ from openresponses.providers.base import (
     UsageReport,
     unsupported,
 )
-from openresponses.providers.http import upstream
+from openresponses.providers.http import Adapter, broke_off, sse_json
 
 API_VERSION = "2023-06-01"
 
@@ -56,18 +52,12 @@ _STOP: dict[str, FinishReason] = {
 }
 
 
-class AnthropicProvider:
+class AnthropicProvider(Adapter):
     """One Messages API upstream at `base_url` (ending in `/v1`)."""
 
     structured_output = False  # the server instructs and validates instead
 
-    def __init__(self, config: ProviderConfig, client: aiohttp.ClientSession) -> None:
-        self.name = config.name
-        self.base_url = config.base_url.rstrip("/")
-        self.api_key = config.api_key
-        self.upstream = upstream(config, client)
-
-    def _headers(self, api_key: str | None) -> dict[str, str]:
+    def headers(self, api_key: str | None) -> dict[str, str]:
         headers = {"anthropic-version": API_VERSION}
         key = self.api_key or api_key
         if key:
@@ -79,7 +69,7 @@ class AnthropicProvider:
     ) -> AsyncGenerator[ModelEvent, None]:
         body = messages_body(request, self.name)
         url = f"{self.base_url}/messages"
-        headers = self._headers(api_key)
+        headers = self.headers(api_key)
         if not request.stream:
             data = await self.upstream.send("POST", url, headers, body)
             for event in _message_events(data):
@@ -87,18 +77,6 @@ class AnthropicProvider:
             return
         async for event in _stream_events(self.upstream.lines(url, headers, body), self.name):
             yield event
-
-    async def chat_completions(self, body: dict[str, Any], *, api_key: str | None) -> Passthrough:
-        # Anthropic serves an OpenAI-compatible chat endpoint beside Messages.
-        url = f"{self.base_url}/chat/completions"
-        key = self.api_key or api_key
-        headers = {"authorization": f"Bearer {key}"} if key else {}
-        return await self.upstream.relay(url, headers, body)
-
-    async def list_models(self, *, api_key: str | None) -> list[str]:
-        url = f"{self.base_url}/models"
-        data = await self.upstream.send("GET", url, self._headers(api_key), None)
-        return [str(model["id"]) for model in data.get("data", [])]
 
 
 # --- requests -------------------------------------------------------------------------------
@@ -328,14 +306,8 @@ async def _stream_events(
 ) -> AsyncGenerator[ModelEvent, None]:
     """Messages SSE events as model events; a stream without `message_stop` is an error."""
     state = _StreamState()
-    async with aclosing(source):
-        async for line in source:
-            if not line.startswith(b"data:"):
-                continue
-            try:
-                event = json.loads(line[5:].strip())
-            except ValueError as exc:
-                raise ProviderError(f"{provider} sent a stream event that is not JSON") from exc
+    async with aclosing(sse_json(source, provider)) as events:
+        async for event in events:
             if event.get("type") == "error":
                 error = event.get("error") or {}
                 raise ProviderError(f"{provider} failed mid-stream: {error.get('message', error)}")
@@ -343,4 +315,4 @@ async def _stream_events(
                 return
             for model_event in state.events(event):
                 yield model_event
-    raise ProviderError(f"the stream from {provider} broke off before it was complete")
+    raise broke_off(provider)

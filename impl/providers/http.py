@@ -17,6 +17,7 @@ import logging
 import random
 import time
 from collections.abc import AsyncGenerator, AsyncIterator, Mapping
+from contextlib import aclosing
 from dataclasses import dataclass
 from typing import Any
 
@@ -257,3 +258,68 @@ def upstream(config: ProviderConfig, client: aiohttp.ClientSession) -> Upstream:
         connect_timeout=config.connect_timeout,
         read_timeout=config.read_timeout,
     )
+
+
+class Adapter:
+    """What every HTTP adapter shares: its configuration, its `Upstream`, bearer-token headers
+    (the server's key, else the client's), and the OpenAI-style `/chat/completions` and
+    `/models` endpoints most providers serve. An adapter overrides what its API does
+    differently."""
+
+    structured_output = True
+
+    def __init__(self, config: ProviderConfig, client: aiohttp.ClientSession) -> None:
+        self.name = config.name
+        self.base_url = config.base_url.rstrip("/")
+        self.api_key = config.api_key
+        self.upstream = upstream(config, client)
+
+    def bearer(self, api_key: str | None) -> dict[str, str]:
+        key = self.api_key or api_key
+        return {"authorization": f"Bearer {key}"} if key else {}
+
+    def headers(self, api_key: str | None) -> dict[str, str]:
+        """The native API's authentication headers."""
+        return self.bearer(api_key)
+
+    async def chat_completions(self, body: dict[str, Any], *, api_key: str | None) -> Passthrough:
+        # A bearer token everywhere: OpenAI-compatible endpoints (Anthropic's too) take one.
+        url = f"{self.base_url}/chat/completions"
+        return await self.upstream.relay(url, self.bearer(api_key), body)
+
+    async def list_models(self, *, api_key: str | None) -> list[str]:
+        data = await self.upstream.send(
+            "GET", f"{self.base_url}/models", self.headers(api_key), None
+        )
+        return [str(model["id"]) for model in data.get("data", [])]
+
+
+DONE: dict[str, Any] = {}
+"""What `sse_json` yields for a `data: [DONE]` line (compare with `is`)."""
+
+
+async def sse_json(
+    source: AsyncGenerator[bytes, None], provider: str
+) -> AsyncGenerator[dict[str, Any], None]:
+    """The JSON objects of an SSE stream's `data:` lines (other lines are framing), `DONE` for
+    `[DONE]`; closes `source` when done. A payload that is not a JSON object is an error."""
+    async with aclosing(source):
+        async for line in source:
+            if not line.startswith(b"data:"):
+                continue
+            data = line[5:].strip()
+            if data == b"[DONE]":
+                yield DONE
+                continue
+            try:
+                event = json.loads(data)
+            except ValueError as exc:
+                raise ProviderError(f"{provider} sent a stream event that is not JSON") from exc
+            if not isinstance(event, dict):
+                raise ProviderError(f"{provider} sent a stream event that is not a JSON object")
+            yield event
+
+
+def broke_off(provider: str) -> ProviderError:
+    """The error for a stream that ended without its end marker."""
+    return ProviderError(f"the stream from {provider} broke off before it was complete")

@@ -7,21 +7,16 @@ become `ModelEvent`s on the way back. Reasoning that such upstreams return as
 
 from __future__ import annotations
 
-import json
 from collections.abc import AsyncGenerator
 from contextlib import aclosing
 from typing import Any
 
-import aiohttp
-
-from openresponses.config import ProviderConfig
 from openresponses.generated import openai_models as m
 from openresponses.providers.base import (
     Finish,
     FinishReason,
     ModelEvent,
     ModelRequest,
-    Passthrough,
     ProviderError,
     ReasoningDelta,
     RefusalDelta,
@@ -30,7 +25,7 @@ from openresponses.providers.base import (
     UsageReport,
     unsupported,
 )
-from openresponses.providers.http import upstream
+from openresponses.providers.http import DONE, Adapter, broke_off, sse_json
 
 _FINISH: dict[str, FinishReason] = {
     "stop": "stop",
@@ -41,42 +36,21 @@ _FINISH: dict[str, FinishReason] = {
 }
 
 
-class OpenAIChatProvider:
+class OpenAIChatProvider(Adapter):
     """One chat-completions upstream at `base_url` (ending in `/v1` or equivalent)."""
-
-    structured_output = True
-
-    def __init__(self, config: ProviderConfig, client: aiohttp.ClientSession) -> None:
-        self.name = config.name
-        self.base_url = config.base_url.rstrip("/")
-        self.api_key = config.api_key
-        self.upstream = upstream(config, client)
-
-    def _headers(self, api_key: str | None) -> dict[str, str]:
-        key = self.api_key or api_key
-        return {"authorization": f"Bearer {key}"} if key else {}
 
     async def generate(
         self, request: ModelRequest, *, api_key: str | None
     ) -> AsyncGenerator[ModelEvent, None]:
         body = chat_body(request, self.name)
         url = f"{self.base_url}/chat/completions"
-        headers = self._headers(api_key)
+        headers = self.headers(api_key)
         if not request.stream:
             for event in _message_events(await self.upstream.send("POST", url, headers, body)):
                 yield event
             return
         async for event in _stream_events(self.upstream.lines(url, headers, body), self.name):
             yield event
-
-    async def chat_completions(self, body: dict[str, Any], *, api_key: str | None) -> Passthrough:
-        url = f"{self.base_url}/chat/completions"
-        return await self.upstream.relay(url, self._headers(api_key), body)
-
-    async def list_models(self, *, api_key: str | None) -> list[str]:
-        url = f"{self.base_url}/models"
-        data = await self.upstream.send("GET", url, self._headers(api_key), None)
-        return [str(model["id"]) for model in data.get("data", [])]
 
 
 # --- requests -------------------------------------------------------------------------------
@@ -279,20 +253,13 @@ async def _stream_events(
     source: AsyncGenerator[bytes, None], provider: str
 ) -> AsyncGenerator[ModelEvent, None]:
     """Chat-completion SSE chunks as events; a stream without `[DONE]` is an error."""
-    async with aclosing(source):
-        async for line in source:
-            if not line.startswith(b"data:"):
-                continue
-            data = line[5:].strip()
-            if data == b"[DONE]":
+    async with aclosing(sse_json(source, provider)) as chunks:
+        async for chunk in chunks:
+            if chunk is DONE:
                 return
-            try:
-                chunk = json.loads(data)
-            except ValueError as exc:
-                raise ProviderError(f"{provider} sent a stream chunk that is not JSON") from exc
-            if isinstance(chunk, dict) and "error" in chunk:
+            if "error" in chunk:
                 error = chunk["error"] or {}
                 raise ProviderError(f"{provider} failed mid-stream: {error.get('message', error)}")
             for event in _chunk_events(chunk):
                 yield event
-    raise ProviderError(f"the stream from {provider} broke off before it was complete")
+    raise broke_off(provider)

@@ -10,19 +10,14 @@ stream carries this server's ids and sequence numbers and is stored as it stream
 
 from __future__ import annotations
 
-import json
 from collections.abc import AsyncGenerator
 from contextlib import aclosing
 from typing import Any
 
-import aiohttp
-
-from openresponses.config import ProviderConfig
 from openresponses.providers.base import (
     Finish,
     ModelEvent,
     ModelRequest,
-    Passthrough,
     ProviderError,
     ReasoningDelta,
     ReasoningSignature,
@@ -31,33 +26,21 @@ from openresponses.providers.base import (
     ToolCallDelta,
     UsageReport,
 )
-from openresponses.providers.http import upstream
+from openresponses.providers.http import Adapter, broke_off, sse_json
 
 _HINTS = ("prompt_cache_key", "safety_identifier", "prompt_cache_retention")
 """Hints the Responses API takes under the same name."""
 
 
-class OpenAIResponsesProvider:
+class OpenAIResponsesProvider(Adapter):
     """One Responses upstream at `base_url` (ending in `/v1`)."""
-
-    structured_output = True
-
-    def __init__(self, config: ProviderConfig, client: aiohttp.ClientSession) -> None:
-        self.name = config.name
-        self.base_url = config.base_url.rstrip("/")
-        self.api_key = config.api_key
-        self.upstream = upstream(config, client)
-
-    def _headers(self, api_key: str | None) -> dict[str, str]:
-        key = self.api_key or api_key
-        return {"authorization": f"Bearer {key}"} if key else {}
 
     async def generate(
         self, request: ModelRequest, *, api_key: str | None
     ) -> AsyncGenerator[ModelEvent, None]:
         body = responses_body(request)
         url = f"{self.base_url}/responses"
-        headers = self._headers(api_key)
+        headers = self.headers(api_key)
         if not request.stream:
             data = await self.upstream.send("POST", url, headers, body)
             for event in _response_events(data):
@@ -66,15 +49,6 @@ class OpenAIResponsesProvider:
         source = self.upstream.lines(url, headers, body)
         async for event in _stream_events(source, self.name):
             yield event
-
-    async def chat_completions(self, body: dict[str, Any], *, api_key: str | None) -> Passthrough:
-        url = f"{self.base_url}/chat/completions"
-        return await self.upstream.relay(url, self._headers(api_key), body)
-
-    async def list_models(self, *, api_key: str | None) -> list[str]:
-        url = f"{self.base_url}/models"
-        data = await self.upstream.send("GET", url, self._headers(api_key), None)
-        return [str(model["id"]) for model in data.get("data", [])]
 
 
 # --- requests -------------------------------------------------------------------------------
@@ -239,19 +213,10 @@ async def _stream_events(
 ) -> AsyncGenerator[ModelEvent, None]:
     """Responses SSE events as model events; a stream without a terminal event is an error."""
     state = _StreamState()
-    async with aclosing(source):
-        async for line in source:
-            if not line.startswith(b"data:"):
-                continue
-            data = line[5:].strip()
-            if data == b"[DONE]":
-                continue
-            try:
-                event = json.loads(data)
-            except ValueError as exc:
-                raise ProviderError(f"{provider} sent a stream event that is not JSON") from exc
+    async with aclosing(sse_json(source, provider)) as events:
+        async for event in events:
             for model_event in state.events(event):
                 yield model_event
             if event.get("type") in _TERMINAL:
                 return
-    raise ProviderError(f"the stream from {provider} broke off before it was complete")
+    raise broke_off(provider)
