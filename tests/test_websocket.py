@@ -274,6 +274,9 @@ def test_a_connection_ends_at_its_time_limit_with_the_specs_error(limited: Serve
             ws.recv(timeout=10)
 
     assert envelope["error"]["code"] == "websocket_connection_limit_reached"
+    assert envelope["error"]["message"].startswith(
+        "The WebSocket connection reached its 1-second limit."
+    )
     assert envelope["status"] == 400
     assert time.monotonic() - started >= 1
 

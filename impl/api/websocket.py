@@ -16,6 +16,7 @@ Connections end after `websocket_max_seconds` (60 minutes) with
 from __future__ import annotations
 
 import asyncio
+import logging
 from typing import Any
 
 import orjson
@@ -30,6 +31,8 @@ from openresponses.core.dialects import Dialect, error_body, error_type, event_b
 from openresponses.core.runner import Services, Turn, bearer, prepare
 from openresponses.errors import APIError, ErrorKind, invalid
 from openresponses.generated import openai_models as m
+
+log = logging.getLogger("openresponses")
 
 TRANSPORT_FIELDS = ("stream", "stream_options", "background")
 """HTTP transport fields a WebSocket `response.create` must not carry."""
@@ -71,9 +74,12 @@ class Connection:
             await self._turn(message["text"])
 
     async def _limit_reached(self) -> None:
+        limit = self.services.settings.websocket_max_seconds
+        span = f"{limit / 60:g}-minute" if limit % 60 == 0 else f"{limit:g}-second"
         error = invalid(
-            "The WebSocket connection reached its 60-minute limit. Open a new connection and "
-            "continue with previous_response_id (stored responses) or the full input.",
+            f"The WebSocket connection reached its {span} limit. Open a new "
+            "connection and continue with previous_response_id (stored responses) or the full "
+            "input.",
             code="websocket_connection_limit_reached",
         )
         await self._refuse(error)
@@ -98,6 +104,11 @@ class Connection:
         except APIError as exc:
             self._evict(previous)
             await self._refuse(exc)
+            return
+        except Exception:  # a bug of ours: the client gets an error, the socket stays usable
+            log.exception("WebSocket turn failed before it started")
+            self._evict(previous)
+            await self._refuse(APIError(ErrorKind.SERVER, "The server had an error."))
             return
         await self._stream(turn, first)
         if turn.response.status == "failed":
