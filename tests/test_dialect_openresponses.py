@@ -9,7 +9,12 @@ from typing import Any
 import httpx
 import pytest
 
+from openresponses.conformance.context import Context
 from openresponses.conformance.schemas import errors, event_errors
+from openresponses.conformance.wire import Client, Target
+from openresponses.conformance.wire import Dialect as HarnessDialect
+from openresponses.core.dialects import Dialect, event_body
+from openresponses.generated import openai_models as m
 from openresponses.generated import openresponses_models as orm
 from tests.conftest import Server, server_env
 from tests.upstream import Call, Cut, ScriptedUpstream, Text, ToolCalls
@@ -234,3 +239,24 @@ def test_server_wide_dialect_applies_without_the_header(
 
     assert missing.json()["error"]["type"] == "not_found"
     assert raw.endswith("data: [DONE]\n\n")
+
+
+def test_an_event_the_spec_does_not_define_carries_our_prefix() -> None:
+    event = m.ResponseWebSearchCallInProgressEvent.model_construct(
+        type="response.web_search_call.in_progress",
+        sequence_number=7,
+        output_index=1,
+        item_id="ws_1",
+    )
+
+    assert event_body(event, Dialect.OPENRESPONSES, store=True) == {
+        "type": "openresponses:response.web_search_call.in_progress",
+        "sequence_number": 7,
+        "output_index": 1,
+        "item_id": "ws_1",
+    }
+    harness = Context(Client(Target("http://127.0.0.1:9/v1", "m"), HarnessDialect.OPENRESPONSES))
+    assert harness.event_schema_errors([event_body(event, Dialect.OPENRESPONSES, store=True)]) == []
+    assert event_body(event, Dialect.OPENAI, store=True)["type"] == (
+        "response.web_search_call.in_progress"
+    )

@@ -73,9 +73,7 @@ async def create_response() -> Response:
 
 async def _stream(turn: Turn, first: Any, which: Dialect) -> AsyncIterator[bytes]:
     async for event in turn.run(first):
-        data = event_body(event, which, store=turn.store)
-        if data is not None:
-            yield sse.frame(data)
+        yield sse.frame(event_body(event, which, store=turn.store))
     if which is Dialect.OPENRESPONSES:
         yield sse.DONE
 

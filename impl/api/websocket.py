@@ -119,9 +119,8 @@ class Connection:
     async def _stream(self, turn: Turn, first: Any) -> None:
         async for event in turn.run(first):
             data = event_body(event, self.dialect, store=turn.store)
-            if data is not None:
-                # Text frames: the events are JSON, as the SSE data lines would be.
-                await self.websocket.send_text(orjson.dumps(data).decode())
+            # Text frames: the events are JSON, as the SSE data lines would be.
+            await self.websocket.send_text(orjson.dumps(data).decode())
 
     async def _history(self, response_id: str) -> list[Any] | None:
         if self.latest is not None and self.latest[0] == response_id:

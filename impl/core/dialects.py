@@ -19,6 +19,9 @@ from pydantic import BaseModel, Field, TypeAdapter
 from openresponses.errors import APIError, ErrorKind
 from openresponses.generated import openresponses_models as orm
 
+EXTENSION_PREFIX = "openresponses:"
+"""Our implementor slug, prefixed to event types the Open Responses spec does not define."""
+
 HEADER = "openresponses-version"
 SPEC_VERSION = "2026-04-24"
 
@@ -161,8 +164,9 @@ SPEC_EVENT_TYPES = frozenset(
 )
 
 
-def event_body(event: BaseModel, dialect: Dialect, *, store: bool) -> dict[str, Any] | None:
-    """The JSON of one stream event in `dialect`, or None when the dialect has no such event."""
+def event_body(event: BaseModel, dialect: Dialect, *, store: bool) -> dict[str, Any]:
+    """The JSON of one stream event in `dialect` (an event the Open Responses spec lacks
+    carries our prefix there)."""
     data = _dump(event)
     if dialect is Dialect.OPENAI:
         if "response" in data:
@@ -171,7 +175,9 @@ def event_body(event: BaseModel, dialect: Dialect, *, store: bool) -> dict[str, 
     kind = _RENAMED.get(data["type"], data["type"])
     data["type"] = kind
     if kind not in SPEC_EVENT_TYPES:
-        return None
+        # The spec's rule for events it does not define: the implementor's prefix, and the
+        # event as it is (clients that do not know it skip it).
+        return {**data, "type": f"{EXTENSION_PREFIX}{kind}"}
     if kind == "error":
         data = {
             "type": "error",
