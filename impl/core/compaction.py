@@ -53,9 +53,18 @@ def load_secret(data_dir: Path, env_value: str | None) -> bytes:
     path = data_dir / "secret.key"
     if not path.exists():
         data_dir.mkdir(parents=True, exist_ok=True)
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        # Written aside and linked into place: a server starting beside this one either makes
+        # the key or finds it whole, never half-written.
+        temporary = data_dir / f"secret.key.{os.getpid()}.tmp"
+        fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with os.fdopen(fd, "wb") as f:
             f.write(secrets.token_bytes(32))
+        try:
+            os.link(temporary, path)  # fails if another process got there first: use theirs
+        except FileExistsError:
+            pass
+        finally:
+            temporary.unlink()
     return path.read_bytes()
 
 

@@ -51,7 +51,7 @@ def seed_cache(cache_dir: Path) -> None:
         path = target / hashlib.sha1(url.encode()).hexdigest()  # tiktoken's cache key
         if not path.exists():
             contents = gzip.decompress(data.joinpath(f"{name}.tiktoken.gz").read_bytes())
-            temporary = path.with_suffix(".tmp")
+            temporary = path.with_suffix(f".{os.getpid()}.tmp")  # servers may start together
             temporary.write_bytes(contents)
             temporary.replace(path)
 
