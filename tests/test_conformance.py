@@ -233,3 +233,16 @@ def test_id_lines_pass_with_a_note_since_the_spec_only_discourages_them(
     assert result.message.endswith(
         "note: id: lines present (the spec says servers SHOULD NOT use them)"
     )
+
+
+def test_websocket_checks_are_skipped_when_the_target_has_no_websocket_mode(
+    broken: BrokenTarget, model: str
+) -> None:
+    target = Target(broken.base_url, model, "sk-client", {}, timeout=20)  # HTTP-only proxy
+
+    results = runner.run(target, runner.select([SPEC], ["websocket.*"]))
+
+    assert {(r.status, r.message) for r in results} == {
+        (runner.SKIP, "the target does not offer WebSocket mode (the upgrade got HTTP 403)")
+    }
+    assert len(results) == 6
