@@ -15,7 +15,7 @@ from openresponses.conformance import runner
 from openresponses.conformance.wire import Dialect, Target
 from tests import conformance_model
 from tests.broken_target import BrokenTarget
-from tests.conftest import Server
+from tests.conftest import Server, server_env
 from tests.upstream import ScriptedUpstream
 
 OPENAI, SPEC = Dialect.OPENAI, Dialect.OPENRESPONSES
@@ -246,3 +246,19 @@ def test_websocket_checks_are_skipped_when_the_target_has_no_websocket_mode(
         (runner.SKIP, "the target does not offer WebSocket mode (the upgrade got HTTP 403)")
     }
     assert len(results) == 6
+
+
+def test_authentication_is_checked_against_a_server_with_keys_of_its_own(
+    upstream: ScriptedUpstream, model: str, tmp_path: Path
+) -> None:
+    server = Server(tmp_path, server_env(upstream, OPENRESPONSES_API_KEYS="sk-ours")).start()
+    try:
+        target = Target(server.base_url, model, "sk-ours", {}, timeout=20)
+        results = runner.run(target, runner.select(list(Dialect), ["errors.authentication"]))
+    finally:
+        server.stop()
+
+    assert [(r.id, r.status) for r in results] == [
+        ("openai/errors.authentication", runner.PASS),
+        ("openresponses/errors.authentication", runner.PASS),
+    ]
