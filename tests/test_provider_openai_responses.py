@@ -10,8 +10,10 @@ from typing import Any
 import openai
 import pytest
 
-from openresponses.conformance import runner
-from openresponses.conformance.wire import Dialect, Target
+from openresponses.conformance import grammar, runner
+from openresponses.conformance.schemas import OPENAI as OPENAI_SCHEMAS
+from openresponses.conformance.schemas import OPENRESPONSES as OPENRESPONSES_SCHEMAS
+from openresponses.conformance.wire import Client, Dialect, Target
 from tests import conformance_model
 from tests.conftest import Server, server_env
 from tests.upstream import Call, Error, ScriptedUpstream, Text, ToolCalls, Usage, encrypted
@@ -219,3 +221,57 @@ def test_the_conformance_harness_passes_with_a_native_upstream(
     results = runner.run(target, runner.select(list(Dialect)))
 
     assert [(r.id, r.message) for r in results if r.status == runner.FAIL] == []
+
+
+@pytest.mark.parametrize("dialect", list(Dialect), ids=[d.value for d in Dialect])
+def test_a_reasoning_summary_streams_as_summary_parts(
+    native: Server, upstream: ScriptedUpstream, dialect: Dialect
+) -> None:
+    summary = "**Comparing decimals** Tenths decide: 9.8 wins."
+    model = upstream.script(Text("9.8 is greater.", summary=summary))
+    client = Client(
+        Target(native.base_url, f"native@{model}", "sk-client", {}, timeout=20), dialect
+    )
+    try:
+        streamed = client.stream(
+            "/responses", {"model": f"native@{model}", "input": "9.11 or 9.8?",
+                           "reasoning": {"effort": "low", "summary": "detailed"}},
+        )  # fmt: skip
+    finally:
+        client.close()
+
+    events = streamed.events
+    assert [e["type"] for e in events if "summary" in e["type"]] == [
+        "response.reasoning_summary_part.added",
+        *["response.reasoning_summary_text.delta"] * 10,
+        "response.reasoning_summary_text.done",
+        "response.reasoning_summary_part.done",
+    ]
+    reasoning = events[-1]["response"]["output"][0]
+    assert reasoning["summary"] == [{"type": "summary_text", "text": summary}]
+    assert reasoning["encrypted_content"] == encrypted(summary)
+    assert grammar.check(events).violations == []
+    schemas = OPENRESPONSES_SCHEMAS if dialect is Dialect.OPENRESPONSES else OPENAI_SCHEMAS
+    assert [p for e in events for p in schemas.event_errors(e)] == []
+    assert _sent(upstream, model)["reasoning"] == {"effort": "low", "summary": "detailed"}
+
+
+def test_a_provider_that_writes_no_summaries_refuses_a_requested_one(
+    native: Server, upstream: ScriptedUpstream
+) -> None:
+    model = upstream.script(Text("ok"))
+
+    with pytest.raises(openai.BadRequestError) as caught:
+        native.client().responses.create(
+            model=model, input="Hi", reasoning={"effort": "low", "summary": "concise"}
+        )
+    auto = native.client().responses.create(
+        model=model, input="Hi", reasoning={"effort": "low", "summary": "auto"}
+    )
+
+    assert caught.value.body["message"] == (
+        "reasoning.summary 'concise' is not supported by provider 'openai' (chat completions)."
+    )
+    assert caught.value.body["param"] == "reasoning.summary"
+    assert auto.output_text == "ok"
+    assert "reasoning_summary" not in upstream.requests(model)[0].json

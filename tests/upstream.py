@@ -85,6 +85,7 @@ class Text:
     text: str
     _: KW_ONLY
     reasoning: str | None = None
+    summary: str | None = None  # a reasoning summary (OpenAI Responses wire only)
     refusal: str | None = None
     finish_reason: str = "stop"
     usage: Usage = field(default_factory=Usage)
@@ -447,14 +448,17 @@ def encrypted(reasoning: str) -> str:
 def _responses_items(reply: Content) -> list[dict[str, Any]]:
     """The output items of a reply, complete: reasoning, message, function calls."""
     items: list[dict[str, Any]] = []
-    if isinstance(reply, Text) and reply.reasoning:
+    if isinstance(reply, Text) and (reply.reasoning or reply.summary):
+        thought = reply.reasoning or ""
         items.append(
             {
                 "id": _provider_id("rs_", 24),
                 "type": "reasoning",
-                "summary": [],
-                "content": [{"type": "reasoning_text", "text": reply.reasoning}],
-                "encrypted_content": encrypted(reply.reasoning),
+                "summary": [{"type": "summary_text", "text": reply.summary}]
+                if reply.summary
+                else [],
+                "content": [{"type": "reasoning_text", "text": thought}] if thought else [],
+                "encrypted_content": encrypted(thought or reply.summary or ""),
                 "status": "completed",
             }
         )
@@ -508,6 +512,32 @@ def _responses_body(
     }
 
 
+def _responses_text_events(
+    item: dict[str, Any], where: dict[str, Any], size: int
+) -> list[dict[str, Any]]:
+    """A message's or reasoning item's streamed text: summary parts first, then content."""
+    events: list[dict[str, Any]] = []
+    for n, part in enumerate(item.get("summary") or []):
+        at = {**where, "summary_index": n}
+        empty = {"type": "summary_text", "text": ""}
+        events.append({"type": "response.reasoning_summary_part.added", **at, "part": empty})
+        events += [
+            {"type": "response.reasoning_summary_text.delta", **at, "delta": p}
+            for p in _pieces(part["text"], size)
+        ]
+        events.append({"type": "response.reasoning_summary_text.done", **at, "text": part["text"]})
+        events.append({"type": "response.reasoning_summary_part.done", **at, "part": part})
+    text_key = "reasoning_text" if item["type"] == "reasoning" else "output_text"
+    for part in item["content"]:
+        at = {**where, "content_index": 0}
+        events += [
+            {"type": f"response.{text_key}.delta", **at, "delta": p}
+            for p in _pieces(part["text"], size)
+        ]
+        events.append({"type": f"response.{text_key}.done", **at, "text": part["text"]})
+    return events
+
+
 def _responses_frames(model: str, reply: Content, request: dict[str, Any]) -> list[bytes]:
     """The Responses stream: created, then per item added / deltas / done, then the terminal
     event with the whole response."""
@@ -538,20 +568,14 @@ def _responses_frames(model: str, reply: Content, request: dict[str, Any]) -> li
                 }
             )
         else:
-            text_key = "reasoning_text" if item["type"] == "reasoning" else "output_text"
-            text = item["content"][0]["text"]
             empty = {**item, "content": [], "status": "in_progress"}
+            if item["type"] == "reasoning":
+                empty["summary"] = []
             empty.pop("encrypted_content", None)
             events.append(
                 {"type": "response.output_item.added", "output_index": index, "item": empty}
             )
-            events += [
-                {"type": f"response.{text_key}.delta", **where, "content_index": 0, "delta": p}
-                for p in _pieces(text, size)
-            ]
-            events.append(
-                {"type": f"response.{text_key}.done", **where, "content_index": 0, "text": text}
-            )
+            events += _responses_text_events(item, where, size)
         events.append({"type": "response.output_item.done", "output_index": index, "item": item})
     events.append({"type": f"response.{final['status']}", "response": final})
     return [

@@ -20,6 +20,7 @@ from openresponses.providers.base import (
     ModelEvent,
     ReasoningDelta,
     ReasoningSignature,
+    ReasoningSummaryDelta,
     RefusalDelta,
     TextDelta,
     ToolCallDelta,
@@ -34,6 +35,7 @@ PartKind = Literal["output_text", "refusal", "reasoning_text"]
 class _Part:
     kind: PartKind
     text: str = ""
+    open: bool = True
 
 
 @dataclass
@@ -54,6 +56,8 @@ class _OpenItem:
     name: str = ""
     arguments: str = ""
     encrypted_content: str | None = None
+    summary: list[_Part] = field(default_factory=list)
+    """A reasoning item's summary parts (`summary_text`), apart from its content parts."""
 
     def model(self, status: Literal["in_progress", "completed", "incomplete"]) -> Any:
         if self.kind == "message":
@@ -71,7 +75,7 @@ class _OpenItem:
             return m.ReasoningItem.model_construct(
                 id=self.id,
                 type="reasoning",
-                summary=[],
+                summary=[_summary_model(part) for part in self.summary],
                 status=status,
                 content=[_part_model(part) for part in self.parts],
                 **fields,
@@ -84,6 +88,10 @@ class _OpenItem:
             arguments=self.arguments,
             status=status,
         )
+
+
+def _summary_model(part: _Part) -> Any:
+    return m.SummaryTextContent.model_construct(type="summary_text", text=part.text)
 
 
 def _part_model(part: _Part) -> Any:
@@ -158,6 +166,8 @@ class ResponseBuilder:
             return self._text("reasoning", "reasoning_text", event.text)
         if isinstance(event, ReasoningSignature):
             return self._sign(event.signature)
+        if isinstance(event, ReasoningSummaryDelta):
+            return self._summarise(event)
         if isinstance(event, ToolCallDelta):
             return self._tool_call(event)
         if isinstance(event, UsageReport):
@@ -240,14 +250,9 @@ class ResponseBuilder:
     def _text(
         self, kind: Literal["message", "reasoning"], part_kind: PartKind, text: str
     ) -> list[Event]:
-        events: list[Event] = []
-        item = self._open
-        if item is None or item.kind != kind:
-            events += self._close(incomplete=False)
-            item = self._new_item(kind)
-            events += self._open_item(item)
-        if not item.parts or item.parts[-1].kind != part_kind:
-            events += self._close_part(item)
+        item, events = self._ensure(kind)
+        if not item.parts or item.parts[-1].kind != part_kind or not item.parts[-1].open:
+            events += self._close_part(item) + self._close_summary(item)
             item.parts.append(_Part(part_kind))
             events.append(
                 self._event(
@@ -276,17 +281,77 @@ class ResponseBuilder:
         )
         return events
 
+    def _ensure(
+        self, kind: Literal["message", "reasoning", "function_call"]
+    ) -> tuple[_OpenItem, list[Event]]:
+        """The open item if it is of `kind`, else a new one (closing the one before)."""
+        item = self._open
+        if item is not None and item.kind == kind:
+            return item, []
+        events = self._close(incomplete=False)
+        item = self._new_item(kind)
+        return item, events + self._open_item(item)
+
     def _sign(self, signature: str) -> list[Event]:
         """Attaches a signature to the reasoning item it closes (it comes at its end); a
         signature with no reasoning before it (redacted thinking) gets an item of its own."""
-        events: list[Event] = []
-        item = self._open
-        if item is None or item.kind != "reasoning":
-            events += self._close(incomplete=False)
-            item = self._new_item("reasoning")
-            events += self._open_item(item)
+        item, events = self._ensure("reasoning")
         item.encrypted_content = signature
         return events
+
+    def _summarise(self, delta: ReasoningSummaryDelta) -> list[Event]:
+        """A piece of the reasoning item's summary: part `delta.part` opens (closing an open
+        content or summary part) when it is new."""
+        item, events = self._ensure("reasoning")
+        where = {"item_id": item.id, "output_index": item.output_index}
+        if len(item.summary) <= delta.part or not item.summary[-1].open:
+            events += self._close_part(item) + self._close_summary(item)
+            item.summary.append(_Part("reasoning_text"))
+            events.append(
+                self._event(
+                    m.ResponseReasoningSummaryPartAddedEvent,
+                    "response.reasoning_summary_part.added",
+                    **where,
+                    summary_index=len(item.summary) - 1,
+                    part=_summary_model(item.summary[-1]),
+                )
+            )
+        item.summary[-1].text += delta.text
+        events.append(
+            self._event(
+                m.ResponseReasoningSummaryTextDeltaEvent,
+                "response.reasoning_summary_text.delta",
+                **where,
+                summary_index=len(item.summary) - 1,
+                delta=delta.text,
+            )
+        )
+        return events
+
+    def _close_summary(self, item: _OpenItem) -> list[Event]:
+        if not item.summary or not item.summary[-1].open:
+            return []
+        part = item.summary[-1]
+        part.open = False
+        where = {
+            "item_id": item.id,
+            "output_index": item.output_index,
+            "summary_index": len(item.summary) - 1,
+        }
+        return [
+            self._event(
+                m.ResponseReasoningSummaryTextDoneEvent,
+                "response.reasoning_summary_text.done",
+                **where,
+                text=part.text,
+            ),
+            self._event(
+                m.ResponseReasoningSummaryPartDoneEvent,
+                "response.reasoning_summary_part.done",
+                **where,
+                part=_summary_model(part),
+            ),
+        ]
 
     def _tool_call(self, delta: ToolCallDelta) -> list[Event]:
         events: list[Event] = []
@@ -312,10 +377,11 @@ class ResponseBuilder:
         return events
 
     def _close_part(self, item: _OpenItem) -> list[Event]:
-        if not item.parts:
+        if not item.parts or not item.parts[-1].open:
             return []
         index = len(item.parts) - 1
         part = item.parts[index]
+        part.open = False
         cls, type_, field_name = _DONE_EVENT[part.kind]
         extra: dict[str, Any] = {"logprobs": []} if part.kind == "output_text" else {}
         where = {"item_id": item.id, "output_index": item.output_index, "content_index": index}
@@ -348,7 +414,7 @@ class ResponseBuilder:
                 )
             )
         else:
-            events += self._close_part(item)
+            events += self._close_part(item) + self._close_summary(item)
         events.append(
             self._event(
                 m.ResponseOutputItemDoneEvent,

@@ -79,7 +79,7 @@ def check_supported(request: m.CreateResponse) -> None:
         )
     reasoning = request.reasoning
     if reasoning is not None:
-        for name in ("summary", "generate_summary", "mode", "context"):
+        for name in ("generate_summary", "mode", "context"):
             if getattr(reasoning, name) not in (None, "auto"):
                 raise invalid(
                     f"reasoning.{name} is not supported by this server.",
@@ -97,6 +97,8 @@ def provider_hints(request: m.CreateResponse) -> dict[str, str]:
     hints = {name: getattr(request, name) for name in _SAME_NAME_HINTS}
     if request.reasoning is not None and request.reasoning.effort is not None:
         hints["reasoning_effort"] = request.reasoning.effort
+    if request.reasoning is not None and request.reasoning.summary is not None:
+        hints["reasoning_summary"] = request.reasoning.summary
     if request.text is not None and request.text.verbosity is not None:
         hints["verbosity"] = request.text.verbosity
     return {name: str(getattr(value, "root", value)) for name, value in hints.items() if value}

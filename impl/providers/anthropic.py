@@ -29,6 +29,7 @@ from openresponses.providers.base import (
     TextDelta,
     ToolCallDelta,
     UsageReport,
+    refuse_summary,
     unsupported,
 )
 from openresponses.providers.http import Adapter, broke_off, sse_json
@@ -88,6 +89,7 @@ def _unsupported(what: str, provider: str, param: str | None = None) -> Provider
 
 def messages_body(request: ModelRequest, provider: str) -> dict[str, Any]:
     """The Messages request body for `request`."""
+    refuse_summary(request, provider, "Anthropic Messages")
     system, messages = _conversation(request, provider)
     body: dict[str, Any] = {
         "model": request.model,

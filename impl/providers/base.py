@@ -35,8 +35,8 @@ class ModelRequest:
     text_format: dict[str, Any] | None = None  # Responses `text.format`
     user: str | None = None
     # Optional hints: prompt_cache_key, safety_identifier, prompt_cache_retention,
-    # reasoning_effort (reasoning.effort), verbosity (text.verbosity). Adapters send the ones
-    # their API knows.
+    # reasoning_effort (reasoning.effort), reasoning_summary (reasoning.summary), verbosity
+    # (text.verbosity). Adapters send the ones their API knows.
     hints: dict[str, str] = field(default_factory=dict)
     stream: bool = True  # whether to ask the upstream for a stream
 
@@ -54,6 +54,14 @@ class RefusalDelta:
 @dataclass(frozen=True)
 class ReasoningDelta:
     text: str
+
+
+@dataclass(frozen=True)
+class ReasoningSummaryDelta:
+    """A piece of the reasoning's summary; `part` numbers the summary's parts from 0."""
+
+    text: str
+    part: int = 0
 
 
 @dataclass(frozen=True)
@@ -92,6 +100,7 @@ ModelEvent = (
     | RefusalDelta
     | ReasoningDelta
     | ReasoningSignature
+    | ReasoningSummaryDelta
     | ToolCallDelta
     | UsageReport
     | Finish
@@ -112,6 +121,14 @@ class ProviderError(APIError):
         param: str | None = None,
     ) -> None:
         super().__init__(kind, message, code=code, status=status, headers=headers, param=param)
+
+
+def refuse_summary(request: ModelRequest, provider: str, api: str) -> None:
+    """Raises for a reasoning summary the provider cannot write ("auto" leaves it to the
+    model, which is always possible)."""
+    summary = request.hints.get("reasoning_summary")
+    if summary not in (None, "auto"):
+        raise unsupported(f"reasoning.summary '{summary}'", provider, api, "reasoning.summary")
 
 
 def unsupported(what: str, provider: str, api: str, param: str | None = None) -> ProviderError:

@@ -23,6 +23,7 @@ from openresponses.providers.base import (
     TextDelta,
     ToolCallDelta,
     UsageReport,
+    refuse_summary,
     unsupported,
 )
 from openresponses.providers.http import DONE, Adapter, broke_off, sse_json
@@ -72,7 +73,9 @@ def chat_body(request: ModelRequest, provider: str) -> dict[str, Any]:
         "user": request.user,
     }
     body.update({k: v for k, v in optional.items() if v is not None})
-    body.update(request.hints)  # chat completions takes every hint under the same name
+    refuse_summary(request, provider, "chat completions")
+    hints = {k: v for k, v in request.hints.items() if k != "reasoning_summary"}
+    body.update(hints)  # chat completions takes every other hint under the same name
     if request.text_format is not None:
         body["response_format"] = _chat_response_format(request.text_format)
     if request.stream:

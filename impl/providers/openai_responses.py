@@ -21,6 +21,7 @@ from openresponses.providers.base import (
     ProviderError,
     ReasoningDelta,
     ReasoningSignature,
+    ReasoningSummaryDelta,
     RefusalDelta,
     TextDelta,
     ToolCallDelta,
@@ -83,8 +84,13 @@ def responses_body(request: ModelRequest) -> dict[str, Any]:
         text["verbosity"] = request.hints["verbosity"]
     if text:
         body["text"] = text
-    if "reasoning_effort" in request.hints:
-        body["reasoning"] = {"effort": request.hints["reasoning_effort"]}
+    reasoning = {
+        key: request.hints[hint]
+        for key, hint in (("effort", "reasoning_effort"), ("summary", "reasoning_summary"))
+        if hint in request.hints
+    }
+    if reasoning:
+        body["reasoning"] = reasoning
     if request.stream:
         body["stream"] = True
     return body
@@ -149,8 +155,10 @@ def _item_events(item: dict[str, Any], tool_index: int) -> list[ModelEvent]:
             else:
                 events.append(TextDelta(part.get("text", "")))
     elif kind == "reasoning":
-        texts = [p.get("text", "") for p in item.get("content") or item.get("summary") or []]
+        texts = [part.get("text", "") for part in item.get("content") or []]
         events += [ReasoningDelta(text) for text in texts if text]
+        summary = [part.get("text", "") for part in item.get("summary") or []]
+        events += [ReasoningSummaryDelta(text, n) for n, text in enumerate(summary) if text]
         if item.get("encrypted_content"):
             events.append(ReasoningSignature(item["encrypted_content"]))
     elif kind == "function_call":
@@ -176,7 +184,6 @@ _DELTAS: dict[str, type[TextDelta | RefusalDelta | ReasoningDelta]] = {
     "response.output_text.delta": TextDelta,
     "response.refusal.delta": RefusalDelta,
     "response.reasoning_text.delta": ReasoningDelta,
-    "response.reasoning_summary_text.delta": ReasoningDelta,
 }
 _TERMINAL = ("response.completed", "response.incomplete", "response.failed")
 
@@ -191,6 +198,8 @@ class _StreamState:
         kind = event.get("type", "")
         if kind in _DELTAS:
             return [_DELTAS[kind](event.get("delta", ""))]
+        if kind == "response.reasoning_summary_text.delta":
+            return [ReasoningSummaryDelta(event.get("delta", ""), event.get("summary_index", 0))]
         item = event.get("item") or {}
         if kind == "response.output_item.added" and item.get("type") == "function_call":
             index = self.tool_index[item.get("id", "")] = len(self.tool_index)
