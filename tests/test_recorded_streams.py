@@ -11,7 +11,7 @@ import openai
 import pytest
 
 from tests.conftest import Server, server_env
-from tests.upstream import Raw, ScriptedUpstream
+from tests.upstream import Raw, ScriptedUpstream, Text
 
 FIXTURES = Path(__file__).parent / "fixtures"
 SSE = "text/event-stream"
@@ -115,3 +115,41 @@ def test_openai_responses_reasoning_that_is_only_encrypted_and_a_call(
     assert (call.call_id, call.arguments) == ("call_Ue7mcpJ3WpJ1kxCTq9ELyJ8v", '{"city":"Paris"}')
     assert final.id != "resp_68af0c1f1e8c8190a4e7e4c3b2b5a0d10c6b8f2d1a3e4f5b"  # ours, not theirs
     assert final.usage.output_tokens_details.reasoning_tokens == 128
+
+
+def test_anthropic_thinking_blocks_and_redacted_thinking_round_trip(
+    server: Server, upstream: ScriptedUpstream
+) -> None:
+    path = FIXTURES / "anthropic/redacted_thinking.sse"
+    model = upstream.script(Raw(200, path.read_bytes(), SSE), Text("Continued."))
+
+    final = _final(server, f"anthropic@{model}").response
+    server.client().responses.create(
+        model=f"anthropic@{model}", previous_response_id=final.id, input="Go on."
+    )
+
+    assert [(o.type, getattr(o, "encrypted_content", None)) for o in final.output] == [
+        ("reasoning", "SigOfTheFirstBlock=="),
+        (
+            "reasoning",
+            "redacted_thinking:EmwKAhgBEgy3va3pzix/LafPsn4aDFIT2Xlxh0L5L8rLVyIwxtE3rAFBa8cr3qpP",
+        ),
+        ("reasoning", "SigOfTheThirdBlock=="),
+        ("message", None),
+    ]
+    assert upstream.requests(model)[1].json["messages"][1] == {
+        "role": "assistant",
+        "content": [
+            {
+                "type": "thinking",
+                "thinking": "First, the plain part.",
+                "signature": "SigOfTheFirstBlock==",
+            },
+            {
+                "type": "redacted_thinking",
+                "data": "EmwKAhgBEgy3va3pzix/LafPsn4aDFIT2Xlxh0L5L8rLVyIwxtE3rAFBa8cr3qpP",
+            },
+            {"type": "thinking", "thinking": "Then the rest.", "signature": "SigOfTheThirdBlock=="},
+            {"type": "text", "text": "Done thinking."},
+        ],
+    }

@@ -284,9 +284,10 @@ class ResponseBuilder:
     def _ensure(
         self, kind: Literal["message", "reasoning", "function_call"]
     ) -> tuple[_OpenItem, list[Event]]:
-        """The open item if it is of `kind`, else a new one (closing the one before)."""
+        """The open item if it is of `kind`, else a new one (closing the one before). A signed
+        reasoning item is complete: reasoning after it is another block, so another item."""
         item = self._open
-        if item is not None and item.kind == kind:
+        if item is not None and item.kind == kind and item.encrypted_content is None:
             return item, []
         events = self._close(incomplete=False)
         item = self._new_item(kind)

@@ -39,6 +39,10 @@ API_VERSION = "2023-06-01"
 DEFAULT_MAX_TOKENS = 8192
 """`max_tokens` is required by Anthropic; Responses leaves it optional."""
 
+REDACTED = "redacted_thinking:"
+"""Marks a reasoning item's `encrypted_content` as a redacted thinking block's `data` (a
+thinking block's is its signature)."""
+
 THINKING_BUDGETS = {"minimal": 1024, "low": 2048, "medium": 8192, "high": 24576}
 """`reasoning.effort` as an extended-thinking token budget (Anthropic's minimum is 1024)."""
 
@@ -167,11 +171,8 @@ def _conversation(request: ModelRequest, provider: str) -> tuple[str, list[dict[
         elif kind == "message":
             role = "assistant" if item.role == "assistant" else "user"
             add(role, [_block(part, provider) for part in item.content])
-        elif kind == "reasoning":
-            if item.encrypted_content:  # only signed thinking can be sent back
-                text = "".join(getattr(part, "text", "") for part in item.content or [])
-                thinking = {"thinking": text, "signature": item.encrypted_content}
-                add("assistant", [{"type": "thinking", **thinking}])
+        elif kind == "reasoning" and item.encrypted_content:  # unsigned thinking cannot go back
+            add("assistant", [_thinking(item)])
         elif kind == "function_call":
             call = {"id": item.call_id, "name": item.name, "input": _arguments(item.arguments)}
             add("assistant", [{"type": "tool_use", **call}])
@@ -183,6 +184,15 @@ def _conversation(request: ModelRequest, provider: str) -> tuple[str, list[dict[
             )
             add("user", [{"type": "tool_result", "tool_use_id": item.call_id, "content": output}])
     return "\n\n".join(system), messages
+
+
+def _thinking(item: Any) -> dict[str, Any]:
+    """A reasoning item as the thinking (or redacted thinking) block it came from."""
+    sealed: str = item.encrypted_content
+    if sealed.startswith(REDACTED):
+        return {"type": "redacted_thinking", "data": sealed.removeprefix(REDACTED)}
+    text = "".join(getattr(part, "text", "") for part in item.content or [])
+    return {"type": "thinking", "thinking": text, "signature": sealed}
 
 
 def _arguments(arguments: str) -> Any:
@@ -256,6 +266,8 @@ def _message_events(data: dict[str, Any]) -> list[ModelEvent]:
             events.append(ReasoningDelta(block.get("thinking", "")))
             if block.get("signature"):
                 events.append(ReasoningSignature(block["signature"]))
+        elif kind == "redacted_thinking":
+            events.append(ReasoningSignature(REDACTED + block.get("data", "")))
         elif kind == "tool_use":
             arguments = json.dumps(block.get("input") or {})
             events.append(ToolCallDelta(tools, arguments, block.get("id"), block.get("name")))
@@ -282,6 +294,8 @@ class _StreamState:
             if block.get("type") == "tool_use":
                 index = self.tool_index[event["index"]] = len(self.tool_index)
                 return [ToolCallDelta(index, "", block.get("id"), block.get("name"))]
+            if block.get("type") == "redacted_thinking":  # complete at its start, no deltas
+                return [ReasoningSignature(REDACTED + block.get("data", ""))]
         elif kind == "content_block_delta":
             return self._delta(event["index"], event.get("delta") or {})
         elif kind == "message_delta":
