@@ -15,6 +15,7 @@ import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import httpx
 import openai
@@ -159,3 +160,14 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         action="store_true",
         help="record conformance/golden/ from the server instead of comparing against it",
     )
+
+
+TERMINAL = ("response.completed", "response.incomplete", "response.failed")
+
+
+def final_response(client: openai.OpenAI, stream: bool, **fields: Any) -> Any:
+    """The response a create call ends with, streamed (its terminal event's) or not."""
+    if not stream:
+        return client.responses.create(**fields)
+    with client.responses.create(**fields, stream=True) as events:
+        return next(e for e in events if e.type in TERMINAL).response

@@ -14,7 +14,7 @@ import pytest
 from openresponses.conformance import runner
 from openresponses.conformance.wire import Dialect, Target
 from tests import conformance_model
-from tests.conftest import Server, server_env
+from tests.conftest import Server, final_response, server_env
 from tests.upstream import Call, Error, ScriptedUpstream, Text, ToolCalls, Usage, signature
 
 WEATHER = {
@@ -38,14 +38,6 @@ def anthropic(
 @pytest.fixture
 def client(anthropic: Server) -> openai.OpenAI:
     return anthropic.client()
-
-
-def _create(client: openai.OpenAI, stream: bool, **fields: Any) -> Any:
-    """The final response, whether it was streamed or not."""
-    if not stream:
-        return client.responses.create(**fields)
-    with client.responses.create(**fields, stream=True) as events:
-        return next(e for e in events if e.type == "response.completed").response
 
 
 def _sent(upstream: ScriptedUpstream, model: str, index: int = 0) -> dict[str, Any]:
@@ -105,7 +97,7 @@ def test_parallel_tool_use_becomes_function_calls(
     ]
     model = upstream.script(ToolCalls(calls))
 
-    response = _create(
+    response = final_response(
         client, stream, model=f"anthropic@{model}", input="Paris and Rome?", tools=[WEATHER]
     )
 
@@ -169,7 +161,7 @@ def test_thinking_becomes_a_reasoning_item_that_keeps_its_signature(
     thought = "The user greets me; greet back."
     model = upstream.script(Text("Hello!", reasoning=thought), Text("Again, hello."))
 
-    first = _create(
+    first = final_response(
         client, stream, model=f"anthropic@{model}", input="Hi", reasoning={"effort": "low"}
     )
     client.responses.create(
@@ -422,23 +414,14 @@ def test_two_answers_off_the_schema_end_incomplete(
 ) -> None:
     model = upstream.script(Text("Oslo, I think."), Text("Still Oslo."))
 
-    response = (
-        _create(client, stream, model=f"anthropic@{model}", input="City?", text={"format": CITY})
-        if not stream
-        else _incomplete_stream(client, f"anthropic@{model}")
+    response = final_response(
+        client, stream, model=f"anthropic@{model}", input="City?", text={"format": CITY}
     )
 
     assert response.status == "incomplete"
     assert response.incomplete_details.reason == "json_schema_mismatch"
     assert response.output_text == "Still Oslo."
     assert len(upstream.requests(model)) == 2
-
-
-def _incomplete_stream(client: openai.OpenAI, model: str) -> Any:
-    with client.responses.create(
-        model=model, input="City?", text={"format": CITY}, stream=True
-    ) as events:
-        return next(e for e in events if e.type == "response.incomplete").response
 
 
 def test_json_object_needs_only_an_object(

@@ -15,7 +15,7 @@ from openresponses.conformance.schemas import OPENAI as OPENAI_SCHEMAS
 from openresponses.conformance.schemas import OPENRESPONSES as OPENRESPONSES_SCHEMAS
 from openresponses.conformance.wire import Client, Dialect, Target
 from tests import conformance_model
-from tests.conftest import Server, server_env
+from tests.conftest import Server, final_response, server_env
 from tests.upstream import Call, Error, ScriptedUpstream, Text, ToolCalls, Usage, encrypted
 
 WEATHER = {"type": "function", "name": "get_weather", "parameters": {"type": "object"}}
@@ -40,13 +40,6 @@ def client(native: Server) -> openai.OpenAI:
     return native.client()
 
 
-def _create(client: openai.OpenAI, stream: bool, **fields: Any) -> Any:
-    if not stream:
-        return client.responses.create(**fields)
-    with client.responses.create(**fields, stream=True) as events:
-        return next(e for e in events if e.type == "response.completed").response
-
-
 def _sent(upstream: ScriptedUpstream, model: str, index: int = 0) -> dict[str, Any]:
     request = upstream.requests(model)[index]
     assert request.path == "/v1/responses"
@@ -59,7 +52,7 @@ def test_a_text_answer_is_relayed_and_stored_here(
 ) -> None:
     model = upstream.script(Text("Native hello.", usage=Usage(9, 3, cached_tokens=4)))
 
-    response = _create(
+    response = final_response(
         client,
         stream,
         model=f"native@{model}",
@@ -156,7 +149,7 @@ def test_function_calls_round_trip(
         Text("Cold in Oslo, warm in Rome."),
     )
 
-    first = _create(
+    first = final_response(
         client, stream, model=f"native@{model}", input="Oslo and Rome?", tools=[WEATHER]
     )
     second = client.responses.create(
