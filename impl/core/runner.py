@@ -162,6 +162,14 @@ def _require_model(model: str | None) -> str:
     return model
 
 
+def _text_format(text: m.ResponseTextParam | None) -> dict[str, Any] | None:
+    """A request's `text.format` as JSON, the form providers and token counting take."""
+    if text is None or text.format is None:
+        return None
+    dumped: dict[str, Any] = text.format.model_dump(mode="json", by_alias=True, exclude_none=True)
+    return dumped
+
+
 async def _context(history: History, previous_response_id: str | None) -> list[Any]:
     if not previous_response_id:
         return []
@@ -190,9 +198,7 @@ async def prepare(
     provider, upstream_model = services.registry.route(model, headers)
     items = await intake.input_items(request.input, services.store)
     context = await _context(history or services.store.context, request.previous_response_id)
-    text_format = None
-    if request.text is not None and request.text.format is not None:
-        text_format = request.text.format.model_dump(mode="json", by_alias=True, exclude_none=True)
+    text_format = _text_format(request.text)
     model_request = ModelRequest(
         model=upstream_model,
         items=compaction.expand(services.secret, context + items),
@@ -277,9 +283,7 @@ async def count_tokens(
     exact for its model (see core.tokens)."""
     items = await intake.input_items(request.input, services.store)
     context = await _context(services.store.context, request.previous_response_id)
-    text_format = None
-    if request.text is not None and request.text.format is not None:
-        text_format = request.text.format.model_dump(mode="json", by_alias=True, exclude_none=True)
+    text_format = _text_format(request.text)
     total, exact = await asyncio.to_thread(
         tokens.count,
         request.model or "",
