@@ -16,6 +16,7 @@ OPERATIONS: dict[str, Operation] = {
     'createResponse': Operation('post', '/responses', 'responses.create_response'),
     'getResponse': Operation('get', '/responses/{response_id}', 'responses.get_response'),
     'deleteResponse': Operation('delete', '/responses/{response_id}', 'responses.delete_response'),
+    'cancelResponse': Operation('post', '/responses/{response_id}/cancel', 'responses.cancel_response'),
     'listInputItems': Operation('get', '/responses/{response_id}/input_items', 'responses.list_input_items'),
     'Getinputtokencounts': Operation('post', '/responses/input_tokens', 'responses.count_input_tokens'),
     'Compactconversation': Operation('post', '/responses/compact', 'responses.compact_response'),
