@@ -19,10 +19,13 @@ class LoopbackServer:
     after a second's grace. `http="h11"` is the default because tests that hang up on clients
     rely on its request cycle."""
 
-    def __init__(self, app: ASGIApp, *, name: str, http: str = "h11") -> None:
+    def __init__(
+        self, app: ASGIApp, *, name: str, http: str = "h11", lifespan: bool = False
+    ) -> None:
         self.app = app
         self.name = name
         self.http = http
+        self.lifespan = lifespan  # apps with a lifespan (the MCP server's) need it run
         self._server: uvicorn.Server | None = None
         self._thread: threading.Thread | None = None
         self.port: int | None = None
@@ -43,7 +46,7 @@ class LoopbackServer:
             self.app,
             http=self.http,  # type: ignore[arg-type]
             loop="asyncio",
-            lifespan="off",
+            lifespan="on" if self.lifespan else "off",
             log_config=None,  # leave the test process's logging alone; errors still propagate
             log_level="warning",
             access_log=False,

@@ -11,7 +11,13 @@ from starlette.responses import Response, StreamingResponse
 from openresponses.api.common import current, dialect, json_response, read_body, services
 from openresponses.core import sse
 from openresponses.core.background import RETAIN_SECONDS
-from openresponses.core.dialects import Dialect, compaction_body, event_body, response_body
+from openresponses.core.dialects import (
+    EXTENSION_PREFIX,
+    Dialect,
+    compaction_body,
+    event_body,
+    response_body,
+)
 from openresponses.core.engine import Event
 from openresponses.core.items import new_id
 from openresponses.core.runner import Services, Turn, compact, count_tokens, prepare
@@ -37,19 +43,29 @@ def _output_parts(content: Any) -> bool:
     )
 
 
+def _list(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else []
+
+
 def request_defaults(data: dict[str, Any]) -> None:
-    """Fills what the API lets clients omit but OpenAI's spec marks required: a function
+    """Reads our tools and items under their Open Responses prefix (`openresponses:mcp`), and
+    fills what the API lets clients omit but OpenAI's spec marks required: a function
     tool's `parameters` and `strict` (nullable), the content-part fields above, and the `id`
     and `status` of an assistant message given as output parts (the Open Responses spec's
     AssistantMessageItemParam, which OpenAI's spec can only read as an OutputMessage)."""
-    tools = data.get("tools")
-    for tool in tools if isinstance(tools, list) else []:
+    tools, items = _list(data.get("tools")), _list(data.get("input"))
+    for entry in [*tools, *items]:
+        kind = entry.get("type") if isinstance(entry, dict) else None
+        if isinstance(kind, str) and kind.startswith(EXTENSION_PREFIX):  # the spec's spelling
+            entry["type"] = kind.removeprefix(EXTENSION_PREFIX)
+    for tool in tools:
         if isinstance(tool, dict) and tool.get("type") == "function":
             tool.setdefault("parameters", None)
             tool.setdefault("strict", None)
-    items = data.get("input")
-    for item in items if isinstance(items, list) else []:
-        content = item.get("content") if isinstance(item, dict) else None
+    for item in items:
+        if not isinstance(item, dict):
+            continue  # the model's validation says what is wrong with it
+        content = item.get("content")
         if item.get("role") == "assistant" and _output_parts(content):
             item.setdefault("status", "completed")
             if item.get("id") is None:

@@ -94,8 +94,9 @@ def _spec_response(data: dict[str, Any], store: bool) -> dict[str, Any]:
     if isinstance(reasoning, dict):
         data["reasoning"] = {"effort": reasoning.get("effort"), "summary": reasoning.get("summary")}
     for tool in data.get("tools", []):
-        for key in ("description", "parameters", "strict"):
-            tool.setdefault(key, None)
+        if tool.get("type") == "function":
+            for key in ("description", "parameters", "strict"):
+                tool.setdefault(key, None)
     text_format = (data.get("text") or {}).get("format")
     if isinstance(text_format, dict) and text_format.get("type") == "json_schema":
         # The spec's JsonSchemaResponseFormat echoes no schema (`schema` admits only null)
@@ -104,7 +105,33 @@ def _spec_response(data: dict[str, Any], store: bool) -> dict[str, Any]:
         text_format["schema"] = None
     for item in data.get("output", []):
         _spec_item(item)
-    return _dump(orm.ResponseResource.model_validate(data))
+    # Tools and items the spec does not define pass as they are, under our prefix; the rest
+    # is validated against the spec's model.
+    tools = data.get("tools", [])
+    output = data.get("output", [])
+    data["tools"] = [tool for tool in tools if tool.get("type") in _SPEC_TOOL_TYPES]
+    data["output"] = [item for item in output if item.get("type") in _SPEC_ITEM_TYPES]
+    spec = _dump(orm.ResponseResource.model_validate(data))
+    spec["tools"] = _merged(tools, spec["tools"], _SPEC_TOOL_TYPES)
+    spec["output"] = _merged(output, spec["output"], _SPEC_ITEM_TYPES)
+    return spec
+
+
+_SPEC_ITEM_TYPES = {"message", "function_call", "function_call_output", "reasoning", "compaction"}
+_SPEC_TOOL_TYPES = {"function"}
+
+
+def _merged(
+    original: list[dict[str, Any]], validated: list[dict[str, Any]], spec_types: set[str]
+) -> list[Any]:
+    """`original`'s order: the spec's entries as `validated`, ours prefixed."""
+    spec = iter(validated)
+    return [next(spec) if e.get("type") in spec_types else prefixed(e) for e in original]
+
+
+def prefixed(entry: dict[str, Any]) -> dict[str, Any]:
+    """A tool, item or event of ours, its type under our implementor prefix."""
+    return {**entry, "type": f"{EXTENSION_PREFIX}{entry['type']}"}
 
 
 def _spec_item(item: dict[str, Any]) -> None:
@@ -179,7 +206,7 @@ def event_body(event: BaseModel, dialect: Dialect, *, store: bool) -> dict[str, 
         # event as it is (clients that do not know it skip it), in the spec's shapes.
         if "response" in data:
             data["response"] = _spec_response(data["response"], store)
-        return {**data, "type": f"{EXTENSION_PREFIX}{kind}"}
+        return prefixed(data)
     if kind == "error":
         data = {
             "type": "error",
@@ -193,8 +220,11 @@ def event_body(event: BaseModel, dialect: Dialect, *, store: bool) -> dict[str, 
         }
     if "response" in data:
         data["response"] = _spec_response(data["response"], store)
-    if "item" in data:
-        _spec_item(data["item"])
+    item = data.get("item")
+    if item is not None and item.get("type") not in _SPEC_ITEM_TYPES:
+        return {**data, "item": prefixed(item)}  # the event is the spec's, its item ours
+    if item is not None:
+        _spec_item(item)
     spec_event: dict[str, Any] = _SPEC_EVENT.dump_python(
         _SPEC_EVENT.validate_python(data), mode="json", by_alias=True, exclude_unset=True
     )

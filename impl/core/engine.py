@@ -30,6 +30,27 @@ from openresponses.providers.base import (
 )
 
 Event = Any  # one of the generated `Response…Event` models
+
+
+@dataclass
+class ServerCall:
+    """A model's call of a server tool's function (see tools.base), gathered while it streams."""
+
+    call_id: str
+    name: str
+    arguments: str = ""
+
+
+def _added(a: UsageReport, b: UsageReport) -> UsageReport:
+    """Usage of a response that called the model more than once (the server-tool loop)."""
+    return UsageReport(
+        a.input_tokens + b.input_tokens,
+        a.output_tokens + b.output_tokens,
+        a.cached_tokens + b.cached_tokens,
+        a.reasoning_tokens + b.reasoning_tokens,
+    )
+
+
 PartKind = Literal["output_text", "refusal", "reasoning_text"]
 
 
@@ -60,6 +81,10 @@ class _OpenItem:
     encrypted_content: str | None = None
     summary: list[_Part] = field(default_factory=list)
     """A reasoning item's summary parts (`summary_text`), apart from its content parts."""
+
+    def current(self) -> Any:
+        """The item as it stands."""
+        return self.model(self.status)
 
     def model(self, status: Literal["in_progress", "completed", "incomplete"]) -> Any:
         if self.kind == "message":
@@ -92,6 +117,51 @@ class _OpenItem:
         )
 
 
+@dataclass
+class _FixedItem:
+    """An output item the server made whole (a server tool's item), not streamed by a model."""
+
+    output_index: int
+    item: Any
+
+    def current(self) -> Any:
+        return self.item
+
+
+_TOOL_EVENTS: dict[
+    str, tuple[list[tuple[type[Any], str]], tuple[type[Any], str], tuple[type[Any], str]]
+] = {
+    "mcp_list_tools": (
+        [(m.ResponseMCPListToolsInProgressEvent, "response.mcp_list_tools.in_progress")],
+        (m.ResponseMCPListToolsCompletedEvent, "response.mcp_list_tools.completed"),
+        (m.ResponseMCPListToolsFailedEvent, "response.mcp_list_tools.failed"),
+    ),
+    "mcp_call": (
+        [(m.ResponseMCPCallInProgressEvent, "response.mcp_call.in_progress")],
+        (m.ResponseMCPCallCompletedEvent, "response.mcp_call.completed"),
+        (m.ResponseMCPCallFailedEvent, "response.mcp_call.failed"),
+    ),
+    "file_search_call": (
+        [
+            (m.ResponseFileSearchCallInProgressEvent, "response.file_search_call.in_progress"),
+            (m.ResponseFileSearchCallSearchingEvent, "response.file_search_call.searching"),
+        ],
+        (m.ResponseFileSearchCallCompletedEvent, "response.file_search_call.completed"),
+        (m.ResponseFileSearchCallCompletedEvent, "response.file_search_call.completed"),
+    ),
+    "web_search_call": (
+        [
+            (m.ResponseWebSearchCallInProgressEvent, "response.web_search_call.in_progress"),
+            (m.ResponseWebSearchCallSearchingEvent, "response.web_search_call.searching"),
+        ],
+        (m.ResponseWebSearchCallCompletedEvent, "response.web_search_call.completed"),
+        (m.ResponseWebSearchCallCompletedEvent, "response.web_search_call.completed"),
+    ),
+}
+"""A server tool's item type: the events it emits while running, when done, and when failed
+(the search calls have no failed event: they complete, with what they found)."""
+
+
 def _summary_model(part: _Part) -> Any:
     return m.SummaryTextContent.model_construct(type="summary_text", text=part.text)
 
@@ -110,6 +180,7 @@ _INCOMPLETE = {
     "length": "max_output_tokens",
     "content_filter": "content_filter",
     "schema_mismatch": "json_schema_mismatch",
+    "max_tool_calls": "max_tool_calls",
 }
 """Finish reasons that leave a response incomplete, and the reason it reports."""
 
@@ -141,11 +212,21 @@ class ResponseBuilder:
     """Accumulates one response. Call `start`, then `feed` per model event, then `finish`
     or `fail`; each returns the stream events to send, in order, already numbered."""
 
-    def __init__(self, response: m.Response, *, emit: bool = True) -> None:
+    def __init__(
+        self,
+        response: m.Response,
+        *,
+        emit: bool = True,
+        server_functions: frozenset[str] = frozenset(),
+    ) -> None:
         self.response = response
         self._emit = emit  # False: a non-streaming caller, who only wants the final response
         self._sequence = 0
-        self._items: list[_OpenItem] = []
+        self._items: list[_OpenItem | _FixedItem] = []
+        self._server_functions = server_functions
+        self._server_calls: dict[int, ServerCall] = {}  # this round's, by tool-call index
+        self.client_calls = 0
+        """Function calls for the client so far: they end the tool loop."""
         self._open: _OpenItem | None = None
         self._usage: UsageReport | None = None
         self._finish: Finish | None = None
@@ -187,7 +268,7 @@ class ResponseBuilder:
         if isinstance(event, ToolCallDelta):
             return self._tool_call(event)
         if isinstance(event, UsageReport):
-            self._usage = event
+            self._usage = event if self._usage is None else _added(self._usage, event)
         elif isinstance(event, Finish):
             self._finish = event
         return []
@@ -197,7 +278,7 @@ class ResponseBuilder:
         reason = self._finish.reason if self._finish else "stop"
         incomplete = reason in _INCOMPLETE
         events = self._close(incomplete=incomplete)
-        output = [item.model(item.status) for item in self._items]
+        output = [item.current() for item in self._items]
         details = None
         if incomplete:
             # model_construct: json_schema_mismatch is ours, beyond OpenAI's two reasons.
@@ -225,7 +306,7 @@ class ResponseBuilder:
         """
         code = "rate_limit_exceeded" if error.status == 429 else "server_error"
         events = self._close(incomplete=True)
-        output = [item.model(item.status) for item in self._items]
+        output = [item.current() for item in self._items]
         self.response = self.response.model_copy(
             update={
                 "status": "failed",
@@ -246,13 +327,83 @@ class ResponseBuilder:
         events.append(self._lifecycle(m.ResponseFailedEvent, "response.failed"))
         return events
 
+    # -- server tools (core.runner runs the loop) ---------------------------------------------
+
+    def take_server_calls(self) -> list[ServerCall]:
+        """This round's calls of server tools, in the model's order (after `end_round`)."""
+        calls = [self._server_calls[index] for index in sorted(self._server_calls)]
+        self._server_calls = {}
+        self._finish = None
+        return calls
+
+    def end_round(self) -> list[Event]:
+        """Close the item a round left open (the next round starts a new one)."""
+        return self._close(incomplete=False)
+
+    def output(self) -> list[Any]:
+        """The output items so far, as models."""
+        return [item.current() for item in self._items]
+
+    def add_item(self, item: Any) -> tuple[int, list[Event]]:
+        """Report a server tool's item as started: `output_item.added` and its progress
+        events. Returns its output index, for `finish_item`."""
+        index = len(self._items)
+        self._items.append(_FixedItem(index, item))
+        events = [
+            self._event(
+                m.ResponseOutputItemAddedEvent,
+                "response.output_item.added",
+                output_index=index,
+                item=item,
+            )
+        ]
+        where = {"item_id": item.id, "output_index": index}
+        if item.type == "mcp_call":
+            events.append(
+                self._event(
+                    m.ResponseMCPCallArgumentsDeltaEvent,
+                    "response.mcp_call_arguments.delta",
+                    **where,
+                    delta=item.arguments,
+                )
+            )
+            events.append(
+                self._event(
+                    m.ResponseMCPCallArgumentsDoneEvent,
+                    "response.mcp_call_arguments.done",
+                    **where,
+                    arguments=item.arguments,
+                )
+            )
+        for cls, type_ in _TOOL_EVENTS.get(item.type, ([], None, None))[0]:
+            events.append(self._event(cls, type_, **where))
+        return index, events
+
+    def finish_item(self, index: int, item: Any) -> list[Event]:
+        """Report a server tool's item as done (completed or failed), in its final form."""
+        self._items[index] = _FixedItem(index, item)
+        events = []
+        lifecycle = _TOOL_EVENTS.get(item.type)
+        if lifecycle is not None:
+            cls, type_ = lifecycle[2] if getattr(item, "status", None) == "failed" else lifecycle[1]
+            events.append(self._event(cls, type_, item_id=item.id, output_index=index))
+        events.append(
+            self._event(
+                m.ResponseOutputItemDoneEvent,
+                "response.output_item.done",
+                output_index=index,
+                item=item,
+            )
+        )
+        return events
+
     def cancel(self) -> list[Event]:
         """End a cancelled response: what was streamed stays, the open item is incomplete."""
         events = self._close(incomplete=True)
         self.response = self.response.model_copy(
             update={
                 "status": "cancelled",
-                "output": [item.model(item.status) for item in self._items],
+                "output": [item.current() for item in self._items],
                 "usage": self._usage_model(),
             }
         )
@@ -384,6 +535,14 @@ class ResponseBuilder:
         ]
 
     def _tool_call(self, delta: ToolCallDelta) -> list[Event]:
+        hidden = self._server_calls.get(delta.index)
+        if hidden is None and delta.name in self._server_functions:
+            hidden = self._server_calls[delta.index] = ServerCall(
+                delta.call_id or new_id("call"), delta.name or ""
+            )
+        if hidden is not None:  # a server tool's: reported as its own item once it runs
+            hidden.arguments += delta.arguments
+            return []
         events: list[Event] = []
         item = self._open
         if item is None or item.kind != "function_call" or item.tool_index != delta.index:
@@ -392,6 +551,7 @@ class ResponseBuilder:
             item.tool_index = delta.index
             item.call_id = delta.call_id or new_id("call")
             item.name = delta.name or ""
+            self.client_calls += 1
             events += self._open_item(item)
         if delta.arguments:
             item.arguments += delta.arguments

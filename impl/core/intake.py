@@ -18,6 +18,8 @@ from openresponses.core.items import input_message, new_id, user_text
 from openresponses.errors import invalid
 from openresponses.generated import openai_models as m
 from openresponses.store.base import Store
+from openresponses.tools.mcp import function_name
+from openresponses.tools.registry import Toolbox
 
 T = TypeVar("T")
 
@@ -61,7 +63,9 @@ def check_supported(request: m.CreateResponse) -> None:
                 code="unsupported_value",
             )
     for index, tool in enumerate(request.tools or []):
-        if not isinstance(tool, m.FunctionTool):
+        if isinstance(tool, m.MCPTool):
+            _check_mcp(tool, index)
+        elif not isinstance(tool, m.FunctionTool):
             raise invalid(
                 f"Tool type '{tool.type}' is not supported by this server.",
                 param=f"tools[{index}].type",
@@ -69,7 +73,7 @@ def check_supported(request: m.CreateResponse) -> None:
             )
     choice = request.tool_choice
     if isinstance(choice, BaseModel) and not isinstance(
-        choice, (m.ToolChoiceFunction, m.ToolChoiceAllowed)
+        choice, (m.ToolChoiceFunction, m.ToolChoiceAllowed, m.ToolChoiceMCP)
     ):
         raise invalid(
             f"tool_choice type '{getattr(choice, 'type', '?')}' is not supported.",
@@ -91,6 +95,21 @@ def check_supported(request: m.CreateResponse) -> None:
                     param=f"reasoning.{name}",
                     code="unsupported_value",
                 )
+
+
+def _check_mcp(tool: m.MCPTool, index: int) -> None:
+    if tool.server_url is None:
+        raise invalid(
+            "An mcp tool needs 'server_url' (connectors are not supported by this server).",
+            param=f"tools[{index}].server_url",
+            code="missing_required_parameter",
+        )
+    if str(tool.server_url).split(":", 1)[0] not in ("http", "https"):
+        raise invalid(
+            "An mcp tool's 'server_url' must be an http or https URL.",
+            param=f"tools[{index}].server_url",
+            code="invalid_value",
+        )
 
 
 # Request fields that chat-completions upstreams take under the same name and meaning.
@@ -128,12 +147,36 @@ def callable_tools(request: m.CreateResponse) -> list[m.FunctionTool]:
     return tools
 
 
-def tool_choice(request: m.CreateResponse) -> str | dict[str, Any] | None:
+def tool_choice(request: m.CreateResponse, box: Toolbox | None) -> str | dict[str, Any] | None:
+    """`tool_choice` in the form providers take; an `mcp` choice names the server's functions."""
     choice = request.tool_choice
     if choice is None or isinstance(choice, str):
         return choice
+    if isinstance(choice, m.ToolChoiceMCP):
+        return _mcp_choice(choice, box)
     dumped: dict[str, Any] = choice.model_dump(mode="json", by_alias=True, exclude_none=True)
     return dumped
+
+
+def _mcp_choice(choice: m.ToolChoiceMCP, box: Toolbox | None) -> dict[str, Any]:
+    server = box.mcp_server(choice.server_label) if box else None
+    if server is None:
+        raise invalid(
+            f"tool_choice names MCP server '{choice.server_label}', which is not in tools.",
+            param="tool_choice.server_label",
+        )
+    names = [f.name for f in server.functions()]
+    if choice.name is None:
+        tools = [{"type": "function", "name": name} for name in names]
+        return {"type": "allowed_tools", "mode": "required", "tools": tools}
+    wanted = function_name(choice.server_label, choice.name)
+    if wanted not in names:
+        raise invalid(
+            f"tool_choice names tool '{choice.name}', which MCP server "
+            f"'{choice.server_label}' does not offer.",
+            param="tool_choice.name",
+        )
+    return {"type": "function", "name": wanted}
 
 
 # --- input ----------------------------------------------------------------------------------
@@ -199,6 +242,16 @@ def _normalise(item: Any, index: int) -> Any:
             output=output,
             status=item.status or "completed",
         )
+    if isinstance(item, m.MCPApprovalResponse):
+        return m.MCPApprovalResponseResource(
+            type="mcp_approval_response",
+            id=item.id or new_id("mcp_approval_response"),
+            approval_request_id=item.approval_request_id,
+            approve=item.approve,
+            reason=item.reason,
+        )
+    if isinstance(item, m.MCPListTools | m.MCPApprovalRequest | m.MCPToolCall):
+        return item  # a previous turn's output, given back as input
     kind = getattr(item, "type", type(item).__name__)
     raise invalid(
         f"Input item type '{kind}' is not supported by this server.",

@@ -36,6 +36,9 @@ PREFIX = {
     "compaction": "cmp",
     "item_reference": "ref",
     "call": "call",
+    "mcp_list_tools": "mcpl",
+    "mcp_call": "mcp",
+    "mcp_approval_request": "mcpr",
 }
 
 

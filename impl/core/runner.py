@@ -14,18 +14,19 @@ import contextlib
 import logging
 import time
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 import aiohttp
 
 from openresponses.config import Settings
 from openresponses.core import compaction, intake, structured, tokens
-from openresponses.core.engine import Event, ResponseBuilder, usage_model
+from openresponses.core.engine import Event, ResponseBuilder, ServerCall, usage_model
 from openresponses.core.items import new_id, user_text
 from openresponses.errors import APIError, ErrorKind, invalid
 from openresponses.generated import openai_models as m
 from openresponses.providers.base import (
+    Finish,
     ModelEvent,
     ModelRequest,
     ProviderError,
@@ -34,6 +35,8 @@ from openresponses.providers.base import (
 )
 from openresponses.providers.registry import Registry
 from openresponses.store.base import Store, StoredResponse
+from openresponses.tools import registry as tool_registry
+from openresponses.tools.registry import Toolbox
 
 if TYPE_CHECKING:  # core.background builds on Turn, defined here
     from openresponses.core.background import Runs
@@ -73,6 +76,40 @@ def client_key(services: Services, headers: Mapping[str, str]) -> str | None:
     return None if services.settings.api_keys else bearer(headers)
 
 
+MAX_ROUNDS = 16
+"""Model calls one response may make in the server-tool loop when `max_tool_calls` is unset."""
+
+
+@dataclass
+class Agent:
+    """What the server-tool loop needs to call the model again (see tools.base)."""
+
+    toolbox: Toolbox
+    request: ModelRequest
+    """The first round's request; later rounds add what the response has output so far."""
+    base_items: list[Any]
+    """The conversation before this response, as the model reads it."""
+    generate: Callable[[ModelRequest], AsyncGenerator[ModelEvent, None]]
+    opening: list[Any]
+    """Items made before the model's first call (tool listings, approved calls)."""
+    max_tool_calls: int | None
+    calls: int = 0
+    rounds: int = 1
+    stopped: bool = False
+
+    def next_round(self, output: list[Any]) -> AsyncGenerator[ModelEvent, None]:
+        self.rounds += 1
+        # After the first round the model may answer instead of calling a tool again.
+        choice = "auto" if self.request.tool_choice not in (None, "none") else "none"
+        items = self.base_items + tool_registry.model_items(output)
+        return self.generate(replace(self.request, items=items, tool_choice=choice))
+
+    def over_limit(self, more: int) -> bool:
+        if self.max_tool_calls is not None:
+            return self.calls + more > self.max_tool_calls
+        return self.rounds >= MAX_ROUNDS
+
+
 @dataclass
 class Turn:
     """A prepared response: validated, routed, with its full context, not yet started."""
@@ -89,6 +126,8 @@ class Turn:
     generating: bool = False
     """True while the model's events are read: the only time a cancel interrupts the task."""
     abandon_reason: str = "The client disconnected before the response completed."
+    agent: Agent | None = None
+    """The server-tool loop, when the request has server tools."""
 
     @property
     def response(self) -> m.Response:
@@ -123,7 +162,7 @@ class Turn:
             for event in opening:
                 yield event
             try:
-                async for event in self._generate(first):
+                async for event in self._rounds(first):
                     yield event
                 closing = self.builder.cancel() if self.cancel_requested else self.builder.finish()
             except APIError as exc:
@@ -145,6 +184,61 @@ class Turn:
         finally:
             if not finished:
                 await asyncio.shield(self._abandon())
+
+    async def _rounds(self, first: ModelEvent | None) -> AsyncIterator[Event]:
+        """The model's rounds: while it calls server tools (and nothing for the client), run
+        them and call it again with their results."""
+        agent = self.agent
+        if agent is not None:
+            for item in agent.opening:
+                index, events = self.builder.add_item(item)
+                for event in [*events, *self.builder.finish_item(index, item)]:
+                    yield event
+        async for event in self._generate(first):
+            yield event
+        while agent is not None and not self.cancel_requested:
+            for event in self.builder.end_round():
+                yield event
+            calls = self.builder.take_server_calls()
+            if not calls:
+                return
+            async for event in self._run_tools(agent, calls):
+                yield event
+            if agent.stopped or self.builder.client_calls:
+                return
+            self.events = agent.next_round(self.builder.output())
+            async for event in self._generate(None):
+                yield event
+
+    async def _run_tools(self, agent: Agent, calls: list[ServerCall]) -> AsyncIterator[Event]:
+        """Run a round's server-tool calls at once; an approval request stops the loop."""
+        started = [(agent.toolbox.owner(c.name), c) for c in calls]
+        items = [(owner, owner.start(c.name, c.arguments)) for owner, c in started]
+        runnable = [(owner, item) for owner, item in items if item.type != "mcp_approval_request"]
+        if agent.over_limit(len(runnable)):
+            self.builder.feed(Finish("max_tool_calls"))
+            agent.stopped = True
+            return
+        agent.calls += len(runnable)
+        indexes = []
+        for _, item in items:
+            index, events = self.builder.add_item(item)
+            for event in events:
+                yield event
+            if item.type == "mcp_approval_request":
+                agent.stopped = True  # the client answers on its next request
+                for event in self.builder.finish_item(index, item):
+                    yield event
+            else:
+                indexes.append(index)
+        self.generating = True  # a cancel may interrupt the tools as it does the model
+        try:
+            finished = await asyncio.gather(*(owner.run(item) for owner, item in runnable))
+        finally:
+            self.generating = False
+        for index, item in zip(indexes, finished, strict=True):
+            for event in self.builder.finish_item(index, item):
+                yield event
 
     async def _generate(self, first: ModelEvent | None) -> AsyncIterator[Event]:
         """The builder's events for each of the model's; nothing once a cancel is asked for
@@ -229,12 +323,16 @@ async def prepare(
     items = await intake.input_items(request.input, services.store)
     context = await _context(history or services.store.context, request.previous_response_id)
     text_format = _text_format(request.text)
+    conversation = tool_registry.model_items(compaction.expand(services.secret, context + items))
+    box = tool_registry.toolbox(request)
+    opening = [] if box is None else await _prepare_tools(box, items, context)
+    choice = intake.tool_choice(request, box)
     model_request = ModelRequest(
         model=upstream_model,
-        items=compaction.expand(services.secret, context + items),
+        items=conversation + tool_registry.model_items(opening),
         instructions=request.instructions,
-        tools=intake.callable_tools(request),
-        tool_choice=intake.tool_choice(request),
+        tools=_narrowed(intake.callable_tools(request) + (box.functions() if box else []), choice),
+        tool_choice=choice,
         parallel_tool_calls=request.parallel_tool_calls,
         temperature=intake.plain(request.temperature),
         top_p=intake.plain(request.top_p),
@@ -245,25 +343,47 @@ async def prepare(
         stream=bool(request.stream or request.background),  # the background streams, for later
     )
     key = client_key(services, headers)
-    if structured.wanted(text_format) and not provider.structured_output:
-        assert text_format is not None
-        events = structured.enforce(
-            lambda attempt: provider.generate(attempt, api_key=key), model_request, text_format
-        )
-    else:
-        events = provider.generate(model_request, api_key=key)
+
+    def generate(attempt: ModelRequest) -> AsyncGenerator[ModelEvent, None]:
+        if structured.wanted(text_format) and not provider.structured_output:
+            assert text_format is not None
+            return structured.enforce(
+                lambda again: provider.generate(again, api_key=key), attempt, text_format
+            )
+        return provider.generate(attempt, api_key=key)
+
+    agent = None
+    if box is not None:
+        agent = Agent(box, model_request, conversation, generate, opening, request.max_tool_calls)
     return Turn(
         services=services,
         # A background response keeps its events for whoever streams it later.
         builder=ResponseBuilder(
             intake.initial_response(request, model),
             emit=bool(request.stream or request.background),
+            server_functions=box.names() if box else frozenset(),
         ),
         history=context,
         input_items=items,
         store=request.store is not False,
-        events=events,
+        events=generate(model_request),
+        agent=agent,
     )
+
+
+def _narrowed(tools: list[m.FunctionTool], choice: Any) -> list[m.FunctionTool]:
+    """Only the tools an `allowed_tools` choice names (providers take the mode alone)."""
+    if not isinstance(choice, dict) or choice.get("type") != "allowed_tools":
+        return tools
+    names = {entry.get("name") for entry in choice.get("tools", [])}
+    return [tool for tool in tools if tool.name in names]
+
+
+async def _prepare_tools(box: Toolbox, items: list[Any], context: list[Any]) -> list[Any]:
+    """List the server tools' functions and run the calls the client approved: the items
+    that report both, first in the response's output."""
+    listed = await box.prepare(context + items)
+    return listed + await box.run_approved(items, context)
 
 
 async def compact(

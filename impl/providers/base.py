@@ -15,8 +15,11 @@ from typing import Any, Literal, Protocol
 from openresponses.errors import APIError, ErrorKind
 from openresponses.generated import openai_models as m
 
-FinishReason = Literal["stop", "length", "tool_calls", "content_filter", "schema_mismatch"]
-"""Why a model stopped; `schema_mismatch` is ours: structured output that never validated."""
+FinishReason = Literal[
+    "stop", "length", "tool_calls", "content_filter", "schema_mismatch", "max_tool_calls"
+]
+"""Why a model stopped; `schema_mismatch` (structured output that never validated) and
+`max_tool_calls` (the server-tool loop hit the request's limit) are ours."""
 
 
 @dataclass(frozen=True)

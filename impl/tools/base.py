@@ -1,0 +1,38 @@
+"""The server-tool protocol: tools the server runs itself inside one response.
+
+A request's built-in tools (`mcp` now; `file_search` and `web_search` follow the same
+protocol) are offered to the model as ordinary function tools, so every provider can call
+them. When the model calls one, the server runs it and reports it to the client as the
+tool's own item (`mcp_call`…), never as a `function_call`; the model then reads the result
+as a function output and goes on (the loop is `core.runner.Turn`'s).
+
+Each tool type is one module with a class implementing `ServerTool`; `tools.registry` builds
+them from a request and turns their items back into function calls and outputs for the
+model, on this turn and on later ones.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any, Protocol
+
+from openresponses.generated import openai_models as m
+
+
+class ServerTool(Protocol):
+    """One built-in tool of one request, e.g. one MCP server."""
+
+    async def prepare(self, history: Sequence[Any]) -> list[Any]:
+        """Get ready before the model is first called: the items that report it (an
+        `mcp_list_tools`), or none when `history` already has what is needed."""
+
+    def functions(self) -> list[m.FunctionTool]:
+        """The functions the model may call (after `prepare`)."""
+
+    def start(self, function: str, arguments: str) -> Any:
+        """The item for a call of one of this tool's functions: in progress, to be `run`, or
+        a request for the client's approval, which ends the response until it answers."""
+
+    async def run(self, item: Any) -> Any:
+        """The started `item`, finished: completed, or failed with the error inside (a tool's
+        failure is the model's to read, never an exception)."""

@@ -1,0 +1,146 @@
+"""A request's server tools, built from its `tools`, and their items as the model reads them.
+
+Adding a tool type touches this file only: its class in `_BUILDERS`, its item types in
+`_MODEL_ITEMS`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from openresponses.core.items import new_id
+from openresponses.errors import invalid
+from openresponses.generated import openai_models as m
+from openresponses.tools import mcp
+from openresponses.tools.base import ServerTool
+
+_BUILDERS: dict[type[Any], Callable[[Any], ServerTool]] = {m.MCPTool: mcp.McpServer}
+"""Request tool model → the server tool that runs it."""
+
+SERVER_TOOL_TYPES = frozenset(_BUILDERS)
+
+
+class Toolbox:
+    """The server tools of one request, prepared together and found by function name."""
+
+    def __init__(self, tools: list[ServerTool]) -> None:
+        self.tools = tools
+        self._owners: dict[str, ServerTool] = {}
+
+    async def prepare(self, history: Sequence[Any]) -> list[Any]:
+        """Prepare every tool at once; the items that report it, in the tools' order."""
+        prepared = await asyncio.gather(*(tool.prepare(history) for tool in self.tools))
+        self._owners = {f.name: tool for tool in self.tools for f in tool.functions()}
+        return [item for items in prepared for item in items]
+
+    def functions(self) -> list[m.FunctionTool]:
+        return [f for tool in self.tools for f in tool.functions()]
+
+    def names(self) -> frozenset[str]:
+        return frozenset(self._owners)
+
+    def owner(self, function: str) -> ServerTool:
+        return self._owners[function]
+
+    def mcp_server(self, label: str) -> mcp.McpServer | None:
+        found = (t for t in self.tools if isinstance(t, mcp.McpServer) and t.label == label)
+        return next(found, None)
+
+    async def run_approved(self, items: Sequence[Any], history: Sequence[Any]) -> list[Any]:
+        """Run the calls that the client's `mcp_approval_response` inputs approve; their
+        finished `mcp_call` items. A response to an unknown request is a 400."""
+        requests = {i.id: i for i in history if isinstance(i, m.MCPApprovalRequest)}
+        approved = []
+        for index, item in enumerate(items):
+            if getattr(item, "type", None) != "mcp_approval_response":
+                continue
+            request = requests.get(item.approval_request_id)
+            server = self.mcp_server(request.server_label) if request else None
+            if request is None or server is None:
+                raise invalid(
+                    f"No mcp_approval_request with id '{item.approval_request_id}' for a server "
+                    "of this request in the conversation (is previous_response_id set, and the "
+                    "mcp tool given again?).",
+                    param=f"input[{index}].approval_request_id",
+                    code="invalid_value",
+                )
+            if item.approve:
+                approved.append(
+                    server.run(server.started(request.name, request.arguments, request.id))
+                )
+        return list(await asyncio.gather(*approved))
+
+
+def toolbox(request: m.CreateResponse) -> Toolbox | None:
+    """The request's server tools, or None when it has none (the common, fast case)."""
+    tools = [_BUILDERS[type(t)](t) for t in request.tools or [] if type(t) in _BUILDERS]
+    return Toolbox(tools) if tools else None
+
+
+# --- what the model reads ------------------------------------------------------------------
+
+
+def _call(call_id: str, name: str, arguments: str) -> m.FunctionToolCall:
+    return m.FunctionToolCall(
+        type="function_call",
+        id=new_id("function_call"),
+        call_id=call_id,
+        name=name,
+        arguments=arguments,
+        status="completed",
+    )
+
+
+def _output(call_id: str, output: str) -> m.FunctionToolCallOutputResource:
+    return m.FunctionToolCallOutputResource(
+        type="function_call_output",
+        id=new_id("function_call_output"),
+        call_id=call_id,
+        output=output,
+        status="completed",
+    )
+
+
+def _mcp_items(item: Any) -> tuple[list[Any], list[Any]]:
+    """(calls, outputs) the model reads for one MCP item."""
+    if isinstance(item, m.MCPToolCall):
+        name = mcp.function_name(item.server_label, item.name)
+        output = [_output(item.approval_request_id or item.id, mcp.call_result_text(item))]
+        if item.approval_request_id:  # its call is the approval request, earlier
+            return [], output
+        return [_call(item.id, name, item.arguments)], output
+    if isinstance(item, m.MCPApprovalRequest):
+        return [_call(item.id, mcp.function_name(item.server_label, item.name), item.arguments)], []
+    if getattr(item, "type", None) == "mcp_approval_response" and not item.approve:
+        reason = f" ({item.reason})" if getattr(item, "reason", None) else ""
+        return [], [_output(item.approval_request_id, f"The user declined this call{reason}.")]
+    return [], []  # listings, and approvals (the mcp_call that follows carries the result)
+
+
+_MODEL_ITEMS: dict[str, Callable[[Any], tuple[list[Any], list[Any]]]] = {
+    "mcp_list_tools": _mcp_items,
+    "mcp_call": _mcp_items,
+    "mcp_approval_request": _mcp_items,
+    "mcp_approval_response": _mcp_items,
+}
+
+
+def model_items(items: Sequence[Any]) -> list[Any]:
+    """`items` as the model reads them: server-tool items become function calls and their
+    outputs; a run of them becomes its calls, then its outputs (one parallel turn)."""
+    result: list[Any] = []
+    calls: list[Any] = []
+    outputs: list[Any] = []
+    for item in items:
+        convert = _MODEL_ITEMS.get(getattr(item, "type", ""))
+        if convert is None:
+            result += calls + outputs
+            calls, outputs = [], []
+            result.append(item)
+            continue
+        more_calls, more_outputs = convert(item)
+        calls += more_calls
+        outputs += more_outputs
+    return result + calls + outputs
