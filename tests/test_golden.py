@@ -8,13 +8,17 @@ change is intended, record the streams again and review the diff of `conformance
 
 from __future__ import annotations
 
+import json
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from openresponses.conformance import golden
 from openresponses.conformance.wire import Client, Dialect, Target
 from tests.conftest import Server
+from tests.mcp_servers import McpTestServer
 from tests.test_responses_create import WEATHER_TOOL
 from tests.upstream import Call, Cut, Reply, ScriptedUpstream, Text, ToolCalls
 
@@ -47,6 +51,22 @@ SCENARIOS: dict[str, tuple[Reply, str]] = {
 
 CASES = [(scenario, dialect) for scenario in SCENARIOS for dialect in Dialect]
 
+MCP_URL = "<mcp_server_url>"
+TOOL_SCENARIOS: dict[str, tuple[tuple[Reply, ...], str, dict[str, Any]]] = {
+    # name: (the upstream's answers, one per round, what the user asks, the MCP tool)
+    "mcp_call": (
+        (ToolCalls([Call("tools__add", '{"a": 2, "b": 3}', id="call_add")]), Text("It is 5.")),
+        "What is 2 + 3?",
+        {"require_approval": "never"},
+    ),
+    "mcp_approval_request": (
+        (ToolCalls([Call("tools__shout", '{"text": "hi"}', id="call_shout")]),),
+        "Shout hi.",
+        {"require_approval": "always"},
+    ),
+}
+TOOL_CASES = [(scenario, dialect) for scenario in TOOL_SCENARIOS for dialect in Dialect]
+
 
 def _stream(server: Server, upstream: ScriptedUpstream, scenario: str, dialect: Dialect) -> list:
     reply, question = SCENARIOS[scenario]
@@ -69,6 +89,44 @@ def test_the_event_stream_matches_its_golden_recording(
 ) -> None:
     path = GOLDEN / dialect.value / f"{scenario}.jsonl"
     events = _stream(server, upstream, scenario, dialect)
+    if request.config.getoption("--update-golden"):
+        golden.write(path, events)
+
+    differences = golden.compare(golden.load(path), events)
+
+    assert not differences, "\n".join(differences)
+
+
+@pytest.fixture(scope="module")
+def mcp_server() -> Iterator[McpTestServer]:
+    server = McpTestServer().start()
+    yield server
+    server.stop()
+
+
+@pytest.mark.parametrize(
+    ("scenario", "dialect"), TOOL_CASES, ids=[f"{s}-{d.value}" for s, d in TOOL_CASES]
+)
+def test_a_server_tool_event_stream_matches_its_golden_recording(
+    server: Server,
+    upstream: ScriptedUpstream,
+    mcp_server: McpTestServer,
+    request: pytest.FixtureRequest,
+    scenario: str,
+    dialect: Dialect,
+) -> None:
+    replies, question, settings = TOOL_SCENARIOS[scenario]
+    model = upstream.script(*replies, model=f"golden-{scenario}-{dialect.value}")
+    tool = {"type": "mcp", "server_label": "tools", "server_url": mcp_server.url, **settings}
+    client = Client(Target(server.base_url, model, "sk-client", {}, timeout=20), dialect)
+    try:
+        body = {"model": model, "input": question, "tools": [tool]}
+        events = client.stream("/responses", body).events
+    finally:
+        client.close()
+    # The MCP server's port changes from run to run.
+    events = json.loads(json.dumps(events).replace(mcp_server.url, MCP_URL))
+    path = GOLDEN / dialect.value / f"{scenario}.jsonl"
     if request.config.getoption("--update-golden"):
         golden.write(path, events)
 

@@ -113,7 +113,10 @@ def _spec_response(data: dict[str, Any], store: bool) -> dict[str, Any]:
     data["output"] = [item for item in output if item.get("type") in _SPEC_ITEM_TYPES]
     spec = _dump(orm.ResponseResource.model_validate(data))
     spec["tools"] = _merged(tools, spec["tools"], _SPEC_TOOL_TYPES)
-    spec["output"] = _merged(output, spec["output"], _SPEC_ITEM_TYPES)
+    spec["output"] = [
+        _with_status(item) if item["type"].startswith(EXTENSION_PREFIX) else item
+        for item in _merged(output, spec["output"], _SPEC_ITEM_TYPES)
+    ]
     return spec
 
 
@@ -132,6 +135,13 @@ def _merged(
 def prefixed(entry: dict[str, Any]) -> dict[str, Any]:
     """A tool, item or event of ours, its type under our implementor prefix."""
     return {**entry, "type": f"{EXTENSION_PREFIX}{entry['type']}"}
+
+
+def _with_status(item: dict[str, Any]) -> dict[str, Any]:
+    """Every item has a `status` in the spec, ours too (a tool listing has none in OpenAI's)."""
+    if item.get("status") is None:
+        return {**item, "status": "failed" if item.get("error") else "completed"}
+    return item
 
 
 def _spec_item(item: dict[str, Any]) -> None:
@@ -218,14 +228,24 @@ def event_body(event: BaseModel, dialect: Dialect, *, store: bool) -> dict[str, 
                 "param": data.get("param"),
             },
         }
+    response = None
     if "response" in data:
-        data["response"] = _spec_response(data["response"], store)
+        # Validated with our tools and items left out (the spec's unions do not have them),
+        # sent with them.
+        response = _spec_response(data["response"], store)
+        data["response"] = {
+            **response,
+            "tools": [t for t in response["tools"] if t.get("type") in _SPEC_TOOL_TYPES],
+            "output": [i for i in response["output"] if i.get("type") in _SPEC_ITEM_TYPES],
+        }
     item = data.get("item")
     if item is not None and item.get("type") not in _SPEC_ITEM_TYPES:
-        return {**data, "item": prefixed(item)}  # the event is the spec's, its item ours
+        return {**data, "item": _with_status(prefixed(item))}  # a spec event, our item
     if item is not None:
         _spec_item(item)
     spec_event: dict[str, Any] = _SPEC_EVENT.dump_python(
         _SPEC_EVENT.validate_python(data), mode="json", by_alias=True, exclude_unset=True
     )
+    if response is not None:
+        spec_event["response"] = response
     return spec_event
