@@ -1,4 +1,4 @@
-"""A scripted HTTP server on loopback standing in for a search API (or any web page): it
+"""A scripted HTTP server on loopback standing in for a search API or a web site: it
 answers each request with the next scripted `Answer` and records what it was sent.
 
     api = FakeSearchAPI()
@@ -86,9 +86,6 @@ class FakeSearchAPI:
         answer = self._answers.popleft() if self._answers else Answer(status=500, body=b"")
         if answer.delay:
             await asyncio.sleep(answer.delay)
-        return Response(
-            answer.body,
-            status_code=answer.status,
-            media_type=answer.content_type,
-            headers=answer.headers,
-        )
+        # The content type as given: Starlette would add a charset to a text/* media_type.
+        headers = {"content-type": answer.content_type, **answer.headers}
+        return Response(answer.body, status_code=answer.status, headers=headers)
