@@ -247,6 +247,14 @@ def test_searxng_snippets_are_clipped_to_the_context_size(api: FakeSearchAPI) ->
     assert result.content == "word " * 98 + "word …"
 
 
+def test_a_url_found_twice_is_one_result(api: FakeSearchAPI) -> None:
+    first = {"url": "https://example.com/a", "title": "A", "content": "first"}
+    again = {"url": "https://example.com/a", "title": "A again", "content": "second"}
+    api.script(Answer(body=json.dumps({"results": [first, again]}).encode()))
+
+    assert search("searxng", api.url) == [WebResult("https://example.com/a", "A", "first")]
+
+
 def test_searxng_without_the_json_format_enabled_says_how_to_enable_it(
     api: FakeSearchAPI,
 ) -> None:
@@ -290,6 +298,22 @@ def test_brave_sends_its_key_count_country_and_location_headers(api: FakeSearchA
         "x-loc-city": "Munchen",  # header values are ASCII
         "x-loc-timezone": "Europe/Berlin",
     }
+
+
+def test_brave_gets_as_many_site_operators_as_its_query_limits_allow(
+    api: FakeSearchAPI,
+) -> None:
+    """Brave refuses queries over 400 characters or 50 words; a tool may allow 100 domains."""
+    api.script(Answer(body=fixture("brave_web_search.json")))
+    allowed = [f"site{i}.example.com" for i in range(100)]
+
+    search("brave", api.url, "python asyncio timeout", allowed_domains=allowed)
+
+    [sent] = api.requests
+    sites = " OR ".join(f"site:site{i}.example.com" for i in range(14))
+    assert sent.query["q"] == f"python asyncio timeout ({sites})"
+    assert len(sent.query["q"]) <= 400
+    assert len(sent.query["q"].split()) <= 50
 
 
 def test_brave_with_a_high_context_size_asks_for_extra_snippets_and_keeps_them(

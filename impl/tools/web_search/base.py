@@ -15,6 +15,7 @@ import email.utils
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, replace
 from datetime import date, datetime
+from itertools import islice
 from typing import Any, Literal, Protocol
 from urllib.parse import urlsplit
 
@@ -91,13 +92,28 @@ def in_domains(url: str, domains: Iterable[str]) -> bool:
     return any(host == d or host.endswith("." + d) for d in domains)
 
 
+# Brave's limits on a query (400 characters, 50 words); engines behind SearXNG have similar ones.
+QUERY_CHARS = 400
+QUERY_WORDS = 50
+
+
 def with_sites(query: str, domains: list[str]) -> str:
-    """The query restricted with `site:` operators, for APIs without a domain parameter."""
-    if not domains:
-        return query
-    if len(domains) == 1:
-        return f"{query} site:{domains[0]}"
-    return f"{query} ({' OR '.join(f'site:{d}' for d in domains)})"
+    """The query restricted with `site:` operators, for APIs without a domain parameter: the
+    first domains, as many as keep it within `QUERY_CHARS` and `QUERY_WORDS` (a tool may
+    allow a hundred domains; a longer query would be refused outright)."""
+    words = len(query.split())
+    sites: list[str] = []
+    for d in domains:
+        operators = " OR ".join([*sites, f"site:{d}"])
+        if (
+            len(query) + len(operators) + 3 > QUERY_CHARS
+            or words + 2 * len(sites) + 1 > QUERY_WORDS
+        ):
+            break
+        sites.append(f"site:{d}")
+    if len(sites) < 2:
+        return " ".join([query, *sites])
+    return f"{query} ({' OR '.join(sites)})"
 
 
 def _clip(text: str, limit: int) -> str:
@@ -127,16 +143,19 @@ def finish(
 ) -> list[WebResult]:
     """The backend's results as the loop gets them: inside the allowed domains, without
     repeated URLs, snippets clipped to the context size, at most `max_results`."""
-    kept: list[WebResult] = []
+    limit = SNIPPET_CHARS[context_size]
     seen: set[str] = set()
-    for result in results:
-        if result.url in seen or (allowed_domains and not in_domains(result.url, allowed_domains)):
-            continue
-        seen.add(result.url)
-        kept.append(replace(result, content=_clip(result.content, SNIPPET_CHARS[context_size])))
-        if len(kept) == max_results:
-            break
-    return kept
+
+    def kept() -> Iterator[WebResult]:
+        for result in results:
+            if result.url in seen:
+                continue
+            if allowed_domains and not in_domains(result.url, allowed_domains):
+                continue
+            seen.add(result.url)
+            yield replace(result, content=_clip(result.content, limit))
+
+    return list(islice(kept(), max(0, max_results)))
 
 
 def published(value: object) -> date | None:

@@ -94,7 +94,7 @@ class BraveBackend:
         allowed = domains(allowed_domains)
         params = {
             "q": with_sites(query, allowed),
-            "count": str(min(max_results, _MAX_COUNT)),
+            "count": str(min(max(max_results, 1), _MAX_COUNT)),
             "result_filter": "web",
             "text_decorations": "false",  # no <strong> markup in descriptions
         }

@@ -122,7 +122,8 @@ def _decode(body: bytes, charset: str | None) -> str:
 
 
 class PageFetcher:
-    """Opens pages for the web_search tool; one per server (it owns a connection pool)."""
+    """Opens pages for the web_search tool: one per server, made where the event loop runs
+    (the app's lifespan), closed with it; it owns a guarded connection pool."""
 
     def __init__(
         self,
