@@ -61,6 +61,27 @@ class Settings:
     models_ttl: float = 60.0
     # WebSocket connections end after this long (the spec's 60 minutes).
     websocket_max_seconds: float = 3600.0
+    # Tool URLs (MCP servers, pages the model opens) may reach loopback and private
+    # addresses: for local development only (see tools/guard.py).
+    allow_private_networks: bool = False
+    # The web_search tool's backend; None: the tool is refused with a 400 that says how
+    # to configure one.
+    web_search: WebSearchConfig | None = None
+
+
+@dataclass(frozen=True)
+class WebSearchConfig:
+    backend: str  # a name in WEB_SEARCH_BACKENDS, implemented in tools/web_search/
+    base_url: str
+    api_key: str | None = None
+
+
+# backend: (base-url variable, default base URL or None if required, api-key variable or None)
+WEB_SEARCH_BACKENDS: dict[str, tuple[str, str | None, str | None]] = {
+    "searxng": ("SEARXNG_URL", None, None),
+    "brave": ("BRAVE_BASE_URL", "https://api.search.brave.com/res/v1", "BRAVE_API_KEY"),
+    "tavily": ("TAVILY_BASE_URL", "https://api.tavily.com", "TAVILY_API_KEY"),
+}
 
 
 # name: (kind, base-url variable, default base URL, api-key variable)
@@ -150,6 +171,29 @@ def load_providers(
     return providers
 
 
+def _true(value: str) -> bool:
+    return value.lower() in ("1", "true", "yes")
+
+
+def load_web_search(env: Mapping[str, str]) -> WebSearchConfig | None:
+    """The backend `OPENRESPONSES_WEB_SEARCH` names, with its URL and key; a missing one is an
+    error at start-up rather than on the first search."""
+    name = env.get("OPENRESPONSES_WEB_SEARCH", "").strip().lower()
+    if not name:
+        return None
+    if name not in WEB_SEARCH_BACKENDS:
+        choices = "|".join(WEB_SEARCH_BACKENDS)
+        raise ValueError(f"OPENRESPONSES_WEB_SEARCH={name} is not one of {choices}")
+    url_var, default_url, key_var = WEB_SEARCH_BACKENDS[name]
+    base_url = env.get(url_var) or default_url
+    if not base_url:
+        raise ValueError(f"OPENRESPONSES_WEB_SEARCH={name} needs {url_var}")
+    api_key = env.get(key_var) if key_var else None
+    if key_var and not api_key:
+        raise ValueError(f"OPENRESPONSES_WEB_SEARCH={name} needs {key_var}")
+    return WebSearchConfig(name, base_url.rstrip("/"), api_key)
+
+
 def load_settings(
     *,
     config_path: Path | None = None,
@@ -167,12 +211,15 @@ def load_settings(
         "default_provider": env.get("OPENRESPONSES_DEFAULT_PROVIDER")
         or config.get("default_provider", "openai"),
         "dialect": Dialect(env.get("OPENRESPONSES_DIALECT") or config.get("dialect", "openai")),
+        "web_search": load_web_search(env),
     }
     if env.get("OPENRESPONSES_API_KEYS"):
         keys = (key.strip() for key in env["OPENRESPONSES_API_KEYS"].split(","))
         values["api_keys"] = tuple(key for key in keys if key)
     if env.get("OPENRESPONSES_JOURNAL_FSYNC"):
-        values["journal_fsync"] = env["OPENRESPONSES_JOURNAL_FSYNC"].lower() in ("1", "true", "yes")
+        values["journal_fsync"] = _true(env["OPENRESPONSES_JOURNAL_FSYNC"])
+    if env.get("OPENRESPONSES_ALLOW_PRIVATE_NETWORKS"):
+        values["allow_private_networks"] = _true(env["OPENRESPONSES_ALLOW_PRIVATE_NETWORKS"])
     if env.get("OPENRESPONSES_MODELS_TTL"):
         values["models_ttl"] = float(env["OPENRESPONSES_MODELS_TTL"])
     if env.get("OPENRESPONSES_WEBSOCKET_MAX_SECONDS"):

@@ -106,3 +106,9 @@ def test_a_provider_without_base_url_is_refused(tmp_path: Path) -> None:
 def test_journal_fsync_is_off_unless_asked_for() -> None:
     assert load_settings(env={}).journal_fsync is False
     assert load_settings(env={"OPENRESPONSES_JOURNAL_FSYNC": "true"}).journal_fsync is True
+
+
+def test_private_networks_are_closed_to_tools_unless_allowed() -> None:
+    assert load_settings(env={}).allow_private_networks is False
+    env = {"OPENRESPONSES_ALLOW_PRIVATE_NETWORKS": "true"}
+    assert load_settings(env=env).allow_private_networks is True
