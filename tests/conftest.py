@@ -142,8 +142,14 @@ def server(
         "[providers.second]\n"
         f'kind = "openai-chat"\nbase_url = "{upstream.base_url}"\napi_key_env = "SECOND_KEY"\n'
     )
-    # Tests script models as they go, so listings must not be reused (test_models_are_cached).
-    env = server_env(upstream, SECOND_KEY="sk-server-second", OPENRESPONSES_MODELS_TTL="0")
+    # Tests script models as they go, so listings must not be reused (test_models_are_cached);
+    # their tool servers (MCP, search) run on loopback, which the URL guard otherwise refuses.
+    env = server_env(
+        upstream,
+        SECOND_KEY="sk-server-second",
+        OPENRESPONSES_MODELS_TTL="0",
+        OPENRESPONSES_ALLOW_PRIVATE_NETWORKS="true",
+    )
     srv = Server(data_dir, env, ["--config", str(config)]).start()
     yield srv
     srv.stop()

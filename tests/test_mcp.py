@@ -8,13 +8,14 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import httpx
 import openai
 import pytest
 
-from tests.conftest import Server, final_response
+from tests.conftest import Server, final_response, server_env
 from tests.mcp_servers import McpTestServer
 from tests.upstream import Call, ScriptedUpstream, Text, ToolCalls
 
@@ -354,3 +355,25 @@ def test_mcp_items_carry_the_extension_prefix_in_the_open_responses_dialect(
     ]
     assert [tool["type"] for tool in answer["tools"]] == ["openresponses:mcp"]
     assert json.loads(answer["output"][1]["arguments"]) == {"a": 1, "b": 2}
+
+
+def test_an_mcp_server_on_a_private_network_is_refused_unless_the_server_allows_it(
+    upstream: ScriptedUpstream, mcp_server: McpTestServer, tmp_path: Path
+) -> None:
+    model = upstream.script(Text("never"))
+    guarded = Server(tmp_path, server_env(upstream)).start()
+    try:
+        with pytest.raises(openai.BadRequestError) as raised:
+            guarded.client().responses.create(
+                model=model,
+                input="Hi",
+                tools=[{"type": "function", "name": "f"}, _tool(mcp_server)],
+            )
+    finally:
+        guarded.stop()
+
+    assert raised.value.param == "tools[1].server_url"
+    assert raised.value.code == "url_not_allowed"
+    assert "a loopback address" in raised.value.message
+    assert "OPENRESPONSES_ALLOW_PRIVATE_NETWORKS=true" in raised.value.message
+    assert upstream.requests(model) == []

@@ -104,12 +104,6 @@ def _check_mcp(tool: m.MCPTool, index: int) -> None:
             param=f"tools[{index}].server_url",
             code="missing_required_parameter",
         )
-    if str(tool.server_url).split(":", 1)[0] not in ("http", "https"):
-        raise invalid(
-            "An mcp tool's 'server_url' must be an http or https URL.",
-            param=f"tools[{index}].server_url",
-            code="invalid_value",
-        )
 
 
 # Request fields that chat-completions upstreams take under the same name and meaning.

@@ -325,7 +325,9 @@ async def prepare(
     text_format = _text_format(request.text)
     conversation = tool_registry.model_items(compaction.expand(services.secret, context + items))
     box = tool_registry.toolbox(request)
-    opening = [] if box is None else await _prepare_tools(box, items, context)
+    opening = []
+    if box is not None:
+        opening = await _prepare_tools(box, items, context, services.settings)
     choice = intake.tool_choice(request, box)
     model_request = ModelRequest(
         model=upstream_model,
@@ -379,10 +381,12 @@ def _narrowed(tools: list[m.FunctionTool], choice: Any) -> list[m.FunctionTool]:
     return [tool for tool in tools if tool.name in names]
 
 
-async def _prepare_tools(box: Toolbox, items: list[Any], context: list[Any]) -> list[Any]:
-    """List the server tools' functions and run the calls the client approved: the items
-    that report both, first in the response's output."""
-    listed = await box.prepare(context + items)
+async def _prepare_tools(
+    box: Toolbox, items: list[Any], context: list[Any], settings: Settings
+) -> list[Any]:
+    """Check the server tools, list their functions and run the calls the client approved:
+    the items that report both, first in the response's output."""
+    listed = await box.prepare(context + items, allow_private=settings.allow_private_networks)
     return listed + await box.run_approved(items, context)
 
 

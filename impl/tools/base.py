@@ -22,6 +22,10 @@ from openresponses.generated import openai_models as m
 class ServerTool(Protocol):
     """One built-in tool of one request, e.g. one MCP server."""
 
+    async def check(self, *, allow_private: bool) -> None:
+        """Refuse the request (an APIError) if the tool's settings are unusable, e.g. a URL on
+        a private network when the server does not allow them (see tools.guard)."""
+
     async def prepare(self, history: Sequence[Any]) -> list[Any]:
         """Get ready before the model is first called: the items that report it (an
         `mcp_list_tools`), or none when `history` already has what is needed."""

@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 from openresponses.core.items import new_id
 from openresponses.generated import openai_models as m
+from openresponses.tools.guard import check_url
 
 if TYPE_CHECKING:
     from mcp import Client
@@ -89,12 +90,17 @@ def _error_text(exc: BaseException) -> str:
 class McpServer:
     """One `mcp` tool of a request: one server, its allowed tools, its approval policy."""
 
-    def __init__(self, spec: m.MCPTool) -> None:
+    def __init__(self, spec: m.MCPTool, index: int) -> None:
         self.spec = spec
+        self.param = f"tools[{index}].server_url"
         self.label = spec.server_label
         self.tools: list[m.MCPListToolsTool] = []
 
     # --- before the model runs -----------------------------------------------------------
+
+    async def check(self, *, allow_private: bool) -> None:
+        """Refuse a server on a private network (a 400) unless the server allows them."""
+        await check_url(str(self.spec.server_url), allow_private=allow_private, param=self.param)
 
     async def prepare(self, history: Sequence[Any]) -> list[Any]:
         """List the server's tools, or reuse the list an earlier turn of the chain made."""

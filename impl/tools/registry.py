@@ -16,8 +16,8 @@ from openresponses.generated import openai_models as m
 from openresponses.tools import mcp
 from openresponses.tools.base import ServerTool
 
-_BUILDERS: dict[type[Any], Callable[[Any], ServerTool]] = {m.MCPTool: mcp.McpServer}
-"""Request tool model → the server tool that runs it."""
+_BUILDERS: dict[type[Any], Callable[[Any, int], ServerTool]] = {m.MCPTool: mcp.McpServer}
+"""Request tool model → the server tool that runs it (given the tool and its index)."""
 
 SERVER_TOOL_TYPES = frozenset(_BUILDERS)
 
@@ -29,8 +29,10 @@ class Toolbox:
         self.tools = tools
         self._owners: dict[str, ServerTool] = {}
 
-    async def prepare(self, history: Sequence[Any]) -> list[Any]:
-        """Prepare every tool at once; the items that report it, in the tools' order."""
+    async def prepare(self, history: Sequence[Any], *, allow_private: bool) -> list[Any]:
+        """Check, then prepare every tool at once; the items that report it, in the tools'
+        order."""
+        await asyncio.gather(*(tool.check(allow_private=allow_private) for tool in self.tools))
         prepared = await asyncio.gather(*(tool.prepare(history) for tool in self.tools))
         self._owners = {f.name: tool for tool in self.tools for f in tool.functions()}
         return [item for items in prepared for item in items]
@@ -75,7 +77,11 @@ class Toolbox:
 
 def toolbox(request: m.CreateResponse) -> Toolbox | None:
     """The request's server tools, or None when it has none (the common, fast case)."""
-    tools = [_BUILDERS[type(t)](t) for t in request.tools or [] if type(t) in _BUILDERS]
+    tools = [
+        _BUILDERS[type(tool)](tool, index)
+        for index, tool in enumerate(request.tools or [])
+        if type(tool) in _BUILDERS
+    ]
     return Toolbox(tools) if tools else None
 
 
