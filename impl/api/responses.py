@@ -8,10 +8,16 @@ from typing import Any, Literal
 
 from starlette.responses import Response, StreamingResponse
 
-from openresponses.api.common import current, dialect, json_response, read_body, services
+from openresponses.api.common import (
+    current,
+    dialect,
+    item_defaults,
+    json_response,
+    read_body,
+    services,
+)
 from openresponses.core import sse
 from openresponses.core.dialects import Dialect, compaction_body, event_body, response_body
-from openresponses.core.items import new_id
 from openresponses.core.runner import Turn, compact, count_tokens, prepare
 from openresponses.errors import invalid, not_found
 from openresponses.generated import openai_models as m
@@ -19,42 +25,15 @@ from openresponses.generated import openai_models as m
 _NO_BUFFERING = {"cache-control": "no-cache", "x-accel-buffering": "no"}
 
 
-_PART_DEFAULTS: dict[str, dict[str, Any]] = {
-    "input_image": {"detail": "auto"},
-    "output_text": {"annotations": [], "logprobs": []},
-}
-"""Content-part fields OpenAI's spec marks required that the API (and the Open Responses
-compliance suite) let clients omit in input, with the values the API assumes."""
-
-
-def _output_parts(content: Any) -> bool:
-    return isinstance(content, list) and any(
-        isinstance(part, dict) and part.get("type") in ("output_text", "refusal")
-        for part in content
-    )
-
-
 def request_defaults(data: dict[str, Any]) -> None:
     """Fills what the API lets clients omit but OpenAI's spec marks required: a function
-    tool's `parameters` and `strict` (nullable), the content-part fields above, and the `id`
-    and `status` of an assistant message given as output parts (the Open Responses spec's
-    AssistantMessageItemParam, which OpenAI's spec can only read as an OutputMessage)."""
+    tool's `parameters` and `strict` (nullable), and in `input` what `item_defaults` fills."""
     tools = data.get("tools")
     for tool in tools if isinstance(tools, list) else []:
         if isinstance(tool, dict) and tool.get("type") == "function":
             tool.setdefault("parameters", None)
             tool.setdefault("strict", None)
-    items = data.get("input")
-    for item in items if isinstance(items, list) else []:
-        content = item.get("content") if isinstance(item, dict) else None
-        if item.get("role") == "assistant" and _output_parts(content):
-            item.setdefault("status", "completed")
-            if item.get("id") is None:
-                item["id"] = new_id("message")
-        for part in content if isinstance(content, list) else []:
-            if isinstance(part, dict):
-                for key, value in _PART_DEFAULTS.get(str(part.get("type")), {}).items():
-                    part.setdefault(key, value)
+    item_defaults(data.get("input"))
 
 
 async def create_response() -> Response:

@@ -35,6 +35,7 @@ PREFIX = {
     "compaction": "cmp",
     "item_reference": "ref",
     "call": "call",
+    "conversation": "conv",
 }
 
 

@@ -20,7 +20,7 @@ from typing import Any
 import aiohttp
 
 from openresponses.config import Settings
-from openresponses.core import compaction, intake, structured, tokens
+from openresponses.core import compaction, conversations, intake, structured, tokens
 from openresponses.core.engine import Event, ResponseBuilder, usage_model
 from openresponses.core.items import new_id, user_text
 from openresponses.errors import APIError, ErrorKind, invalid
@@ -38,6 +38,8 @@ from openresponses.store.base import Store, StoredResponse
 log = logging.getLogger("openresponses")
 
 _INTERNAL = "The server had an error while processing the response."
+_EXTENDS = ("completed", "incomplete")
+"""The final states in which a response is appended to its conversation."""
 
 
 @dataclass
@@ -79,6 +81,8 @@ class Turn:
     input_items: list[Any]
     store: bool
     events: AsyncGenerator[ModelEvent, None]
+    conversation_id: str | None = None
+    """The conversation this turn extends once it ends (see core.conversations)."""
 
     @property
     def response(self) -> m.Response:
@@ -92,6 +96,15 @@ class Turn:
     async def _save(self) -> None:
         if self.store:
             await self.services.store.save(StoredResponse(self.response, self.input_items))
+
+    async def _extend_conversation(self) -> None:
+        """Append this turn to its conversation once it has completed or stopped incomplete.
+        Items the conversation holds already (referenced by the input) are not added twice."""
+        if self.conversation_id is None or self.response.status not in _EXTENDS:
+            return
+        await self.services.store.conversations.append(
+            self.conversation_id, self.input_items, self.response.output, skip_present=True
+        )
 
     async def prime(self) -> ModelEvent | None:
         """The upstream's first event; upstream errors here propagate as HTTP errors."""
@@ -126,6 +139,7 @@ class Turn:
                 log.exception("response %s failed", self.response.id)
                 closing = self.builder.fail(APIError(ErrorKind.SERVER, _INTERNAL))
             await self._save()
+            await self._extend_conversation()
             finished = True
             for event in closing:
                 yield event
@@ -170,6 +184,17 @@ def _text_format(text: m.ResponseTextParam | None) -> dict[str, Any] | None:
     return dumped
 
 
+async def _history(
+    services: Services, request: m.CreateResponse | m.TokenCountsBody, history: History
+) -> tuple[str | None, list[Any]]:
+    """The named conversation, if any, and the context before the input: the conversation's
+    items, or else the `previous_response_id` chain."""
+    conversation_id = conversations.requested(request)
+    if conversation_id is None:
+        return None, await _context(history, request.previous_response_id)
+    return conversation_id, await conversations.history(services.store, conversation_id)
+
+
 async def _context(history: History, previous_response_id: str | None) -> list[Any]:
     if not previous_response_id:
         return []
@@ -197,7 +222,7 @@ async def prepare(
     model = _require_model(request.model)
     provider, upstream_model = services.registry.route(model, headers)
     items = await intake.input_items(request.input, services.store)
-    context = await _context(history or services.store.context, request.previous_response_id)
+    conversation_id, context = await _history(services, request, history or services.store.context)
     text_format = _text_format(request.text)
     model_request = ModelRequest(
         model=upstream_model,
@@ -229,6 +254,7 @@ async def prepare(
         input_items=items,
         store=request.store is not False,
         events=events,
+        conversation_id=conversation_id,
     )
 
 
@@ -282,7 +308,7 @@ async def count_tokens(
     """`POST /responses/input_tokens`: the request's input tokens, and whether the count is
     exact for its model (see core.tokens)."""
     items = await intake.input_items(request.input, services.store)
-    context = await _context(services.store.context, request.previous_response_id)
+    _, context = await _history(services, request, services.store.context)
     text_format = _text_format(request.text)
     total, exact = await asyncio.to_thread(
         tokens.count,
