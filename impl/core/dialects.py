@@ -85,6 +85,17 @@ def error_body(error: APIError, dialect: Dialect) -> dict[str, Any]:
 # --- responses ------------------------------------------------------------------------------
 
 
+_EXTENSIONS = ("conversation",)
+"""Response keys the spec lacks that the spec dialect keeps, as the spec allows optional
+fields to extend its schemas: `conversation` names the conversation the response extends."""
+
+
+def _with_extensions(spec: dict[str, Any], data: dict[str, Any]) -> dict[str, Any]:
+    """`spec` (validated, so stripped of unknown keys) with `data`'s extension keys back."""
+    spec.update({key: data[key] for key in _EXTENSIONS if key in data})
+    return spec
+
+
 def _spec_response(data: dict[str, Any], store: bool) -> dict[str, Any]:
     """Fill the keys the spec's ResponseResource requires and OpenAI's Response leaves out."""
     data.setdefault("store", store)
@@ -104,7 +115,7 @@ def _spec_response(data: dict[str, Any], store: bool) -> dict[str, Any]:
         text_format["schema"] = None
     for item in data.get("output", []):
         _spec_item(item)
-    return _dump(orm.ResponseResource.model_validate(data))
+    return _with_extensions(_dump(orm.ResponseResource.model_validate(data)), data)
 
 
 def _spec_item(item: dict[str, Any]) -> None:
@@ -196,4 +207,6 @@ def event_body(event: BaseModel, dialect: Dialect, *, store: bool) -> dict[str, 
     spec_event: dict[str, Any] = _SPEC_EVENT.dump_python(
         _SPEC_EVENT.validate_python(data), mode="json", by_alias=True, exclude_unset=True
     )
+    if "response" in data:
+        _with_extensions(spec_event["response"], data["response"])
     return spec_event
