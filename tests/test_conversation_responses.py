@@ -385,6 +385,29 @@ def test_conversations_survive_a_restart(upstream: ScriptedUpstream, tmp_path: P
     ]
 
 
+def test_a_killed_server_keeps_the_turn_and_its_response(
+    upstream: ScriptedUpstream, tmp_path: Path
+) -> None:
+    """The response is saved write-behind (journal), the conversation written through; both
+    are durable once the client has the response, whichever way the process dies."""
+    model = upstream.script(Text("Durable."))
+    first_server = Server(tmp_path, server_env(upstream)).start()
+    client = first_server.client()
+    conversation = client.conversations.create()
+    response = client.responses.create(model=model, input="Hi", conversation=conversation.id)
+    assert first_server.process is not None
+    first_server.process.kill()
+    first_server.process.wait()
+
+    second_server = Server(tmp_path, server_env(upstream)).start()
+    try:
+        client = second_server.client()
+        assert client.responses.retrieve(response.id).output_text == "Durable."
+        assert _texts(_listed(client, conversation.id)) == ["Hi", "Durable."]
+    finally:
+        second_server.stop()
+
+
 @pytest.mark.parametrize("stream", [False, True], ids=["plain", "streamed"])
 def test_the_open_responses_dialect_echoes_the_conversation(
     server: Server, client: openai.OpenAI, upstream: ScriptedUpstream, stream: bool

@@ -11,7 +11,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Coroutine, Iterator
+from collections.abc import Coroutine
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -30,25 +30,6 @@ T = TypeVar("T")
 
 def run(call: Coroutine[Any, Any, T]) -> T:
     return asyncio.run(call)
-
-
-# --- databases -------------------------------------------------------------------------------
-
-
-@pytest.fixture(params=["duckdb", "postgresql"])
-def url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    if request.param == "duckdb":
-        return duckdb_url(tmp_path / "not-yet-created")
-    value: str = request.getfixturevalue("postgres_url")
-    return value
-
-
-@pytest.fixture
-def store(url: str) -> Iterator[SqlStore]:
-    opened = run(open_store(url))
-    assert isinstance(opened, SqlStore)
-    yield opened
-    run(opened.close())
 
 
 # --- models ----------------------------------------------------------------------------------
