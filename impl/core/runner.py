@@ -90,8 +90,10 @@ class Turn:
 
     @property
     def conversation(self) -> list[Any]:
-        """Everything up to and including this turn's output, as `Store.context` gives it."""
-        return [*self.history, *self.input_items, *self.response.output]
+        """Everything up to and including this turn's output, as `Store.context` gives it
+        (a named conversation's items were context, but are no part of the response's chain)."""
+        history = [] if self.conversation_id else self.history
+        return [*history, *self.input_items, *self.response.output]
 
     async def _save(self) -> None:
         if self.store:
