@@ -17,7 +17,7 @@ from tests.conftest import Server
 from tests.loopback import LoopbackServer
 from tests.upstream import ScriptedUpstream
 
-OPERATIONS = 8
+OPERATIONS = 16
 """The operations `spec/openapi.yaml` serves; each is fuzzed with valid and invalid cases."""
 
 EXAMPLES = 5
@@ -37,11 +37,21 @@ def _fuzz(base_url: str, model: str, dialect: Dialect) -> runner.Result:
     return result
 
 
+_NO_CONVERSATIONS = (
+    b'{"error": {"message": "Not found.", "type": "invalid_request_error", "param": null, '
+    b'"code": null}}'
+)
+
+
 async def _broken_target(scope: Scope, receive: Receive, send: Send) -> None:
-    """A target with three kinds of bug, on every path (no router that could answer 404):
-    its model list breaks its schema, DELETE answers in plain text, anything else crashes."""
+    """A target with three kinds of bug: its model list breaks its schema, DELETE answers in
+    plain text, anything else crashes. It has no conversations, and says so as documented
+    (a 404 in the API's error shape), so that its bugs stay fewer than the findings that
+    stop a run."""
     request = Request(scope, receive)
-    if request.url.path == "/v1/models":
+    if request.url.path.startswith("/v1/conversations"):
+        answer = Response(_NO_CONVERSATIONS, 404, media_type="application/json")
+    elif request.url.path == "/v1/models":
         answer = Response('{"object": "list", "data": "none"}', media_type="application/json")
     elif request.method == "DELETE":
         answer = Response("Not Found", 404, media_type="text/plain")
