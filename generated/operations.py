@@ -20,6 +20,7 @@ OPERATIONS: dict[str, Operation] = {
     'createResponse': Operation('post', '/responses', 'responses.create_response'),
     'getResponse': Operation('get', '/responses/{response_id}', 'responses.get_response'),
     'deleteResponse': Operation('delete', '/responses/{response_id}', 'responses.delete_response'),
+    'cancelResponse': Operation('post', '/responses/{response_id}/cancel', 'responses.cancel_response'),
     'listInputItems': Operation('get', '/responses/{response_id}/input_items', 'responses.list_input_items'),
     'createConversation': Operation('post', '/conversations', 'conversations.create_conversation'),
     'getConversation': Operation('get', '/conversations/{conversation_id}', 'conversations.get_conversation'),

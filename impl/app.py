@@ -35,6 +35,7 @@ from openresponses.api import websocket
 from openresponses.auth import ApiKeyMiddleware
 from openresponses.config import Settings
 from openresponses.core import compaction, tokens
+from openresponses.core.background import Runs
 from openresponses.core.dialects import Dialect, error_body, select
 from openresponses.core.runner import Services
 from openresponses.errors import APIError, ErrorKind
@@ -172,9 +173,11 @@ def create_app(settings: Settings) -> ASGIApp:
             )
             secret = compaction.load_secret(settings.data_dir, settings.secret)
             tokens.seed_cache(settings.data_dir / "tiktoken")
+            runs = Runs()
             try:
-                yield {"services": Services(settings, store, registry, client, secret)}
+                yield {"services": Services(settings, store, registry, client, secret, runs)}
             finally:
+                await runs.close()
                 await store.close()
 
     validators = dict(VALIDATOR_MAP)

@@ -5,9 +5,11 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
+import pytest
+
 from openresponses.core.items import new_id
 from openresponses.generated import openai_models as m
-from openresponses.store import duckdb_url, open_store
+from openresponses.store import duckdb_url, journal, open_store
 from openresponses.store.base import StoredResponse
 from openresponses.store.journal import JournaledStore, read_segment
 
@@ -182,5 +184,47 @@ def test_fsync_journal_still_round_trips(tmp_path: Path) -> None:
         reopened = await open_store(duckdb_url(tmp_path))
         assert await reopened.get(record.response.id) == record
         await reopened.close()
+
+    asyncio.run(scenario())
+
+
+def test_saves_made_together_reach_the_database_in_one_commit(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(journal, "GATHER_SECONDS", 60.0)
+
+    async def scenario() -> None:
+        store = await _journaled(tmp_path)
+        batches: list[int] = []
+        save_many = store._inner.save_many
+
+        async def counting(records: list[StoredResponse]) -> None:
+            batches.append(len(records))
+            await save_many(records)
+
+        store._inner.save_many = counting  # type: ignore[method-assign]
+        records = [_record(f"n{i}") for i in range(5)]
+        for record in records:
+            await store.save(record)
+            await asyncio.sleep(0.01)  # the writer is awake, and gathers instead of writing
+        assert batches == []
+        await asyncio.wait_for(store.close(), 10)  # closing cuts the gathering short
+        assert batches == [5]
+
+    asyncio.run(scenario())
+
+
+def test_a_read_that_needs_the_database_cuts_the_gathering_short(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(journal, "GATHER_SECONDS", 60.0)
+
+    async def scenario() -> None:
+        store = await _journaled(tmp_path)
+        record = _record("urgent")
+        await store.save(record)
+        context = await asyncio.wait_for(store.context(record.response.id), 10)
+        assert context == [*record.input_items, *record.response.output]
+        await store.close()
 
     asyncio.run(scenario())

@@ -17,10 +17,13 @@ from openresponses.api.common import (
     services,
 )
 from openresponses.core import sse
+from openresponses.core.background import RETAIN_SECONDS
 from openresponses.core.dialects import Dialect, compaction_body, event_body, response_body
-from openresponses.core.runner import Turn, compact, count_tokens, prepare
+from openresponses.core.engine import Event
+from openresponses.core.runner import Services, Turn, compact, count_tokens, prepare
 from openresponses.errors import invalid, not_found
 from openresponses.generated import openai_models as m
+from openresponses.store.base import StoredResponse
 
 _NO_BUFFERING = {"cache-control": "no-cache", "x-accel-buffering": "no"}
 
@@ -41,18 +44,39 @@ async def create_response() -> Response:
     body = await read_body(req, m.CreateResponse, request_defaults)
     which = dialect(req)
     turn = await prepare(services(req), body, req.headers)
+    if body.background:
+        return await _start_in_background(turn, which, stream=bool(body.stream))
     if not body.stream:
         final = await turn.complete()
         return json_response(response_body(final, which, store=turn.store))
     first = await turn.prime()
+    return _event_stream(turn.run(first), which, store=turn.store)
+
+
+async def _start_in_background(turn: Turn, which: Dialect, *, stream: bool) -> Response:
+    """Store the response as `queued` and start it; answer with it, or stream its events
+    (a client that drops the stream leaves the response running)."""
+    await turn.services.store.save(StoredResponse(turn.response, turn.input_items))
+    queued = turn.response
+    run = turn.services.runs.start(turn)
+    if stream:
+        return _event_stream(run.follow(), which, store=True)
+    return json_response(response_body(queued, which, store=True))
+
+
+def _event_stream(
+    events: AsyncIterator[Event], which: Dialect, *, store: bool
+) -> StreamingResponse:
     return StreamingResponse(
-        _stream(turn, first, which), media_type="text/event-stream", headers=_NO_BUFFERING
+        _frames(events, which, store), media_type="text/event-stream", headers=_NO_BUFFERING
     )
 
 
-async def _stream(turn: Turn, first: Any, which: Dialect) -> AsyncIterator[bytes]:
-    async for event in turn.run(first):
-        yield sse.frame(event_body(event, which, store=turn.store))
+async def _frames(
+    events: AsyncIterator[Event], which: Dialect, store: bool
+) -> AsyncIterator[bytes]:
+    async for event in events:
+        yield sse.frame(event_body(event, which, store=store))
     if which is Dialect.OPENRESPONSES:
         yield sse.DONE
 
@@ -81,18 +105,68 @@ def _missing(response_id: str) -> Exception:
     )
 
 
-async def get_response(response_id: str, stream: bool = False) -> Response:
-    if stream:  # replaying a stream belongs to background mode, which this server lacks
-        raise invalid(
-            "Streaming a stored response is not supported by this server.",
-            param="stream",
-            code="unsupported_parameter",
-        )
+async def get_response(
+    response_id: str, stream: bool = False, starting_after: int | None = None
+) -> Response:
     req = current()
-    record = await services(req).store.get(response_id)
+    found = services(req)
+    if stream:
+        events = await _resume(found, response_id, starting_after)
+        return _event_stream(events, dialect(req), store=True)
+    record = await found.store.get(response_id)
     if record is None:
         raise _missing(response_id)
     return json_response(response_body(record.response, dialect(req), store=True))
+
+
+async def _resume(found: Services, response_id: str, after: int | None) -> AsyncIterator[Event]:
+    """The events of a background response after sequence number `after` (all without it)."""
+    run = found.runs.get(response_id)
+    if run is not None:
+        return run.follow(-1 if after is None else after)
+    record = await found.store.get(response_id)
+    if record is None:
+        raise _missing(response_id)
+    if not record.response.background:
+        raise invalid(
+            "Only background responses can be streamed again; retrieve this one without 'stream'.",
+            param="stream",
+            code="unsupported_parameter",
+        )
+    raise invalid(
+        f"The stream of this response is no longer available (events are kept for "
+        f"{RETAIN_SECONDS / 60:g} minutes after a background response ends, by the server "
+        f"that ran it); retrieve it without 'stream'.",
+        param="stream",
+        code="stream_expired",
+    )
+
+
+async def cancel_response(response_id: str) -> Response:
+    """Cancel a background response. Cancelling one that is already cancelled returns it
+    again; one that ended otherwise (completed, failed…) cannot be cancelled (400)."""
+    req = current()
+    found = services(req)
+    run = found.runs.get(response_id)
+    if run is not None:
+        await run.cancel()
+    record = await found.store.get(response_id)
+    if record is None:
+        raise _missing(response_id)
+    response = record.response
+    if not response.background:
+        raise invalid(
+            "Only responses created with 'background': true can be cancelled.",
+            param="response_id",
+            code="invalid_value",
+        )
+    if response.status != "cancelled":  # it ended before the cancel could stop it
+        raise invalid(
+            f"Cannot cancel a response with status '{response.status}'.",
+            param="response_id",
+            code="invalid_value",
+        )
+    return json_response(response_body(response, dialect(req), store=True))
 
 
 async def delete_response(response_id: str) -> Response:

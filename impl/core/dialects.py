@@ -187,7 +187,9 @@ def event_body(event: BaseModel, dialect: Dialect, *, store: bool) -> dict[str, 
     data["type"] = kind
     if kind not in SPEC_EVENT_TYPES:
         # The spec's rule for events it does not define: the implementor's prefix, and the
-        # event as it is (clients that do not know it skip it).
+        # event as it is (clients that do not know it skip it), in the spec's shapes.
+        if "response" in data:
+            data["response"] = _spec_response(data["response"], store)
         return {**data, "type": f"{EXTENSION_PREFIX}{kind}"}
     if kind == "error":
         data = {

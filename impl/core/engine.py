@@ -12,6 +12,8 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from pydantic import BaseModel
+
 from openresponses.core.items import new_id
 from openresponses.errors import APIError
 from openresponses.generated import openai_models as m
@@ -123,6 +125,18 @@ _DONE_EVENT = {
 }
 
 
+class ResponseCancelledEvent(BaseModel):
+    """`response.cancelled`: the terminal event of a background response that was cancelled.
+
+    Neither OpenAI's event union nor the Open Responses spec has one, so it is ours (the Open
+    Responses dialect spells it with our prefix); the SDKs pass unknown events through.
+    """
+
+    type: Literal["response.cancelled"]
+    sequence_number: int
+    response: m.Response
+
+
 class ResponseBuilder:
     """Accumulates one response. Call `start`, then `feed` per model event, then `finish`
     or `fail`; each returns the stream events to send, in order, already numbered."""
@@ -152,10 +166,12 @@ class ResponseBuilder:
     # -- public ------------------------------------------------------------------------------
 
     def start(self) -> list[Event]:
-        return [
-            self._lifecycle(m.ResponseCreatedEvent, "response.created"),
-            self._lifecycle(m.ResponseInProgressEvent, "response.in_progress"),
-        ]
+        """`response.created` with the response as created (`queued` in the background),
+        then `response.in_progress`."""
+        created = self._lifecycle(m.ResponseCreatedEvent, "response.created")
+        if self.response.status != "in_progress":
+            self.response = self.response.model_copy(update={"status": "in_progress"})
+        return [created, self._lifecycle(m.ResponseInProgressEvent, "response.in_progress")]
 
     def feed(self, event: ModelEvent) -> list[Event]:
         if isinstance(event, TextDelta):
@@ -228,6 +244,19 @@ class ResponseBuilder:
             )
         )
         events.append(self._lifecycle(m.ResponseFailedEvent, "response.failed"))
+        return events
+
+    def cancel(self) -> list[Event]:
+        """End a cancelled response: what was streamed stays, the open item is incomplete."""
+        events = self._close(incomplete=True)
+        self.response = self.response.model_copy(
+            update={
+                "status": "cancelled",
+                "output": [item.model(item.status) for item in self._items],
+                "usage": self._usage_model(),
+            }
+        )
+        events.append(self._lifecycle(ResponseCancelledEvent, "response.cancelled"))
         return events
 
     # -- items -------------------------------------------------------------------------------

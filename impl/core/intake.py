@@ -24,7 +24,6 @@ T = TypeVar("T")
 
 # Parameters accepted only at their "off" value (anything else would be silently ignored).
 _UNSUPPORTED_UNLESS = {
-    "background": (None, False),
     "prompt": (None,),
     "context_management": (None,),
     "moderation": (None,),
@@ -76,6 +75,12 @@ def check_supported(request: m.CreateResponse) -> None:
             f"tool_choice type '{getattr(choice, 'type', '?')}' is not supported.",
             param="tool_choice",
             code="unsupported_value",
+        )
+    if request.background and request.store is False:
+        raise invalid(
+            "Background responses must be stored: 'background' needs 'store' true.",
+            param="background",
+            code="invalid_value",
         )
     reasoning = request.reasoning
     if reasoning is not None:
@@ -233,7 +238,8 @@ async def input_items(
 
 
 def initial_response(request: m.CreateResponse, model: str) -> m.Response:
-    """The `in_progress` response echoing the request, before the model has said anything."""
+    """The response echoing the request, before the model has said anything: `in_progress`,
+    or `queued` for a background response."""
     text = request.text or m.ResponseTextParam(format=m.ResponseFormatText(type="text"))
     if text.format is None:
         text = text.model_copy(update={"format": m.ResponseFormatText(type="text")})
@@ -242,7 +248,7 @@ def initial_response(request: m.CreateResponse, model: str) -> m.Response:
         id=new_id("response"),
         object="response",
         created_at=int(time.time()),
-        status="in_progress",
+        status="queued" if request.background else "in_progress",
         completed_at=None,
         error=None,
         incomplete_details=None,
@@ -257,7 +263,7 @@ def initial_response(request: m.CreateResponse, model: str) -> m.Response:
         previous_response_id=request.previous_response_id,
         reasoning=reasoning,
         service_tier="default",
-        background=False,
+        background=bool(request.background),
         temperature=1.0 if request.temperature is None else plain(request.temperature),
         text=text,
         tool_choice=request.tool_choice or "auto",

@@ -7,7 +7,8 @@ that adds an item type reaches the store with no edit here.
 
 from __future__ import annotations
 
-import secrets
+import os
+import threading
 from typing import Any, TypeAlias, get_args
 
 from pydantic import BaseModel, TypeAdapter
@@ -39,9 +40,37 @@ PREFIX = {
 }
 
 
+class _RandomPool:
+    """Bytes from the operating system's CSPRNG, fetched 4 KiB at a time.
+
+    `secrets.token_hex` makes one `getrandom` system call per id, and a system call releases
+    the GIL: while the store's writer thread is busy, each one costs the request a wait for the
+    GIL (measured: ~0.3 ms per id under load, three ids a response). One call per ~170 ids
+    keeps the ids exactly as unguessable.
+    """
+
+    _SIZE = 4096
+
+    def __init__(self) -> None:
+        self._buffer = b""
+        self._offset = 0
+        self._lock = threading.Lock()  # ids are also made on worker threads
+
+    def take(self, n: int) -> bytes:
+        with self._lock:
+            if self._offset + n > len(self._buffer):
+                self._buffer, self._offset = os.urandom(self._SIZE), 0
+            chunk = self._buffer[self._offset : self._offset + n]
+            self._offset += n
+            return chunk
+
+
+_random = _RandomPool()
+
+
 def new_id(kind: str) -> str:
     """A fresh, unguessable id with the OpenAI-style prefix for `kind`."""
-    return f"{PREFIX.get(kind, 'item')}_{secrets.token_hex(24)}"
+    return f"{PREFIX.get(kind, 'item')}_{_random.take(24).hex()}"
 
 
 def item_type(item: BaseModel) -> str:

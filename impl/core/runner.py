@@ -15,7 +15,7 @@ import logging
 import time
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import aiohttp
 
@@ -35,6 +35,9 @@ from openresponses.providers.base import (
 from openresponses.providers.registry import Registry
 from openresponses.store.base import Store, StoredResponse
 
+if TYPE_CHECKING:  # core.background builds on Turn, defined here
+    from openresponses.core.background import Runs
+
 log = logging.getLogger("openresponses")
 
 _INTERNAL = "The server had an error while processing the response."
@@ -52,6 +55,8 @@ class Services:
     client: aiohttp.ClientSession
     secret: bytes
     """Seals compaction items (see core.compaction)."""
+    runs: Runs
+    """Background responses running in this process (see core.background)."""
 
 
 def bearer(headers: Mapping[str, str]) -> str | None:
@@ -83,6 +88,11 @@ class Turn:
     events: AsyncGenerator[ModelEvent, None]
     conversation_id: str | None = None
     """The conversation this turn extends once it ends (see core.conversations)."""
+    cancel_requested: bool = False
+    """Set by `POST /responses/{id}/cancel` (background responses, see core.background)."""
+    generating: bool = False
+    """True while the model's events are read: the only time a cancel interrupts the task."""
+    abandon_reason: str = "The client disconnected before the response completed."
 
     @property
     def response(self) -> m.Response:
@@ -122,21 +132,24 @@ class Turn:
         stream also at the start, so that it can be retrieved while in progress."""
         finished = False
         try:
+            opening = self.builder.start()
             if streaming:
                 await self._save()
-            for event in self.builder.start():
+            for event in opening:
                 yield event
-            pending = [] if first is None else [first]
             try:
-                for model_event in pending:
-                    for event in self.builder.feed(model_event):
-                        yield event
-                async for model_event in self.events:
-                    for event in self.builder.feed(model_event):
-                        yield event
-                closing = self.builder.finish()
+                async for event in self._generate(first):
+                    yield event
+                closing = self.builder.cancel() if self.cancel_requested else self.builder.finish()
             except APIError as exc:
                 closing = self.builder.fail(exc)
+            except asyncio.CancelledError:
+                if not self.cancel_requested:
+                    raise
+                task = asyncio.current_task()
+                if task is not None:
+                    task.uncancel()  # the cancel was ours, and this handles it
+                closing = self.builder.cancel()
             except Exception:  # a bug of ours must still end the stream, not hang it
                 log.exception("response %s failed", self.response.id)
                 closing = self.builder.fail(APIError(ErrorKind.SERVER, _INTERNAL))
@@ -149,12 +162,29 @@ class Turn:
             if not finished:
                 await asyncio.shield(self._abandon())
 
+    async def _generate(self, first: ModelEvent | None) -> AsyncIterator[Event]:
+        """The builder's events for each of the model's; nothing once a cancel is asked for
+        (a background response cancelled while queued never calls the model)."""
+        if self.cancel_requested:
+            await self.events.aclose()
+            return
+        self.generating = True
+        try:
+            if first is not None:
+                for event in self.builder.feed(first):
+                    yield event
+            async for model_event in self.events:
+                for event in self.builder.feed(model_event):
+                    yield event
+        finally:
+            self.generating = False
+
     async def _abandon(self) -> None:
         """The client went away mid-stream: stop the upstream call, and record the response
         as failed rather than leave it in progress forever."""
         with contextlib.suppress(Exception):
             await self.events.aclose()
-        error = APIError(ErrorKind.SERVER, "The client disconnected before the response completed.")
+        error = APIError(ErrorKind.SERVER, self.abandon_reason)
         self.builder.fail(error)
         await self._save()
 
@@ -239,7 +269,7 @@ async def prepare(
         text_format=text_format,
         user=request.user,
         hints=intake.provider_hints(request),
-        stream=bool(request.stream),
+        stream=bool(request.stream or request.background),  # the background streams, for later
     )
     key = client_key(services, headers)
     if structured.wanted(text_format) and not provider.structured_output:
@@ -251,7 +281,11 @@ async def prepare(
         events = provider.generate(model_request, api_key=key)
     return Turn(
         services=services,
-        builder=ResponseBuilder(intake.initial_response(request, model), emit=bool(request.stream)),
+        # A background response keeps its events for whoever streams it later.
+        builder=ResponseBuilder(
+            intake.initial_response(request, model),
+            emit=bool(request.stream or request.background),
+        ),
         history=context,
         input_items=items,
         store=request.store is not False,

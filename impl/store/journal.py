@@ -19,6 +19,7 @@ flush per save.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import os
@@ -33,6 +34,15 @@ from openresponses.store.base import Conversations, ItemPage, Store, StoredRespo
 log = logging.getLogger("openresponses.store")
 
 _RETRY_SECONDS = 1.0
+
+GATHER_SECONDS = 0.05
+"""How long the writer lets saves accumulate before it commits them, unless a read is waiting.
+
+A commit runs on a worker thread that holds the GIL for much of its work; committing after
+every save made each request wait for that thread (+0.3 ms p50 at one request at a time).
+Gathering makes it one commit per 50 ms however many saves arrive. Reads that need the
+database current (`context`, `input_items`…) cut the wait short, so they never pay for it.
+"""
 
 
 class BatchStore(Store, Protocol):
@@ -79,6 +89,7 @@ class JournaledStore:
         self._segment_number = 0
         self._segment: int | None = None  # file descriptor of the open segment
         self._wake = asyncio.Event()
+        self._urgent = asyncio.Event()  # a reader waits: commit without gathering
         self._idle = asyncio.Event()
         self._idle.set()
         self._writer: asyncio.Task[None] | None = None
@@ -138,7 +149,10 @@ class JournaledStore:
     async def _write_loop(self) -> None:
         while True:
             await self._wake.wait()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._urgent.wait(), GATHER_SECONDS)
             self._wake.clear()
+            self._urgent.clear()
             if not self._queue:
                 continue
             batch, self._queue = self._queue, []
@@ -161,6 +175,8 @@ class JournaledStore:
 
     async def _flush(self) -> None:
         """Wait until every save made so far is in the database."""
+        if not self._idle.is_set():
+            self._urgent.set()
         await self._idle.wait()
 
     # --- reads --------------------------------------------------------------------------------

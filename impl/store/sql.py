@@ -120,9 +120,10 @@ def _skip_duckdb_pandas_probe() -> None:
         sys.modules["pandas"] = None  # type: ignore[assignment]
 
 
-def _fields(response: Response) -> dict[str, Any]:
-    """The response row, but for its key."""
+def _row(response: Response) -> dict[str, Any]:
+    """The response's row in `responses`."""
     return {
+        "id": response.id,
         "created_at": response.created_at,
         "status": response.status,
         "model": response.model,
@@ -152,19 +153,20 @@ _upsert = insert(responses)
 _UPSERT = _upsert.on_conflict_do_update(
     index_elements=[responses.c.id], set_={name: _upsert.excluded[name] for name in _FIELDS}
 )
+# A list of rows executes as batched multi-row INSERTs (SQLAlchemy's "insertmanyvalues").
 _INSERT = insert(responses)
-# RETURNING tells whether a row matched on any driver; duckdb_engine reports no rowcount.
+_EXISTING = select(responses.c.id).where(responses.c.id.in_(bindparam("ids", expanding=True)))
 _UPDATE = (
     update(responses)
     .where(responses.c.id == bindparam("key"))
     .values({name: bindparam(name) for name in _FIELDS})
-    .returning(responses.c.id)
 )
 _DELETE_RESPONSE = (
     delete(responses).where(responses.c.id == bindparam("id")).returning(responses.c.id)
 )
 _DELETE_ITEMS = delete(items).where(items.c.response_id.in_(bindparam("ids", expanding=True)))
-_INSERT_ITEMS = items.insert()
+
+_INSERT_ITEMS = insert(items)
 
 _PREVIOUS = select(responses.c.previous_response_id).where(responses.c.id == bindparam("id"))
 _CREATED_AT = select(responses.c.id, responses.c.created_at).where(
@@ -220,21 +222,30 @@ _LINKS = _links_statement()
 # Each pair does the same thing; the store picks the one that is fast and safe on its database.
 
 
-def _upsert_row(conn: Connection, key: str, fields: dict[str, Any]) -> bool:
-    """PostgreSQL: one atomic statement, which also locks the row until commit."""
-    conn.execute(_UPSERT, {"id": key, **fields})
-    return True
+def _upsert_rows(conn: Connection, rows: list[dict[str, Any]]) -> list[str]:
+    """PostgreSQL: atomic upserts, which also lock the rows until commit.
 
-
-def _update_or_insert_row(conn: Connection, key: str, fields: dict[str, Any]) -> bool:
-    """DuckDB: its ON CONFLICT costs twice an UPDATE or an INSERT. Safe under the write lock.
-
-    Returns False for a new response, which cannot have items yet.
+    Returns every id: any of them may have items already.
     """
-    if conn.execute(_UPDATE, {"key": key, **fields}).first() is not None:
-        return True
-    conn.execute(_INSERT, {"id": key, **fields})
-    return False
+    conn.execute(_UPSERT, rows)
+    return [row["id"] for row in rows]
+
+
+def _update_or_insert_rows(conn: Connection, rows: list[dict[str, Any]]) -> list[str]:
+    """DuckDB: its ON CONFLICT costs twice an UPDATE or an INSERT, so existing rows are
+    looked up, updated one by one (rare: a stream's second save) and the rest inserted in
+    one statement. Safe under the write lock.
+
+    Returns the ids of existing responses, the only ones that can have items already.
+    """
+    existing = set(conn.execute(_EXISTING, {"ids": [row["id"] for row in rows]}).scalars())
+    for row in rows:
+        if row["id"] in existing:
+            conn.execute(_UPDATE, {"key": row["id"], **{name: row[name] for name in _FIELDS}})
+    new = [row for row in rows if row["id"] not in existing]
+    if new:
+        conn.execute(_INSERT, new)
+    return list(existing)
 
 
 def _links_by_recursion(conn: Connection, response_id: str) -> dict[str, str | None]:
@@ -312,11 +323,11 @@ class SqlStore:
             # DuckDB's optimistic concurrency aborts a transaction that writes a row another
             # open transaction wrote ("Conflict on update"); one writer at a time never does.
             self._write_lock = threading.Lock()
-            self._write_row, self._links = _update_or_insert_row, _links_by_lookup
+            self._write_rows, self._links = _update_or_insert_rows, _links_by_lookup
         else:
             # PostgreSQL's row locks make concurrent writers of one response wait instead.
             self._write_lock = nullcontext()
-            self._write_row, self._links = _upsert_row, _links_by_recursion
+            self._write_rows, self._links = _upsert_rows, _links_by_recursion
         self.conversations = SqlConversations(engine, self._run, self._write_lock)
 
     async def _run(self, call: Callable[..., T], *args: Any) -> T:
@@ -356,7 +367,8 @@ class SqlStore:
     # --- in the store's threads --------------------------------------------------------------
 
     def _save_many(self, records: Sequence[StoredResponse]) -> None:
-        """Write each response row and replace its items, all in one transaction.
+        """Write the response rows and replace their items, all in one transaction, with a
+        handful of statements however many records there are.
 
         Response rows are written first: on PostgreSQL their row locks then order concurrent
         saves and deletes of one response, so no save can leave items behind a delete.
@@ -366,11 +378,9 @@ class SqlStore:
         for key, record in latest.items():
             item_rows += _item_rows(key, "input", record.input_items)
             item_rows += _item_rows(key, "output", record.response.output)
+        rows = [_row(record.response) for record in latest.values()]
         with self._write_lock, self._engine.begin() as conn:
-            stale = []  # responses that may have items already
-            for key, record in latest.items():
-                if self._write_row(conn, key, _fields(record.response)):
-                    stale.append(key)
+            stale = self._write_rows(conn, rows)  # responses that may have items already
             if stale:
                 conn.execute(_DELETE_ITEMS, {"ids": stale})
             if item_rows:

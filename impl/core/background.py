@@ -1,0 +1,104 @@
+"""Background responses (`background: true`): run in a task of the server, not the request.
+
+The request returns at once (`queued`); the response runs to the end whether or not anyone
+listens, and its stream events are kept, so a client may stream it from the start, drop the
+connection and come back with `GET /responses/{id}?stream=true&starting_after=N` for the
+events after sequence number N. `POST /responses/{id}/cancel` stops the model and records
+the response as `cancelled`.
+
+Event logs live in this process's memory: while the response runs and for `RETAIN_SECONDS`
+after it ends. The response itself is in the store like any other, so polling with GET works
+from any replica and after a restart; resuming a stream needs the replica that runs it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator
+
+from openresponses.core.engine import Event
+from openresponses.core.runner import Turn
+
+RETAIN_SECONDS = 600.0
+"""How long a finished response's events stay available for resuming its stream."""
+
+
+class Run:
+    """One background response: its turn, driven by a task, and the events it produced."""
+
+    def __init__(self, turn: Turn) -> None:
+        self.turn = turn
+        self.events: list[Event] = []  # events[n].sequence_number == n
+        self.finished_at: float | None = None
+        self._changed = asyncio.Event()
+        self.task = asyncio.create_task(self._drive(), name=f"background {turn.response.id}")
+
+    async def _drive(self) -> None:
+        try:
+            async for event in self.turn.run(None):
+                self.events.append(event)
+                self._notify()
+        finally:
+            self.finished_at = time.monotonic()
+            self._notify()
+
+    def _notify(self) -> None:
+        """Wake every follower; each waits on the event current when it looked."""
+        self._changed.set()
+        self._changed = asyncio.Event()
+
+    async def follow(self, after: int = -1) -> AsyncIterator[Event]:
+        """The events after sequence number `after`, then each new one until the last."""
+        index = max(after + 1, 0)
+        while True:
+            changed = self._changed
+            while index < len(self.events):
+                yield self.events[index]
+                index += 1
+            if self.finished_at is not None:
+                return
+            await changed.wait()
+
+    async def cancel(self) -> None:
+        """Stop the model and end the response as `cancelled`; returns once it is stored.
+
+        Once the model has finished, the response ends as it would have: cancelling cannot
+        take back an answer that is complete.
+        """
+        if self.finished_at is None:
+            self.turn.cancel_requested = True
+            if self.turn.generating:
+                self.task.cancel()  # Turn.run turns this into a cancelled response
+            await asyncio.wait({self.task})
+
+
+class Runs:
+    """The background responses of this process, by response id."""
+
+    def __init__(self) -> None:
+        self._runs: dict[str, Run] = {}
+
+    def start(self, turn: Turn) -> Run:
+        self._forget_old()
+        run = Run(turn)
+        self._runs[turn.response.id] = run
+        return run
+
+    def get(self, response_id: str) -> Run | None:
+        return self._runs.get(response_id)
+
+    def _forget_old(self) -> None:
+        horizon = time.monotonic() - RETAIN_SECONDS
+        for key, run in list(self._runs.items()):
+            if run.finished_at is not None and run.finished_at < horizon:
+                del self._runs[key]
+
+    async def close(self) -> None:
+        """At shutdown: responses still running end as failed, and say why."""
+        running = [run for run in self._runs.values() if run.finished_at is None]
+        for run in running:
+            run.turn.abandon_reason = "The server shut down before the response completed."
+            run.task.cancel()
+        if running:
+            await asyncio.wait({run.task for run in running})
