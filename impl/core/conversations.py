@@ -3,8 +3,9 @@
 A conversation's items are the context before the request's input, as a
 `previous_response_id` chain's would be; the two are exclusive. After the response has
 completed (or stopped incomplete), its input items and then its output items are appended
-to the conversation as one block (see `Turn`). A response that failed adds nothing, so the
-client can retry the same input without repeating it.
+to the conversation as one block (see `Turn`), before the response is saved as ended. A
+response that failed or was cancelled adds nothing, so the client can retry the same input
+without repeating it.
 
 `store: false` does not stop the append: `store` is about the response object (never
 retrievable by id), while naming a conversation asks for it to be extended, and OpenAI

@@ -153,8 +153,10 @@ class Turn:
             except Exception:  # a bug of ours must still end the stream, not hang it
                 log.exception("response %s failed", self.response.id)
                 closing = self.builder.fail(APIError(ErrorKind.SERVER, _INTERNAL))
-            await self._save()
+            # The conversation first: once the response reads as ended anywhere (its stream,
+            # a GET, a background poll), the conversation must already hold the turn.
             await self._extend_conversation()
+            await self._save()
             finished = True
             for event in closing:
                 yield event
