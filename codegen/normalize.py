@@ -1,6 +1,11 @@
 """Make the assembled specs usable by our tools without changing what they mean.
 
-Two transformations, both pure functions of the input:
+Three transformations, all pure functions of the input:
+
+* `name_inline_bodies`: a request body declared inline (OpenAI's `createConversationItems`)
+  has no schema name, so the model generator would give the handler nothing to validate
+  with; each becomes `components/schemas/<OperationId>Body`, the name OpenAI's other bodies
+  follow (`CreateConversationBody`).
 
 * `add_discriminator_mappings`: OpenAI's unions carry `discriminator: {propertyName: type}`
   without a `mapping` (openapi-core cannot resolve those), sometimes over members where
@@ -85,6 +90,24 @@ def add_discriminator_mappings(spec: dict[str, Any]) -> dict[str, Any]:
             visit(value)
 
     visit(spec)
+    return spec
+
+
+def name_inline_bodies(spec: dict[str, Any]) -> dict[str, Any]:
+    """Return a copy of `spec` whose inline JSON request bodies are named schemas."""
+    spec = copy.deepcopy(spec)
+    schemas = spec["components"]["schemas"]
+    for item in spec["paths"].values():
+        for op in item.values():
+            media = op.get("requestBody", {}).get("content", {}).get("application/json", {})
+            schema = media.get("schema")
+            if isinstance(schema, dict) and "$ref" not in schema:
+                operation_id = op["operationId"]
+                name = f"{operation_id[0].upper()}{operation_id[1:]}Body"
+                if name in schemas:
+                    raise ValueError(f"{operation_id}: schema {name} exists already")
+                schemas[name] = schema
+                media["schema"] = {"$ref": f"{_SCHEMA_PREFIX}{name}"}
     return spec
 
 

@@ -1094,6 +1094,26 @@ class ConversationParam2(BaseModel):
     ]
 
 
+class ConversationResource(BaseModel):
+    id: Annotated[str, Field(description="The unique ID of the conversation.")]
+    object: Annotated[
+        Literal["conversation"],
+        Field(description="The object type, which is always `conversation`."),
+    ]
+    metadata: Annotated[
+        Any,
+        Field(
+            description="Set of 16 key-value pairs that can be attached to an object. This can be         useful for storing additional information about the object in a structured         format, and querying for objects via API or the dashboard.\n        Keys are strings with a maximum length of 64 characters. Values are strings         with a maximum length of 512 characters."
+        ),
+    ]
+    created_at: Annotated[
+        int,
+        Field(
+            description="The time at which the conversation was created, measured in seconds since the Unix epoch."
+        ),
+    ]
+
+
 class CoordParam(BaseModel):
     """
     An x/y coordinate pair, e.g. `{ x: 100, y: 200 }`.
@@ -1289,6 +1309,12 @@ class CustomToolChatCompletions(BaseModel):
             title="Custom tool properties",
         ),
     ]
+
+
+class DeletedConversationResource(BaseModel):
+    object: Literal["conversation.deleted"]
+    deleted: bool
+    id: str
 
 
 class DirectToolCallCaller(BaseModel):
@@ -4017,6 +4043,15 @@ class TypeParam(BaseModel):
     text: Annotated[str, Field(description="The text to type.")]
 
 
+class UpdateConversationBody(BaseModel):
+    metadata: Annotated[
+        dict[str, str] | None,
+        Field(
+            description="Set of 16 key-value pairs that can be attached to an object. This can be         useful for storing additional information about the object in a structured         format, and querying for objects via API or the dashboard.\n        Keys are strings with a maximum length of 64 characters. Values are strings         with a maximum length of 512 characters."
+        ),
+    ]
+
+
 class UrlCitationBody(BaseModel):
     """
     A citation for a web resource used to generate a model response.
@@ -5012,6 +5047,7 @@ class FunctionToolCallResource(FunctionToolCall):
         str | None,
         Field(description="The identifier of the actor that created the item.\n"),
     ] = None
+    type: Literal["function_call"]
 
 
 class ImageGenTool(BaseModel):
@@ -7566,6 +7602,58 @@ class CompactResource(BaseModel):
     ]
 
 
+class ConversationItemList(BaseModel):
+    """
+    A list of Conversation items.
+    """
+
+    object: Annotated[
+        Literal["list"],
+        Field(description="The type of object returned, must be `list`."),
+    ]
+    data: Annotated[
+        list[
+            Annotated[
+                Message
+                | FunctionToolCallResource
+                | FunctionToolCallOutputResource
+                | FileSearchToolCall
+                | WebSearchToolCall
+                | ImageGenToolCall
+                | ComputerToolCall
+                | ComputerToolCallOutputResource
+                | ToolSearchCall
+                | ToolSearchOutput
+                | AdditionalTools
+                | ReasoningItem
+                | Program
+                | ProgramOutput
+                | CompactionBody
+                | CodeInterpreterToolCall
+                | LocalShellToolCall
+                | LocalShellToolCallOutput
+                | FunctionShellCall
+                | FunctionShellCallOutput
+                | ApplyPatchToolCall
+                | ApplyPatchToolCallOutput
+                | MCPListTools
+                | MCPApprovalRequest
+                | MCPApprovalResponseResource
+                | MCPToolCall
+                | CustomToolCall
+                | CustomToolCallOutput,
+                Field(discriminator="type"),
+            ]
+        ],
+        Field(description="A list of conversation items."),
+    ]
+    has_more: Annotated[
+        bool, Field(description="Whether there are more items available.")
+    ]
+    first_id: Annotated[str, Field(description="The ID of the first item in the list.")]
+    last_id: Annotated[str, Field(description="The ID of the last item in the list.")]
+
+
 class Item(
     RootModel[
         InputMessage
@@ -8383,6 +8471,49 @@ class TokenCountsBody(BaseModel):
     parallel_tool_calls: bool | None = None
 
 
+class CreateConversationItemsBody(BaseModel):
+    items: Annotated[
+        list[
+            EasyInputMessage
+            | InputMessage
+            | OutputMessage
+            | FileSearchToolCall
+            | ComputerToolCall
+            | ComputerCallOutputItemParam
+            | WebSearchToolCall
+            | FunctionToolCall
+            | FunctionCallOutputItemParam
+            | ToolSearchCallItemParam
+            | ToolSearchOutputItemParam
+            | AdditionalToolsItemParam
+            | ReasoningItem
+            | CompactionSummaryItemParam
+            | ImageGenToolCall
+            | CodeInterpreterToolCall
+            | LocalShellToolCall
+            | LocalShellToolCallOutput
+            | FunctionShellCallItemParam
+            | FunctionShellCallOutputItemParam
+            | ApplyPatchToolCallItemParam
+            | ApplyPatchToolCallOutputItemParam
+            | MCPListTools
+            | MCPApprovalRequest
+            | MCPApprovalResponse
+            | MCPToolCall
+            | CustomToolCallOutput
+            | CustomToolCall
+            | CompactionTriggerItemParam
+            | ItemReferenceParam
+            | ProgramItemParam
+            | ProgramOutputItemParam
+        ],
+        Field(
+            description="The items to add to the conversation. You may add up to 20 items at a time.\n",
+            max_length=20,
+        ),
+    ]
+
+
 class CompactResponseMethodPublicBody(BaseModel):
     model: Annotated[
         str
@@ -8541,6 +8672,91 @@ class CompactResponseMethodPublicBody(BaseModel):
     prompt_cache_retention: Literal["in_memory", "24h"] | None = None
     prompt_cache_options: PromptCacheOptionsParam | None = None
     service_tier: Literal["auto", "default", "fast", "flex", "priority"] | None = None
+
+
+class Items(
+    RootModel[
+        list[
+            EasyInputMessage
+            | InputMessage
+            | OutputMessage
+            | FileSearchToolCall
+            | ComputerToolCall
+            | ComputerCallOutputItemParam
+            | WebSearchToolCall
+            | FunctionToolCall
+            | FunctionCallOutputItemParam
+            | ToolSearchCallItemParam
+            | ToolSearchOutputItemParam
+            | AdditionalToolsItemParam
+            | ReasoningItem
+            | CompactionSummaryItemParam
+            | ImageGenToolCall
+            | CodeInterpreterToolCall
+            | LocalShellToolCall
+            | LocalShellToolCallOutput
+            | FunctionShellCallItemParam
+            | FunctionShellCallOutputItemParam
+            | ApplyPatchToolCallItemParam
+            | ApplyPatchToolCallOutputItemParam
+            | MCPListTools
+            | MCPApprovalRequest
+            | MCPApprovalResponse
+            | MCPToolCall
+            | CustomToolCallOutput
+            | CustomToolCall
+            | CompactionTriggerItemParam
+            | ItemReferenceParam
+            | ProgramItemParam
+            | ProgramOutputItemParam
+        ]
+    ]
+):
+    root: Annotated[
+        list[
+            EasyInputMessage
+            | InputMessage
+            | OutputMessage
+            | FileSearchToolCall
+            | ComputerToolCall
+            | ComputerCallOutputItemParam
+            | WebSearchToolCall
+            | FunctionToolCall
+            | FunctionCallOutputItemParam
+            | ToolSearchCallItemParam
+            | ToolSearchOutputItemParam
+            | AdditionalToolsItemParam
+            | ReasoningItem
+            | CompactionSummaryItemParam
+            | ImageGenToolCall
+            | CodeInterpreterToolCall
+            | LocalShellToolCall
+            | LocalShellToolCallOutput
+            | FunctionShellCallItemParam
+            | FunctionShellCallOutputItemParam
+            | ApplyPatchToolCallItemParam
+            | ApplyPatchToolCallOutputItemParam
+            | MCPListTools
+            | MCPApprovalRequest
+            | MCPApprovalResponse
+            | MCPToolCall
+            | CustomToolCallOutput
+            | CustomToolCall
+            | CompactionTriggerItemParam
+            | ItemReferenceParam
+            | ProgramItemParam
+            | ProgramOutputItemParam
+        ],
+        Field(
+            description="Initial items to include in the conversation context. You may add up to 20 items at a time.",
+            max_length=20,
+        ),
+    ]
+
+
+class CreateConversationBody(BaseModel):
+    metadata: dict[str, str] | None = None
+    items: Items | None = None
 
 
 class CreateResponse(CreateModelResponseProperties, ResponseProperties):

@@ -12,12 +12,20 @@ class Operation(NamedTuple):
 
 OPERATIONS: dict[str, Operation] = {
     'createChatCompletion': Operation('post', '/chat/completions', 'chat.create_chat_completion'),
+    'createConversationItems': Operation('post', '/conversations/{conversation_id}/items', 'conversations.create_conversation_items'),
+    'listConversationItems': Operation('get', '/conversations/{conversation_id}/items', 'conversations.list_conversation_items'),
+    'getConversationItem': Operation('get', '/conversations/{conversation_id}/items/{item_id}', 'conversations.get_conversation_item'),
+    'deleteConversationItem': Operation('delete', '/conversations/{conversation_id}/items/{item_id}', 'conversations.delete_conversation_item'),
     'listModels': Operation('get', '/models', 'models.list_models'),
     'createResponse': Operation('post', '/responses', 'responses.create_response'),
     'getResponse': Operation('get', '/responses/{response_id}', 'responses.get_response'),
     'deleteResponse': Operation('delete', '/responses/{response_id}', 'responses.delete_response'),
     'cancelResponse': Operation('post', '/responses/{response_id}/cancel', 'responses.cancel_response'),
     'listInputItems': Operation('get', '/responses/{response_id}/input_items', 'responses.list_input_items'),
+    'createConversation': Operation('post', '/conversations', 'conversations.create_conversation'),
+    'getConversation': Operation('get', '/conversations/{conversation_id}', 'conversations.get_conversation'),
+    'deleteConversation': Operation('delete', '/conversations/{conversation_id}', 'conversations.delete_conversation'),
+    'updateConversation': Operation('post', '/conversations/{conversation_id}', 'conversations.update_conversation'),
     'Getinputtokencounts': Operation('post', '/responses/input_tokens', 'responses.count_input_tokens'),
     'Compactconversation': Operation('post', '/responses/compact', 'responses.compact_response'),
 }

@@ -286,3 +286,35 @@ def test_a_background_response_running_at_shutdown_is_recorded_as_failed(
     assert stored.status == "failed"
     assert stored.error is not None
     assert stored.error.message == "The server shut down before the response completed."
+
+
+def test_a_background_response_extends_its_conversation_before_it_reads_as_completed(
+    client: openai.OpenAI, upstream: ScriptedUpstream
+) -> None:
+    conversation = client.conversations.create()
+    model = upstream.script(Text("done in the background", **SLOW))
+
+    queued = client.responses.create(
+        model=model, input="Hi", background=True, conversation=conversation.id
+    )
+    final = _wait_until_ended(client, queued.id)
+
+    assert final.status == "completed"
+    assert final.conversation is not None and final.conversation.id == conversation.id
+    items = client.conversations.items.list(conversation.id, order="asc").data
+    assert [item.content[0].text for item in items] == ["Hi", "done in the background"]  # type: ignore[union-attr]
+
+
+def test_a_cancelled_background_response_adds_nothing_to_its_conversation(
+    client: openai.OpenAI, upstream: ScriptedUpstream
+) -> None:
+    conversation = client.conversations.create()
+    model = upstream.script(Text("w" * 200, **SLOW))
+    queued = client.responses.create(
+        model=model, input="Hi", background=True, conversation=conversation.id
+    )
+
+    cancelled = client.responses.cancel(queued.id)
+
+    assert cancelled.status == "cancelled"
+    assert client.conversations.items.list(conversation.id).data == []

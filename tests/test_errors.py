@@ -98,7 +98,6 @@ def test_unknown_parameter_is_a_400(server: Server) -> None:
     ("extra", "param"),
     [
         ({"top_logprobs": 3}, "top_logprobs"),
-        ({"conversation": "conv_1"}, "conversation"),
         ({"include": ["message.output_text.logprobs"]}, "include[0]"),
         ({"tools": [{"type": "web_search"}]}, "tools[0].type"),
         ({"reasoning": {"summary": "detailed"}}, "reasoning.summary"),

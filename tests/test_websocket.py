@@ -312,3 +312,27 @@ def test_a_client_that_hangs_up_mid_turn_leaves_a_failed_stored_response(
         stored = httpx.get(f"{server.base_url}/responses/{created['id']}").json()
     assert stored["status"] == "failed"
     assert stored["error"]["message"] == "The client disconnected before the response completed."
+
+
+def test_a_conversation_over_the_socket_is_the_context_and_gains_the_turn(
+    server: Server, upstream: ScriptedUpstream
+) -> None:
+    model = upstream.script(Text("Noted."), Text("Chained."))
+    conversation = httpx.post(f"{server.base_url}/conversations", json={"items": _user("Hi")})
+    conversation_id = conversation.json()["id"]
+    with _socket(server) as ws:
+        first = _turn(ws, model, input=_user("I am Ada."), conversation=conversation_id)
+        response_id = first[-1]["response"]["id"]
+        _turn(ws, model, input=_user("Again"), previous_response_id=response_id)
+    items = httpx.get(f"{server.base_url}/conversations/{conversation_id}/items?order=asc")
+
+    assert first[-1]["response"]["conversation"] == {"id": conversation_id}
+    texts = [item["content"][0]["text"] for item in items.json()["data"]]
+    assert texts == ["Hi", "I am Ada.", "Noted."]
+    # Continuing the response by id follows its chain, as over HTTP: the conversation's
+    # earlier items were its context, not part of it.
+    assert upstream.requests(model)[1].json["messages"] == [
+        {"role": "user", "content": "I am Ada."},
+        {"role": "assistant", "content": "Noted."},
+        {"role": "user", "content": "Again"},
+    ]

@@ -18,6 +18,7 @@ from pydantic import BaseModel, ValidationError
 from starlette.responses import Response
 
 from openresponses.core.dialects import Dialect, select
+from openresponses.core.items import new_id
 from openresponses.core.runner import Services
 from openresponses.errors import APIError, ErrorKind, invalid
 
@@ -90,6 +91,40 @@ def _validation_error(exc: ValidationError) -> APIError:
         param=param,
         code="invalid_value" if first["type"] != "model_type" else "invalid_type",
     )
+
+
+_PART_DEFAULTS: dict[str, dict[str, Any]] = {
+    "input_image": {"detail": "auto"},
+    "output_text": {"annotations": [], "logprobs": []},
+}
+"""Content-part fields OpenAI's spec marks required that the API (and the Open Responses
+compliance suite) let clients omit in input, with the values the API assumes."""
+
+
+def _output_parts(content: Any) -> bool:
+    return isinstance(content, list) and any(
+        isinstance(part, dict) and part.get("type") in ("output_text", "refusal")
+        for part in content
+    )
+
+
+def item_defaults(items: Any) -> None:
+    """Fills, in a list of input items as JSON, what the API lets clients omit but OpenAI's
+    spec marks required: the content-part fields above, and the `id` and `status` of an
+    assistant message given as output parts (the Open Responses spec's
+    AssistantMessageItemParam, which OpenAI's spec can only read as an OutputMessage)."""
+    for item in items if isinstance(items, list) else []:
+        if not isinstance(item, dict):
+            continue
+        content = item.get("content")
+        if item.get("role") == "assistant" and _output_parts(content):
+            item.setdefault("status", "completed")
+            if item.get("id") is None:
+                item["id"] = new_id("message")
+        for part in content if isinstance(content, list) else []:
+            if isinstance(part, dict):
+                for key, value in _PART_DEFAULTS.get(str(part.get("type")), {}).items():
+                    part.setdefault(key, value)
 
 
 async def read_body(

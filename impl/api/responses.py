@@ -8,7 +8,14 @@ from typing import Any, Literal
 
 from starlette.responses import Response, StreamingResponse
 
-from openresponses.api.common import current, dialect, json_response, read_body, services
+from openresponses.api.common import (
+    current,
+    dialect,
+    item_defaults,
+    json_response,
+    read_body,
+    services,
+)
 from openresponses.core import sse
 from openresponses.core.background import RETAIN_SECONDS
 from openresponses.core.dialects import (
@@ -19,28 +26,12 @@ from openresponses.core.dialects import (
     response_body,
 )
 from openresponses.core.engine import Event
-from openresponses.core.items import new_id
 from openresponses.core.runner import Services, Turn, compact, count_tokens, prepare
 from openresponses.errors import invalid, not_found
 from openresponses.generated import openai_models as m
 from openresponses.store.base import StoredResponse
 
 _NO_BUFFERING = {"cache-control": "no-cache", "x-accel-buffering": "no"}
-
-
-_PART_DEFAULTS: dict[str, dict[str, Any]] = {
-    "input_image": {"detail": "auto"},
-    "output_text": {"annotations": [], "logprobs": []},
-}
-"""Content-part fields OpenAI's spec marks required that the API (and the Open Responses
-compliance suite) let clients omit in input, with the values the API assumes."""
-
-
-def _output_parts(content: Any) -> bool:
-    return isinstance(content, list) and any(
-        isinstance(part, dict) and part.get("type") in ("output_text", "refusal")
-        for part in content
-    )
 
 
 def _list(value: Any) -> list[Any]:
@@ -50,9 +41,7 @@ def _list(value: Any) -> list[Any]:
 def request_defaults(data: dict[str, Any]) -> None:
     """Reads our tools and items under their Open Responses prefix (`openresponses:mcp`), and
     fills what the API lets clients omit but OpenAI's spec marks required: a function
-    tool's `parameters` and `strict` (nullable), the content-part fields above, and the `id`
-    and `status` of an assistant message given as output parts (the Open Responses spec's
-    AssistantMessageItemParam, which OpenAI's spec can only read as an OutputMessage)."""
+    tool's `parameters` and `strict` (nullable), and in `input` what `item_defaults` fills."""
     tools, items = _list(data.get("tools")), _list(data.get("input"))
     for entry in [*tools, *items]:
         kind = entry.get("type") if isinstance(entry, dict) else None
@@ -62,18 +51,7 @@ def request_defaults(data: dict[str, Any]) -> None:
         if isinstance(tool, dict) and tool.get("type") == "function":
             tool.setdefault("parameters", None)
             tool.setdefault("strict", None)
-    for item in items:
-        if not isinstance(item, dict):
-            continue  # the model's validation says what is wrong with it
-        content = item.get("content")
-        if item.get("role") == "assistant" and _output_parts(content):
-            item.setdefault("status", "completed")
-            if item.get("id") is None:
-                item["id"] = new_id("message")
-        for part in content if isinstance(content, list) else []:
-            if isinstance(part, dict):
-                for key, value in _PART_DEFAULTS.get(str(part.get("type")), {}).items():
-                    part.setdefault(key, value)
+    item_defaults(items)
 
 
 async def create_response() -> Response:

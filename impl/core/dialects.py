@@ -85,6 +85,17 @@ def error_body(error: APIError, dialect: Dialect) -> dict[str, Any]:
 # --- responses ------------------------------------------------------------------------------
 
 
+_EXTENSIONS = ("conversation",)
+"""Response keys the spec lacks that the spec dialect keeps, as the spec allows optional
+fields to extend its schemas: `conversation` names the conversation the response extends."""
+
+
+def _with_extensions(spec: dict[str, Any], data: dict[str, Any]) -> dict[str, Any]:
+    """`spec` (validated, so stripped of unknown keys) with `data`'s extension keys back."""
+    spec.update({key: data[key] for key in _EXTENSIONS if key in data})
+    return spec
+
+
 def _spec_response(data: dict[str, Any], store: bool) -> dict[str, Any]:
     """Fill the keys the spec's ResponseResource requires and OpenAI's Response leaves out."""
     data.setdefault("store", store)
@@ -111,7 +122,7 @@ def _spec_response(data: dict[str, Any], store: bool) -> dict[str, Any]:
     output = data.get("output", [])
     data["tools"] = [tool for tool in tools if tool.get("type") in _SPEC_TOOL_TYPES]
     data["output"] = [item for item in output if item.get("type") in _SPEC_ITEM_TYPES]
-    spec = _dump(orm.ResponseResource.model_validate(data))
+    spec = _with_extensions(_dump(orm.ResponseResource.model_validate(data)), data)
     spec["tools"] = _merged(tools, spec["tools"], _SPEC_TOOL_TYPES)
     spec["output"] = [
         _with_status(item) if item["type"].startswith(EXTENSION_PREFIX) else item

@@ -14,6 +14,7 @@ from typing import Any, TypeVar
 
 from pydantic import BaseModel, RootModel
 
+from openresponses.core import conversations
 from openresponses.core.items import input_message, new_id, user_text
 from openresponses.errors import invalid
 from openresponses.generated import openai_models as m
@@ -25,7 +26,6 @@ T = TypeVar("T")
 
 # Parameters accepted only at their "off" value (anything else would be silently ignored).
 _UNSUPPORTED_UNLESS = {
-    "conversation": (None,),
     "prompt": (None,),
     "context_management": (None,),
     "moderation": (None,),
@@ -198,7 +198,7 @@ def _assistant_message(content: str | list[Any], phase: Any, item_id: str | None
     )
 
 
-def _normalise(item: Any, index: int) -> Any:
+def _normalise(item: Any, param: str) -> Any:
     """One input item as the stored item it becomes (references are resolved by the caller)."""
     if isinstance(item, m.EasyInputMessage):
         if item.role == "assistant":
@@ -249,14 +249,16 @@ def _normalise(item: Any, index: int) -> Any:
     kind = getattr(item, "type", type(item).__name__)
     raise invalid(
         f"Input item type '{kind}' is not supported by this server.",
-        param=f"input[{index}].type",
+        param=f"{param}.type",
         code="unsupported_value",
     )
 
 
-async def input_items(raw: str | RootModel[str] | list[Any] | None, store: Store) -> list[Any]:
-    """A request's `input` as stored items, in order (a string may come wrapped, for its
-    length limit)."""
+async def input_items(
+    raw: str | RootModel[str] | list[Any] | None, store: Store, *, param: str = "input"
+) -> list[Any]:
+    """A request's `input` (or the conversations API's `items`, named by `param`) as stored
+    items, in order (a string may come wrapped, for its length limit)."""
     if isinstance(raw, RootModel):
         raw = raw.root
     if raw is None:
@@ -270,12 +272,12 @@ async def input_items(raw: str | RootModel[str] | list[Any] | None, store: Store
             if found is None:
                 raise invalid(
                     f"Item with id '{item.id}' not found.",
-                    param=f"input[{index}].id",
+                    param=f"{param}[{index}].id",
                     code="item_not_found",
                 )
             items.append(found)
         else:
-            items.append(_normalise(item, index))
+            items.append(_normalise(item, f"{param}[{index}]"))
     return items
 
 
@@ -289,7 +291,7 @@ def initial_response(request: m.CreateResponse, model: str) -> m.Response:
     if text.format is None:
         text = text.model_copy(update={"format": m.ResponseFormatText(type="text")})
     reasoning = request.reasoning or m.Reasoning(effort=None, summary=None)
-    return m.Response(
+    response = m.Response(
         id=new_id("response"),
         object="response",
         created_at=int(time.time()),
@@ -322,3 +324,7 @@ def initial_response(request: m.CreateResponse, model: str) -> m.Response:
         safety_identifier=request.safety_identifier,
         prompt_cache_key=request.prompt_cache_key,
     )
+    conversation_id = conversations.requested(request)
+    if conversation_id is not None:  # set only then: OpenAI leaves the key out otherwise
+        response.conversation = m.ResponseConversation(id=conversation_id)
+    return response

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 import aiohttp
 
 from openresponses.config import Settings
-from openresponses.core import compaction, intake, structured, tokens
+from openresponses.core import compaction, conversations, intake, structured, tokens
 from openresponses.core.engine import Event, ResponseBuilder, ServerCall, usage_model
 from openresponses.core.items import new_id, user_text
 from openresponses.errors import APIError, ErrorKind, invalid
@@ -44,6 +44,8 @@ if TYPE_CHECKING:  # core.background builds on Turn, defined here
 log = logging.getLogger("openresponses")
 
 _INTERNAL = "The server had an error while processing the response."
+_EXTENDS = ("completed", "incomplete")
+"""The final states in which a response is appended to its conversation."""
 
 
 @dataclass
@@ -121,6 +123,8 @@ class Turn:
     input_items: list[Any]
     store: bool
     events: AsyncGenerator[ModelEvent, None]
+    conversation_id: str | None = None
+    """The conversation this turn extends once it ends (see core.conversations)."""
     cancel_requested: bool = False
     """Set by `POST /responses/{id}/cancel` (background responses, see core.background)."""
     generating: bool = False
@@ -135,12 +139,23 @@ class Turn:
 
     @property
     def conversation(self) -> list[Any]:
-        """Everything up to and including this turn's output, as `Store.context` gives it."""
-        return [*self.history, *self.input_items, *self.response.output]
+        """Everything up to and including this turn's output, as `Store.context` gives it
+        (a named conversation's items were context, but are no part of the response's chain)."""
+        history = [] if self.conversation_id else self.history
+        return [*history, *self.input_items, *self.response.output]
 
     async def _save(self) -> None:
         if self.store:
             await self.services.store.save(StoredResponse(self.response, self.input_items))
+
+    async def _extend_conversation(self) -> None:
+        """Append this turn to its conversation once it has completed or stopped incomplete.
+        Items the conversation holds already (referenced by the input) are not added twice."""
+        if self.conversation_id is None or self.response.status not in _EXTENDS:
+            return
+        await self.services.store.conversations.append(
+            self.conversation_id, self.input_items, self.response.output, skip_present=True
+        )
 
     async def prime(self) -> ModelEvent | None:
         """The upstream's first event; upstream errors here propagate as HTTP errors."""
@@ -177,6 +192,9 @@ class Turn:
             except Exception:  # a bug of ours must still end the stream, not hang it
                 log.exception("response %s failed", self.response.id)
                 closing = self.builder.fail(APIError(ErrorKind.SERVER, _INTERNAL))
+            # The conversation first: once the response reads as ended anywhere (its stream,
+            # a GET, a background poll), the conversation must already hold the turn.
+            await self._extend_conversation()
             await self._save()
             finished = True
             for event in closing:
@@ -294,6 +312,17 @@ def _text_format(text: m.ResponseTextParam | None) -> dict[str, Any] | None:
     return dumped
 
 
+async def _history(
+    services: Services, request: m.CreateResponse | m.TokenCountsBody, history: History
+) -> tuple[str | None, list[Any]]:
+    """The named conversation, if any, and the context before the input: the conversation's
+    items, or else the `previous_response_id` chain."""
+    conversation_id = conversations.requested(request)
+    if conversation_id is None:
+        return None, await _context(history, request.previous_response_id)
+    return conversation_id, await conversations.history(services.store, conversation_id)
+
+
 async def _context(history: History, previous_response_id: str | None) -> list[Any]:
     if not previous_response_id:
         return []
@@ -321,7 +350,7 @@ async def prepare(
     model = _require_model(request.model)
     provider, upstream_model = services.registry.route(model, headers)
     items = await intake.input_items(request.input, services.store)
-    context = await _context(history or services.store.context, request.previous_response_id)
+    conversation_id, context = await _history(services, request, history or services.store.context)
     text_format = _text_format(request.text)
     conversation = tool_registry.model_items(compaction.expand(services.secret, context + items))
     box = tool_registry.toolbox(request)
@@ -370,6 +399,7 @@ async def prepare(
         store=request.store is not False,
         events=generate(model_request),
         agent=agent,
+        conversation_id=conversation_id,
     )
 
 
@@ -440,7 +470,7 @@ async def count_tokens(
     """`POST /responses/input_tokens`: the request's input tokens, and whether the count is
     exact for its model (see core.tokens)."""
     items = await intake.input_items(request.input, services.store)
-    context = await _context(services.store.context, request.previous_response_id)
+    _, context = await _history(services, request, services.store.context)
     text_format = _text_format(request.text)
     total, exact = await asyncio.to_thread(
         tokens.count,

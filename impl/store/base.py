@@ -1,16 +1,19 @@
 """The storage interface: what the API needs to persist, and nothing about how.
 
 A response is stored with the input items it was given (after normalisation: every item
-has an id) and its output items (inside `Response.output`). Implementations keep these
-durable before a call returns, so a stored object survives a crash of the server.
+has an id) and its output items (inside `Response.output`). A conversation is an ordered
+list of such items, appended to by the conversations API and by responses that name it.
+Implementations keep these durable before a call returns, so a stored object survives a
+crash of the server.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Literal, Protocol
 
-from openresponses.generated.openai_models import Response
+from openresponses.generated.openai_models import ConversationResource, Response
 
 
 @dataclass(frozen=True)
@@ -25,6 +28,82 @@ class StoredResponse:
 class ItemPage:
     items: list[Any]
     has_more: bool
+
+
+class ItemConflict(Exception):
+    """Items a conversation holds already (an item id appears once in a conversation)."""
+
+    def __init__(self, item_ids: list[str]) -> None:
+        super().__init__(f"already in the conversation: {', '.join(item_ids)}")
+        self.item_ids = item_ids
+
+
+class MissingItem(LookupError):
+    """An item id that is not in the conversation (a pagination cursor)."""
+
+    def __init__(self, item_id: str) -> None:
+        super().__init__(item_id)
+        self.item_id = item_id
+
+
+class Conversations(Protocol):
+    """Persistence for conversations and their items, in the order they were appended.
+
+    Every method is safe to call from the event loop, and durable when it returns: a
+    conversation is written through, never behind, so that the next turn reads it whole.
+    """
+
+    async def create(self, conversation: ConversationResource, items: Sequence[Any]) -> None:
+        """Insert a new conversation holding `items` (input items, see core.items)."""
+
+    async def get(self, conversation_id: str) -> ConversationResource | None:
+        """The conversation, or None when it does not exist (or was deleted)."""
+
+    async def update(
+        self, conversation_id: str, metadata: dict[str, str]
+    ) -> ConversationResource | None:
+        """Replace the conversation's metadata; None when it does not exist."""
+
+    async def delete(self, conversation_id: str) -> bool:
+        """Delete a conversation and its items; False when there was nothing to delete."""
+
+    async def append(
+        self,
+        conversation_id: str,
+        inputs: Sequence[Any],
+        outputs: Sequence[Any] = (),
+        *,
+        skip_present: bool = False,
+    ) -> bool:
+        """Append input items, then response output items, as one block after everything
+        the conversation holds when the call commits; False when it does not exist.
+
+        An item whose id the conversation holds already (or that repeats in the block) is
+        left out with `skip_present`; otherwise `ItemConflict` is raised and nothing is added.
+        """
+
+    async def items(
+        self,
+        conversation_id: str,
+        *,
+        after: str | None,
+        limit: int,
+        order: Literal["asc", "desc"],
+    ) -> ItemPage | None:
+        """A page of the conversation's items, or None when it does not exist.
+
+        `after` is an item id; the page starts just past it in the requested order, and
+        `MissingItem` is raised when the conversation does not hold it.
+        """
+
+    async def context(self, conversation_id: str) -> list[Any] | None:
+        """Every item of the conversation, oldest first; None when it does not exist."""
+
+    async def item(self, conversation_id: str, item_id: str) -> Any | None:
+        """One item of the conversation; None when either does not exist."""
+
+    async def delete_item(self, conversation_id: str, item_id: str) -> bool:
+        """Remove one item from the conversation; False when either does not exist."""
 
 
 class Store(Protocol):
@@ -55,7 +134,12 @@ class Store(Protocol):
         """
 
     async def find_item(self, item_id: str) -> Any | None:
-        """An input or output item of any stored response, by its id (for item_reference)."""
+        """An input or output item of any stored response or conversation, by its id (for
+        item_reference)."""
+
+    @property
+    def conversations(self) -> Conversations:
+        """The conversations, stored beside the responses."""
 
     async def close(self) -> None:
         """Release connections and files."""

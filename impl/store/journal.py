@@ -29,7 +29,7 @@ from typing import Any, Literal, Protocol
 
 from openresponses.core.items import ITEM_RESOURCE
 from openresponses.generated.openai_models import Response
-from openresponses.store.base import ItemPage, Store, StoredResponse
+from openresponses.store.base import Conversations, ItemPage, Store, StoredResponse
 
 log = logging.getLogger("openresponses.store")
 
@@ -204,3 +204,9 @@ class JournaledStore:
     async def find_item(self, item_id: str) -> Any | None:
         await self._flush()
         return await self._inner.find_item(item_id)
+
+    @property
+    def conversations(self) -> Conversations:
+        """Written through: an append must be in the database before the turn that made it
+        ends, and it touches no response, so nothing in the journal has to go first."""
+        return self._inner.conversations

@@ -54,6 +54,36 @@ MIGRATIONS: tuple[Migration, ...] = (
             "CREATE INDEX response_items_item_id ON response_items (item_id)",
         ),
     ),
+    Migration(
+        3,
+        "conversations and their items",
+        (
+            # next_position: the position the next appended item takes; it only grows, so
+            # positions order items by when they were appended, across deletions.
+            """
+            CREATE TABLE conversations (
+                id VARCHAR PRIMARY KEY,
+                created_at BIGINT NOT NULL,
+                metadata TEXT NOT NULL,
+                next_position BIGINT NOT NULL
+            )
+            """,
+            # entry is conversation_id/item_id, the single-column key DuckDB can look rows
+            # up by (an item id appears once in a conversation, but may be in several).
+            """
+            CREATE TABLE conversation_items (
+                entry VARCHAR PRIMARY KEY,
+                conversation_id VARCHAR NOT NULL,
+                position BIGINT NOT NULL,
+                item_id VARCHAR NOT NULL,
+                origin VARCHAR NOT NULL CHECK (origin IN ('input', 'output')),
+                body TEXT NOT NULL
+            )
+            """,
+            "CREATE INDEX conversation_items_conversation ON conversation_items (conversation_id)",
+            "CREATE INDEX conversation_items_item_id ON conversation_items (item_id)",
+        ),
+    ),
 )
 
 LATEST = MIGRATIONS[-1].version

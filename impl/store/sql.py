@@ -25,7 +25,7 @@ from concurrent.futures import ThreadPoolExecutor
 from contextlib import AbstractContextManager, nullcontext
 from typing import Any, Literal, TypeVar
 
-from pydantic import BaseModel, TypeAdapter
+from pydantic import BaseModel
 from sqlalchemy import (
     BigInteger,
     Column,
@@ -50,9 +50,12 @@ from sqlalchemy import (
 # Both DuckDB dialects derive from the PostgreSQL one, so its ON CONFLICT compiles for them too.
 from sqlalchemy.dialects.postgresql import insert
 
-from openresponses.core.items import ITEM_RESOURCE, OUTPUT_ITEM, item_id
+from openresponses.core.items import item_id
 from openresponses.generated.openai_models import Response
+from openresponses.store import conversations
 from openresponses.store.base import ItemPage, StoredResponse
+from openresponses.store.codec import Role, dump, load_item
+from openresponses.store.conversations import SqlConversations
 
 T = TypeVar("T")
 
@@ -64,12 +67,6 @@ WORKERS = 8
 # depends on install order. This one caches compiled statements; duckdb_engine turns
 # SQLAlchemy's statement cache off, recompiling every query on every call.
 _DUCKDB_DRIVER = "duckdb+duckdb_sqlalchemy"
-
-Role = Literal["input", "output"]
-
-# Read back with the union each list was validated with, so an item returns as the model it
-# was saved as (an output `function_call` stays a FunctionToolCall, equal to Response.output).
-_ADAPTERS: dict[str, TypeAdapter[Any]] = {"input": ITEM_RESOURCE, "output": OUTPUT_ITEM}
 
 _metadata = MetaData()
 responses = Table(
@@ -123,20 +120,6 @@ def _skip_duckdb_pandas_probe() -> None:
         sys.modules["pandas"] = None  # type: ignore[assignment]
 
 
-def _dump(model: BaseModel) -> str:
-    """JSON that validates back to an equal model with the same fields set.
-
-    The API renders models with `exclude_unset`, so a full dump would make every field "set"
-    and a stored response would come back with keys it never had; and aliases (`schema` for
-    `schema_`) are what the models validate from.
-    """
-    return model.model_dump_json(by_alias=True, exclude_unset=True)
-
-
-def _item(role: str, body: str) -> Any:
-    return _ADAPTERS[role].validate_json(body)
-
-
 def _row(response: Response) -> dict[str, Any]:
     """The response's row in `responses`."""
     return {
@@ -145,7 +128,7 @@ def _row(response: Response) -> dict[str, Any]:
         "status": response.status,
         "model": response.model,
         "previous_response_id": response.previous_response_id,
-        "body": _dump(response),
+        "body": dump(response),
     }
 
 
@@ -156,7 +139,7 @@ def _item_rows(response_id: str, role: Role, models: Iterable[BaseModel]) -> lis
             "role": role,
             "position": position,
             "item_id": item_id(model),
-            "body": _dump(model),
+            "body": dump(model),
         }
         for position, model in enumerate(models)
     ]
@@ -321,7 +304,7 @@ def _page(
         hits = [index for index, row in enumerate(ordered) if row.item_id == after]
         start = hits[-1] + 1 if hits else len(ordered)
     return ItemPage(
-        items=[_item("input", row.body) for row in ordered[start : start + limit]],
+        items=[load_item("input", row.body) for row in ordered[start : start + limit]],
         has_more=start + limit < len(ordered),
     )
 
@@ -345,6 +328,7 @@ class SqlStore:
             # PostgreSQL's row locks make concurrent writers of one response wait instead.
             self._write_lock = nullcontext()
             self._write_rows, self._links = _upsert_rows, _links_by_recursion
+        self.conversations = SqlConversations(engine, self._run, self._write_lock)
 
     async def _run(self, call: Callable[..., T], *args: Any) -> T:
         return await asyncio.get_running_loop().run_in_executor(self._executor, call, *args)
@@ -413,7 +397,7 @@ class SqlStore:
         response, rows = self._response_and_items(response_id)
         if response is None:
             return None
-        inputs = [_item("input", row.body) for row in rows if row.role == "input"]
+        inputs = [load_item("input", row.body) for row in rows if row.role == "input"]
         return StoredResponse(Response.model_validate_json(response.body), inputs)
 
     def _delete(self, response_id: str) -> bool:
@@ -438,20 +422,23 @@ class SqlStore:
             rows = _in_order(conn.execute(_ITEMS, {"ids": chain}))
         by_response: dict[str, list[Any]] = {ancestor: [] for ancestor in chain}
         for row in rows:
-            by_response[row.response_id].append(_item(row.role, row.body))
+            by_response[row.response_id].append(load_item(row.role, row.body))
         return [item for ancestor in chain for item in by_response[ancestor]]
 
     def _find_item(self, item_id: str) -> Any | None:
-        """The item; when references copied it into several responses, the newest copy."""
+        """The item; when references copied it into several responses, the newest copy.
+        Items added through the conversations API are in no response; they come next."""
         with self._engine.connect() as conn:
             rows = list(conn.execute(_ITEMS_BY_ID, {"item_id": item_id}))
+            if not rows:
+                return conversations.find_item(conn, item_id)
             if len(rows) > 1:
                 ids = [row.response_id for row in rows]
                 created = {
                     row.id: row.created_at for row in conn.execute(_CREATED_AT, {"ids": ids})
                 }
                 rows.sort(key=lambda row: created.get(row.response_id, -1))
-        return _item(rows[-1].role, rows[-1].body) if rows else None
+        return load_item(rows[-1].role, rows[-1].body)
 
     def _close(self) -> None:
         self._executor.shutdown(wait=True)
