@@ -43,6 +43,9 @@ from openresponses.generated.operations import OPERATIONS
 from openresponses.providers import http
 from openresponses.providers.registry import Registry
 from openresponses.store import duckdb_url, open_store
+from openresponses.tools.base import ToolServices
+from openresponses.tools.web_search.page import PageFetcher
+from openresponses.tools.web_search.registry import backend_from_settings
 
 log = logging.getLogger("openresponses")
 
@@ -174,10 +177,15 @@ def create_app(settings: Settings) -> ASGIApp:
             secret = compaction.load_secret(settings.data_dir, settings.secret)
             tokens.seed_cache(settings.data_dir / "tiktoken")
             runs = Runs()
+            pages = PageFetcher.from_settings(settings)
+            tools = ToolServices(
+                settings.allow_private_networks, backend_from_settings(settings, client), pages
+            )
             try:
-                yield {"services": Services(settings, store, registry, client, secret, runs)}
+                yield {"services": Services(settings, store, registry, client, secret, runs, tools)}
             finally:
                 await runs.close()
+                await pages.close()
                 await store.close()
 
     validators = dict(VALIDATOR_MAP)

@@ -8,6 +8,7 @@ Events are the generated OpenAI event models; `core.dialects` re-spells them per
 
 from __future__ import annotations
 
+import re
 import time
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -59,6 +60,7 @@ class _Part:
     kind: PartKind
     text: str = ""
     open: bool = True
+    annotations: list[Any] = field(default_factory=list)
 
 
 @dataclass
@@ -169,7 +171,7 @@ def _summary_model(part: _Part) -> Any:
 def _part_model(part: _Part) -> Any:
     if part.kind == "output_text":
         return m.OutputTextContent.model_construct(
-            type="output_text", text=part.text, annotations=[], logprobs=[]
+            type="output_text", text=part.text, annotations=part.annotations, logprobs=[]
         )
     if part.kind == "refusal":
         return m.RefusalContent.model_construct(type="refusal", refusal=part.text)
@@ -183,6 +185,9 @@ _INCOMPLETE = {
     "max_tool_calls": "max_tool_calls",
 }
 """Finish reasons that leave a response incomplete, and the reason it reports."""
+
+_MARKER = re.compile(r"\[(\d{1,3})\]")
+"""How the model cites a numbered source of a server tool (see tools.base.Citations)."""
 
 _DELTA_EVENT = {
     "output_text": (m.ResponseTextDeltaEvent, "response.output_text.delta"),
@@ -218,6 +223,7 @@ class ResponseBuilder:
         *,
         emit: bool = True,
         server_functions: frozenset[str] = frozenset(),
+        citations: dict[int, tuple[str, str]] | None = None,
     ) -> None:
         self.response = response
         self._emit = emit  # False: a non-streaming caller, who only wants the final response
@@ -225,6 +231,7 @@ class ResponseBuilder:
         self._items: list[_OpenItem | _FixedItem] = []
         self._server_functions = server_functions
         self._server_calls: dict[int, ServerCall] = {}  # this round's, by tool-call index
+        self._citations = citations  # [n] markers the model may cite: n: (url, title)
         self.client_calls = 0
         """Function calls for the client so far: they end the tool loop."""
         self._open: _OpenItem | None = None
@@ -575,7 +582,9 @@ class ResponseBuilder:
         cls, type_, field_name = _DONE_EVENT[part.kind]
         extra: dict[str, Any] = {"logprobs": []} if part.kind == "output_text" else {}
         where = {"item_id": item.id, "output_index": item.output_index, "content_index": index}
+        cited = self._annotate(part, where) if part.kind == "output_text" else []
         return [
+            *cited,
             self._event(cls, type_, **where, **{field_name: part.text}, **extra),
             self._event(
                 m.ResponseContentPartDoneEvent,
@@ -584,6 +593,34 @@ class ResponseBuilder:
                 part=_part_model(part),
             ),
         ]
+
+    def _annotate(self, part: _Part, where: dict[str, Any]) -> list[Event]:
+        """`url_citation` annotations for the `[n]` markers that cite a tool's sources."""
+        if not self._citations:
+            return []
+        events = []
+        for marker in _MARKER.finditer(part.text):
+            source = self._citations.get(int(marker.group(1)))
+            if source is None:
+                continue
+            annotation = m.UrlCitationBody.model_construct(
+                type="url_citation",
+                url=source[0],  # type: ignore[arg-type]  # as the source gave it
+                title=source[1],
+                start_index=marker.start(),
+                end_index=marker.end(),
+            )
+            part.annotations.append(annotation)
+            events.append(
+                self._event(
+                    m.ResponseOutputTextAnnotationAddedEvent,
+                    "response.output_text.annotation.added",
+                    **where,
+                    annotation_index=len(part.annotations) - 1,
+                    annotation=annotation,
+                )
+            )
+        return events
 
     def _close(self, *, incomplete: bool) -> list[Event]:
         item = self._open

@@ -39,6 +39,7 @@ PREFIX = {
     "mcp_list_tools": "mcpl",
     "mcp_call": "mcp",
     "mcp_approval_request": "mcpr",
+    "web_search_call": "ws",
     "conversation": "conv",
 }
 

@@ -36,6 +36,7 @@ from openresponses.providers.base import (
 from openresponses.providers.registry import Registry
 from openresponses.store.base import Store, StoredResponse
 from openresponses.tools import registry as tool_registry
+from openresponses.tools.base import ToolServices
 from openresponses.tools.registry import Toolbox
 
 if TYPE_CHECKING:  # core.background builds on Turn, defined here
@@ -60,6 +61,8 @@ class Services:
     """Seals compaction items (see core.compaction)."""
     runs: Runs
     """Background responses running in this process (see core.background)."""
+    tools: ToolServices
+    """What server tools use (see tools.base)."""
 
 
 def bearer(headers: Mapping[str, str]) -> str | None:
@@ -103,7 +106,7 @@ class Agent:
         self.rounds += 1
         # After the first round the model may answer instead of calling a tool again.
         choice = "auto" if self.request.tool_choice not in (None, "none") else "none"
-        items = self.base_items + tool_registry.model_items(output)
+        items = self.base_items + tool_registry.model_items(output, self.toolbox.results())
         return self.generate(replace(self.request, items=items, tool_choice=choice))
 
     def over_limit(self, more: int) -> bool:
@@ -353,10 +356,10 @@ async def prepare(
     conversation_id, context = await _history(services, request, history or services.store.context)
     text_format = _text_format(request.text)
     conversation = tool_registry.model_items(compaction.expand(services.secret, context + items))
-    box = tool_registry.toolbox(request)
+    box = tool_registry.toolbox(request, services.tools)
     opening = []
     if box is not None:
-        opening = await _prepare_tools(box, items, context, services.settings)
+        opening = await _prepare_tools(box, items, context, services.tools)
     choice = intake.tool_choice(request, box)
     model_request = ModelRequest(
         model=upstream_model,
@@ -393,6 +396,7 @@ async def prepare(
             intake.initial_response(request, model),
             emit=bool(request.stream or request.background),
             server_functions=box.names() if box else frozenset(),
+            citations=box.citations.sources if box else None,
         ),
         history=context,
         input_items=items,
@@ -412,11 +416,11 @@ def _narrowed(tools: list[m.FunctionTool], choice: Any) -> list[m.FunctionTool]:
 
 
 async def _prepare_tools(
-    box: Toolbox, items: list[Any], context: list[Any], settings: Settings
+    box: Toolbox, items: list[Any], context: list[Any], tools: ToolServices
 ) -> list[Any]:
     """Check the server tools, list their functions and run the calls the client approved:
     the items that report both, first in the response's output."""
-    listed = await box.prepare(context + items, allow_private=settings.allow_private_networks)
+    listed = await box.prepare(context + items, allow_private=tools.allow_private)
     return listed + await box.run_approved(items, context)
 
 

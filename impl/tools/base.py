@@ -14,9 +14,38 @@ model, on this turn and on later ones.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any, Protocol
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Protocol
 
 from openresponses.generated import openai_models as m
+
+if TYPE_CHECKING:
+    from openresponses.tools.web_search.base import WebSearchBackend
+    from openresponses.tools.web_search.page import PageFetcher
+
+
+@dataclass(frozen=True)
+class ToolServices:
+    """What server tools may use, built once when the server starts."""
+
+    allow_private: bool = False
+    """Whether tool URLs may reach loopback and private networks (see tools.guard)."""
+    web_search: WebSearchBackend | None = None
+    """The configured search backend; None: the web_search tool is refused."""
+    pages: PageFetcher | None = None
+
+
+@dataclass
+class Citations:
+    """The sources a response's tools numbered for the model, which it cites as `[n]`; the
+    engine turns the markers into annotations (see core.engine)."""
+
+    sources: dict[int, tuple[str, str]] = field(default_factory=dict)  # n: (url, title)
+
+    def add(self, url: str, title: str) -> int:
+        number = len(self.sources) + 1
+        self.sources[number] = (url, title)
+        return number
 
 
 class ServerTool(Protocol):

@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 from openresponses.core.items import new_id
 from openresponses.generated import openai_models as m
+from openresponses.tools.base import Citations, ToolServices
 from openresponses.tools.guard import check_url
 
 if TYPE_CHECKING:
@@ -90,7 +91,9 @@ def _error_text(exc: BaseException) -> str:
 class McpServer:
     """One `mcp` tool of a request: one server, its allowed tools, its approval policy."""
 
-    def __init__(self, spec: m.MCPTool, index: int) -> None:
+    def __init__(
+        self, spec: m.MCPTool, index: int, services: ToolServices, citations: Citations
+    ) -> None:
         self.spec = spec
         self.param = f"tools[{index}].server_url"
         self.label = spec.server_label
@@ -163,9 +166,6 @@ class McpServer:
             )
             for tool in self.tools
         ]
-
-    def owns(self, function: str) -> bool:
-        return self._tool_named(function) is not None
 
     def _tool_named(self, function: str) -> m.MCPListToolsTool | None:
         return next((t for t in self.tools if function_name(self.label, t.name) == function), None)

@@ -7,6 +7,7 @@ Adding a tool type touches this file only: its class in `_BUILDERS`, its item ty
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -14,10 +15,16 @@ from openresponses.core.items import new_id
 from openresponses.errors import invalid
 from openresponses.generated import openai_models as m
 from openresponses.tools import mcp
-from openresponses.tools.base import ServerTool
+from openresponses.tools.base import Citations, ServerTool, ToolServices
+from openresponses.tools.web_search import tool as web
 
-_BUILDERS: dict[type[Any], Callable[[Any, int], ServerTool]] = {m.MCPTool: mcp.McpServer}
-"""Request tool model → the server tool that runs it (given the tool and its index)."""
+_BUILDERS: dict[type[Any], Callable[[Any, int, ToolServices, Citations], ServerTool]] = {
+    m.MCPTool: mcp.McpServer,
+    m.WebSearchTool: web.WebSearch,
+    m.WebSearchPreviewTool: web.WebSearch,
+}
+"""Request tool model → the server tool that runs it (given the tool, its index, what tools
+may use, and the response's citations)."""
 
 SERVER_TOOL_TYPES = frozenset(_BUILDERS)
 
@@ -25,8 +32,9 @@ SERVER_TOOL_TYPES = frozenset(_BUILDERS)
 class Toolbox:
     """The server tools of one request, prepared together and found by function name."""
 
-    def __init__(self, tools: list[ServerTool]) -> None:
+    def __init__(self, tools: list[ServerTool], citations: Citations) -> None:
         self.tools = tools
+        self.citations = citations
         self._owners: dict[str, ServerTool] = {}
 
     async def prepare(self, history: Sequence[Any], *, allow_private: bool) -> list[Any]:
@@ -74,15 +82,23 @@ class Toolbox:
                 )
         return list(await asyncio.gather(*approved))
 
+    def results(self) -> dict[str, str]:
+        """What the model read for each call of this response that its item cannot hold."""
+        found: dict[str, str] = {}
+        for tool in self.tools:
+            found.update(getattr(tool, "results", {}))
+        return found
 
-def toolbox(request: m.CreateResponse) -> Toolbox | None:
+
+def toolbox(request: m.CreateResponse, services: ToolServices) -> Toolbox | None:
     """The request's server tools, or None when it has none (the common, fast case)."""
+    citations = Citations()
     tools = [
-        _BUILDERS[type(tool)](tool, index)
+        _BUILDERS[type(tool)](tool, index, services, citations)
         for index, tool in enumerate(request.tools or [])
         if type(tool) in _BUILDERS
     ]
-    return Toolbox(tools) if tools else None
+    return Toolbox(tools, citations) if tools else None
 
 
 # --- what the model reads ------------------------------------------------------------------
@@ -109,7 +125,16 @@ def _output(call_id: str, output: str) -> m.FunctionToolCallOutputResource:
     )
 
 
-def _mcp_items(item: Any) -> tuple[list[Any], list[Any]]:
+def _web_items(item: Any, results: dict[str, str]) -> tuple[list[Any], list[Any]]:
+    action = item.action
+    if isinstance(action, m.WebSearchActionOpenPage):
+        call = _call(item.id, web.OPEN_PAGE, json.dumps({"url": str(action.url)}))
+    else:
+        call = _call(item.id, web.SEARCH, json.dumps({"query": action.query or ""}))
+    return [call], [_output(item.id, results.get(item.id) or web.model_text(item))]
+
+
+def _mcp_items(item: Any, results: dict[str, str]) -> tuple[list[Any], list[Any]]:
     """(calls, outputs) the model reads for one MCP item."""
     if isinstance(item, m.MCPToolCall):
         name = mcp.function_name(item.server_label, item.name)
@@ -125,7 +150,8 @@ def _mcp_items(item: Any) -> tuple[list[Any], list[Any]]:
     return [], []  # listings, and approvals (the mcp_call that follows carries the result)
 
 
-_MODEL_ITEMS: dict[str, Callable[[Any], tuple[list[Any], list[Any]]]] = {
+_MODEL_ITEMS: dict[str, Callable[[Any, dict[str, str]], tuple[list[Any], list[Any]]]] = {
+    "web_search_call": _web_items,
     "mcp_list_tools": _mcp_items,
     "mcp_call": _mcp_items,
     "mcp_approval_request": _mcp_items,
@@ -133,9 +159,10 @@ _MODEL_ITEMS: dict[str, Callable[[Any], tuple[list[Any], list[Any]]]] = {
 }
 
 
-def model_items(items: Sequence[Any]) -> list[Any]:
+def model_items(items: Sequence[Any], results: dict[str, str] | None = None) -> list[Any]:
     """`items` as the model reads them: server-tool items become function calls and their
-    outputs; a run of them becomes its calls, then its outputs (one parallel turn)."""
+    outputs; a run of them becomes its calls, then its outputs (one parallel turn).
+    `results` holds what the model read for this response's calls, where items cannot."""
     result: list[Any] = []
     calls: list[Any] = []
     outputs: list[Any] = []
@@ -146,7 +173,7 @@ def model_items(items: Sequence[Any]) -> list[Any]:
             calls, outputs = [], []
             result.append(item)
             continue
-        more_calls, more_outputs = convert(item)
+        more_calls, more_outputs = convert(item, results or {})
         calls += more_calls
         outputs += more_outputs
     return result + calls + outputs
