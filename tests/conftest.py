@@ -73,7 +73,7 @@ class Server:
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
         )
-        deadline = time.monotonic() + 30
+        deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
                 output = self.process.stdout.read().decode() if self.process.stdout else ""
@@ -83,7 +83,7 @@ class Server:
                 return self
             except httpx.TransportError:
                 time.sleep(0.05)
-        raise RuntimeError("server did not start within 30 s")
+        raise RuntimeError("server did not start within 60 s")
 
     def stop(self) -> None:
         if self.process is not None and self.process.poll() is None:

@@ -377,3 +377,69 @@ def test_an_mcp_server_on_a_private_network_is_refused_unless_the_server_allows_
     assert "a loopback address" in raised.value.message
     assert "OPENRESPONSES_ALLOW_PRIVATE_NETWORKS=true" in raised.value.message
     assert upstream.requests(model) == []
+
+
+def test_a_listing_that_fails_streams_the_failed_event(
+    client: openai.OpenAI, upstream: ScriptedUpstream
+) -> None:
+    model = upstream.script(Text("No tools."))
+    dead = {"type": "mcp", "server_label": "gone", "server_url": "http://127.0.0.1:9/mcp"}
+
+    with client.responses.create(model=model, input="Hi", tools=[dead], stream=True) as stream:
+        kinds = [event.type for event in stream]
+
+    assert "response.mcp_list_tools.failed" in kinds
+    assert "response.mcp_list_tools.completed" not in kinds
+
+
+def test_tool_choice_mcp_names_one_tool_of_one_server(
+    client: openai.OpenAI, upstream: ScriptedUpstream, mcp_server: McpTestServer
+) -> None:
+    model = upstream.script(Text("ok"))
+
+    client.responses.create(
+        model=model,
+        input="Hi",
+        tools=[_tool(mcp_server)],
+        tool_choice={"type": "mcp", "server_label": "tools", "name": "shout"},
+    )
+
+    sent = upstream.requests(model)[0].json
+    assert sent["tool_choice"] == {"type": "function", "function": {"name": "tools__shout"}}
+
+
+def test_tool_choice_mcp_without_a_name_requires_one_of_the_servers_tools(
+    client: openai.OpenAI, upstream: ScriptedUpstream, mcp_server: McpTestServer
+) -> None:
+    model = upstream.script(Text("ok"))
+    weather = {"type": "function", "name": "get_weather", "parameters": {"type": "object"}}
+
+    client.responses.create(
+        model=model,
+        input="Hi",
+        tools=[weather, _tool(mcp_server, allowed_tools=["add", "shout"])],
+        tool_choice={"type": "mcp", "server_label": "tools"},
+    )
+
+    sent = upstream.requests(model)[0].json
+    assert sent["tool_choice"] == "required"
+    assert [tool["function"]["name"] for tool in sent["tools"]] == ["tools__add", "tools__shout"]
+
+
+def test_require_approval_per_tool_asks_only_for_the_tools_it_names(
+    client: openai.OpenAI, upstream: ScriptedUpstream, mcp_server: McpTestServer
+) -> None:
+    model = upstream.script(
+        ToolCalls([Call("tools__add", '{"a": 1, "b": 2}'), Call("tools__shout", '{"text": "hey"}')])
+    )
+    tool = _tool(mcp_server, require_approval={"never": {"tool_names": ["add"]}})
+
+    response = client.responses.create(model=model, input="Go", tools=[tool])
+
+    kinds = [(item.type, getattr(item, "name", None)) for item in response.output]
+    assert kinds == [
+        ("mcp_list_tools", None),
+        ("mcp_call", "add"),
+        ("mcp_approval_request", "shout"),
+    ]
+    assert response.output[1].output == "3"

@@ -392,7 +392,8 @@ class ResponseBuilder:
         events = []
         lifecycle = _TOOL_EVENTS.get(item.type)
         if lifecycle is not None:
-            cls, type_ = lifecycle[2] if getattr(item, "status", None) == "failed" else lifecycle[1]
+            failed = getattr(item, "status", None) == "failed" or getattr(item, "error", None)
+            cls, type_ = lifecycle[2] if failed else lifecycle[1]
             events.append(self._event(cls, type_, item_id=item.id, output_index=index))
         events.append(
             self._event(
