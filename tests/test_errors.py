@@ -86,6 +86,22 @@ def test_wrong_type_inside_an_input_item_names_its_path(server: Server) -> None:
     assert _error(response)["param"].startswith("input[0]")
 
 
+@pytest.mark.parametrize(
+    ("path", "body", "param"),
+    [
+        ("/responses", {"model": "m", "input": ["hi"]}, "input[0]"),
+        ("/conversations", {"items": ["hi"]}, "items[0]"),
+    ],
+)
+def test_an_item_list_holding_a_bare_string_is_a_400_naming_it(
+    server: Server, path: str, body: dict[str, Any], param: str
+) -> None:
+    response = _post(server, body, path)
+
+    assert response.status_code == 400
+    assert _error(response)["param"] == param
+
+
 def test_unknown_parameter_is_a_400(server: Server) -> None:
     response = _post(server, {"model": "m", "input": "hi", "temprature": 1})
 
