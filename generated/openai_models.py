@@ -1291,6 +1291,12 @@ class CustomToolChatCompletions(BaseModel):
     ]
 
 
+class DeleteFileResponse(BaseModel):
+    id: str
+    object: Literal["file"]
+    deleted: bool
+
+
 class DirectToolCallCaller(BaseModel):
     type: Literal["direct"]
 
@@ -1370,6 +1376,27 @@ class FileCitationBody(BaseModel):
         int, Field(description="The index of the file in the list of files.")
     ]
     filename: Annotated[str, Field(description="The filename of the file cited.")]
+
+
+class FileExpirationAfter(BaseModel):
+    """
+    The expiration policy for a file. By default, files with `purpose=batch` expire after 30 days and all other files are persisted until they are manually deleted.
+    """
+
+    anchor: Annotated[
+        Literal["created_at"],
+        Field(
+            description="Anchor timestamp after which the expiration policy applies. Supported anchors: `created_at`."
+        ),
+    ]
+    seconds: Annotated[
+        int,
+        Field(
+            description="The number of seconds after the anchor time that the file will expire. Must be between 3600 (1 hour) and 2592000 (30 days).",
+            ge=3600,
+            le=2592000,
+        ),
+    ]
 
 
 class FilePath(BaseModel):
@@ -2051,6 +2078,65 @@ class MoveParam(BaseModel):
     x: Annotated[int, Field(description="The x-coordinate to move to.")]
     y: Annotated[int, Field(description="The y-coordinate to move to.")]
     keys: list[str] | None = None
+
+
+class OpenAIFile(BaseModel):
+    """
+    The `File` object represents a document that has been uploaded to OpenAI.
+    """
+
+    id: Annotated[
+        str,
+        Field(
+            description="The file identifier, which can be referenced in the API endpoints."
+        ),
+    ]
+    bytes: Annotated[int, Field(description="The size of the file, in bytes.")]
+    created_at: Annotated[
+        int,
+        Field(
+            description="The Unix timestamp (in seconds) for when the file was created."
+        ),
+    ]
+    expires_at: Annotated[
+        int | None,
+        Field(
+            description="The Unix timestamp (in seconds) for when the file will expire."
+        ),
+    ] = None
+    filename: Annotated[str, Field(description="The name of the file.")]
+    object: Annotated[
+        Literal["file"], Field(description="The object type, which is always `file`.")
+    ]
+    purpose: Annotated[
+        Literal[
+            "assistants",
+            "assistants_output",
+            "batch",
+            "batch_output",
+            "fine-tune",
+            "fine-tune-results",
+            "vision",
+            "user_data",
+        ],
+        Field(
+            description="The intended purpose of the file. Supported values are `assistants`, `assistants_output`, `batch`, `batch_output`, `fine-tune`, `fine-tune-results`, `vision`, and `user_data`."
+        ),
+    ]
+    status: Annotated[
+        Literal["uploaded", "processed", "error"],
+        Field(
+            deprecated=True,
+            description="Deprecated. The current status of the file, which can be either `uploaded`, `processed`, or `error`.",
+        ),
+    ]
+    status_details: Annotated[
+        str | None,
+        Field(
+            deprecated=True,
+            description="Deprecated. For details on why a fine-tuning training file failed validation, see the `error` field on `fine_tuning.job`.",
+        ),
+    ] = None
 
 
 class Program(BaseModel):
@@ -4695,6 +4781,22 @@ class WebSearchOptions(BaseModel):
     ] = "medium"
 
 
+class CreateFileRequest(BaseModel):
+    model_config = ConfigDict(
+        extra="forbid",
+    )
+    file: Annotated[
+        bytes, Field(description="The File object (not file name) to be uploaded.\n")
+    ]
+    purpose: Annotated[
+        Literal["assistants", "batch", "fine-tune", "vision", "user_data", "evals"],
+        Field(
+            description="The intended purpose of the uploaded file. One of:\n- `assistants`: Used in the Assistants API\n- `batch`: Used in the Batch API\n- `fine-tune`: Used for fine-tuning\n- `vision`: Images used for vision fine-tuning\n- `user_data`: Flexible file type for any purpose\n- `evals`: Used for eval data sets\n"
+        ),
+    ]
+    expires_after: FileExpirationAfter | None = None
+
+
 class CustomGrammarFormatParam(BaseModel):
     """
     A grammar defined by the user.
@@ -5220,6 +5322,14 @@ class InputTextContentParam(BaseModel):
         str, Field(description="The text input to the model.", max_length=10485760)
     ]
     prompt_cache_breakpoint: PromptCacheBreakpointParam | None = None
+
+
+class ListFilesResponse(BaseModel):
+    object: Annotated[str, Field(examples=["list"])]
+    data: list[OpenAIFile]
+    first_id: Annotated[str, Field(examples=["file-abc123"])]
+    last_id: Annotated[str, Field(examples=["file-abc456"])]
+    has_more: Annotated[bool, Field(examples=[False])]
 
 
 class ListModelsResponse(BaseModel):

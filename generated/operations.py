@@ -12,6 +12,11 @@ class Operation(NamedTuple):
 
 OPERATIONS: dict[str, Operation] = {
     'createChatCompletion': Operation('post', '/chat/completions', 'chat.create_chat_completion'),
+    'listFiles': Operation('get', '/files', 'files.list_files'),
+    'createFile': Operation('post', '/files', 'files.create_file'),
+    'deleteFile': Operation('delete', '/files/{file_id}', 'files.delete_file'),
+    'retrieveFile': Operation('get', '/files/{file_id}', 'files.retrieve_file'),
+    'downloadFile': Operation('get', '/files/{file_id}/content', 'files.download_file'),
     'listModels': Operation('get', '/models', 'models.list_models'),
     'createResponse': Operation('post', '/responses', 'responses.create_response'),
     'getResponse': Operation('get', '/responses/{response_id}', 'responses.get_response'),

@@ -38,10 +38,14 @@ from openresponses.core import compaction, tokens
 from openresponses.core.dialects import Dialect, error_body, select
 from openresponses.core.runner import Services
 from openresponses.errors import APIError, ErrorKind
+from openresponses.files.blobs import Blobs
+from openresponses.files.limits import UploadLimitMiddleware
 from openresponses.generated.operations import OPERATIONS
 from openresponses.providers import http
 from openresponses.providers.registry import Registry
 from openresponses.store import duckdb_url, open_store
+from openresponses.store.objects import ObjectStore
+from openresponses.store.sql import create_store_engine
 
 log = logging.getLogger("openresponses")
 
@@ -64,6 +68,7 @@ MIDDLEWARES = [
     ServerErrorMiddleware,
     ExceptionMiddleware,
     ApiKeyMiddleware,
+    UploadLimitMiddleware,
     RoutingMiddleware,
     RequestValidationMiddleware,
     LifespanMiddleware,
@@ -162,19 +167,30 @@ def create_app(settings: Settings) -> ASGIApp:
     @asynccontextmanager
     async def lifespan(_: Any) -> AsyncIterator[dict[str, Any]]:
         async with http.session(read_timeout=settings.upstream_timeout) as client:
+            url = settings.store_url or duckdb_url(settings.data_dir)
             store = await open_store(
-                settings.store_url or duckdb_url(settings.data_dir),
-                journal_dir=settings.data_dir / "journal",
-                journal_fsync=settings.journal_fsync,
+                url, journal_dir=settings.data_dir / "journal", journal_fsync=settings.journal_fsync
             )
+            # A second engine on the migrated database: its own pool for its own threads.
+            objects = ObjectStore(create_store_engine(url))
             registry = Registry(
                 settings.providers, settings.default_provider, client, settings.models_ttl
             )
             secret = compaction.load_secret(settings.data_dir, settings.secret)
             tokens.seed_cache(settings.data_dir / "tiktoken")
+            services = Services(
+                settings,
+                store,
+                registry,
+                client,
+                secret,
+                objects=objects,
+                blobs=Blobs(settings.data_dir / "files"),
+            )
             try:
-                yield {"services": Services(settings, store, registry, client, secret)}
+                yield {"services": services}
             finally:
+                await objects.close()
                 await store.close()
 
     validators = dict(VALIDATOR_MAP)

@@ -61,6 +61,8 @@ class Settings:
     models_ttl: float = 60.0
     # WebSocket connections end after this long (the spec's 60 minutes).
     websocket_max_seconds: float = 3600.0
+    # The largest upload `POST /v1/files` takes (OpenAI's limit: 512 MB).
+    max_file_bytes: int = 512 * 1024 * 1024
 
 
 # name: (kind, base-url variable, default base URL, api-key variable)
@@ -177,6 +179,8 @@ def load_settings(
         values["models_ttl"] = float(env["OPENRESPONSES_MODELS_TTL"])
     if env.get("OPENRESPONSES_WEBSOCKET_MAX_SECONDS"):
         values["websocket_max_seconds"] = float(env["OPENRESPONSES_WEBSOCKET_MAX_SECONDS"])
+    if env.get("OPENRESPONSES_MAX_FILE_BYTES"):
+        values["max_file_bytes"] = int(env["OPENRESPONSES_MAX_FILE_BYTES"])
     if env.get("OPENRESPONSES_SECRET"):
         values["secret"] = env["OPENRESPONSES_SECRET"]
     if env.get("OPENRESPONSES_STORE_URL"):

@@ -13,6 +13,7 @@ import sys
 import time
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -83,6 +84,7 @@ class Server:
                 return self
             except httpx.TransportError:
                 time.sleep(0.05)
+        self.stop()  # a server that starts late must not outlive the test run
         raise RuntimeError("server did not start within 30 s")
 
     def stop(self) -> None:
@@ -111,6 +113,13 @@ POSTGRES = "postgresql+psycopg://root@127.0.0.1:5432/test"
 @pytest.fixture
 def postgres_url() -> Iterator[str]:
     """A URL whose connections see only a fresh schema, dropped after the test."""
+    with postgres_schema() as url:
+        yield url
+
+
+@contextmanager
+def postgres_schema() -> Iterator[str]:
+    """A URL whose connections see only a fresh schema, dropped on leaving."""
     schema = f"test_store_{uuid.uuid4().hex[:12]}"
     admin = create_engine(POSTGRES, isolation_level="AUTOCOMMIT")
     with admin.connect() as conn:

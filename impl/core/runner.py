@@ -24,6 +24,7 @@ from openresponses.core import compaction, intake, structured, tokens
 from openresponses.core.engine import Event, ResponseBuilder, usage_model
 from openresponses.core.items import new_id, user_text
 from openresponses.errors import APIError, ErrorKind, invalid
+from openresponses.files.blobs import Blobs
 from openresponses.generated import openai_models as m
 from openresponses.providers.base import (
     ModelEvent,
@@ -34,6 +35,7 @@ from openresponses.providers.base import (
 )
 from openresponses.providers.registry import Registry
 from openresponses.store.base import Store, StoredResponse
+from openresponses.store.objects import ObjectStore
 
 log = logging.getLogger("openresponses")
 
@@ -50,6 +52,10 @@ class Services:
     client: aiohttp.ClientSession
     secret: bytes
     """Seals compaction items (see core.compaction)."""
+    objects: ObjectStore
+    """Files and vector stores (metadata)."""
+    blobs: Blobs
+    """Files' bytes."""
 
 
 def bearer(headers: Mapping[str, str]) -> str | None:
