@@ -1162,6 +1162,106 @@ class Choice1(BaseModel):
     ]
 
 
+class Input1(RootModel[list[str]]):
+    root: Annotated[
+        list[str],
+        Field(
+            description="The array of strings that will be turned into an embedding.",
+            examples=["The quick brown fox jumped over the lazy dog"],
+            max_length=2048,
+            min_length=1,
+            title="array",
+        ),
+    ]
+
+
+class Input2(RootModel[list[int]]):
+    root: Annotated[
+        list[int],
+        Field(
+            description="The array of integers that will be turned into an embedding.",
+            examples=["[1212, 318, 257, 1332, 13]"],
+            max_length=2048,
+            min_length=1,
+            title="array",
+        ),
+    ]
+
+
+class Input3Item(RootModel[list[int]]):
+    root: Annotated[list[int], Field(min_length=1)]
+
+
+class Input3(RootModel[list[Input3Item]]):
+    root: Annotated[
+        list[Input3Item],
+        Field(
+            description="The array of arrays containing integers that will be turned into an embedding.",
+            examples=["[[1212, 318, 257, 1332, 13]]"],
+            max_length=2048,
+            min_length=1,
+            title="array",
+        ),
+    ]
+
+
+class CreateEmbeddingRequest(BaseModel):
+    model_config = ConfigDict(
+        extra="forbid",
+    )
+    input: Annotated[
+        str | Input1 | Input2 | Input3,
+        Field(
+            description="Input text to embed, encoded as a string or array of tokens. To embed multiple inputs in a single request, pass an array of strings or array of token arrays. The input must not exceed the max input tokens for the model (8192 tokens for all embedding models), cannot be an empty string, and any array must be 2048 dimensions or less. [Example Python code](https://cookbook.openai.com/examples/how_to_count_tokens_with_tiktoken) for counting tokens. In addition to the per-input token limit, all embedding  models enforce a maximum of 300,000 tokens summed across all inputs in a  single request.\n",
+            examples=["The quick brown fox jumped over the lazy dog"],
+        ),
+    ]
+    model: Annotated[
+        str
+        | Literal[
+            "text-embedding-ada-002", "text-embedding-3-small", "text-embedding-3-large"
+        ],
+        Field(
+            description="ID of the model to use. You can use the [List models](/docs/api-reference/models/list) API to see all of your available models, or see our [Model overview](/docs/models) for descriptions of them.\n",
+            examples=["text-embedding-3-small"],
+        ),
+    ]
+    encoding_format: Annotated[
+        Literal["float", "base64"] | None,
+        Field(
+            description="The format to return the embeddings in. Can be either `float` or [`base64`](https://pypi.org/project/pybase64/).",
+            examples=["float"],
+        ),
+    ] = "float"
+    dimensions: Annotated[
+        int | None,
+        Field(
+            description="The number of dimensions the resulting output embeddings should have. Only supported in `text-embedding-3` and later models.\n",
+            ge=1,
+        ),
+    ] = None
+    user: Annotated[
+        str | None,
+        Field(
+            description="A unique identifier representing your end-user, which can help OpenAI to monitor and detect abuse. [Learn more](/docs/guides/safety-best-practices#end-user-ids).\n",
+            examples=["user-1234"],
+        ),
+    ] = None
+
+
+class Usage(BaseModel):
+    """
+    The usage information for the request.
+    """
+
+    prompt_tokens: Annotated[
+        int, Field(description="The number of tokens used by the prompt.")
+    ]
+    total_tokens: Annotated[
+        int, Field(description="The total number of tokens used by the request.")
+    ]
+
+
 class TopLogprobs(RootModel[int]):
     root: Annotated[
         int,
@@ -1345,6 +1445,27 @@ class DragParam(BaseModel):
         ),
     ]
     keys: list[str] | None = None
+
+
+class Embedding(BaseModel):
+    """
+    Represents an embedding vector returned by embedding endpoint.
+
+    """
+
+    index: Annotated[
+        int, Field(description="The index of the embedding in the list of embeddings.")
+    ]
+    embedding: Annotated[
+        list[float],
+        Field(
+            description="The embedding vector, which is a list of floats. The length of vector depends on the model as listed in the [embedding guide](/docs/guides/embeddings).\n"
+        ),
+    ]
+    object: Annotated[
+        Literal["embedding"],
+        Field(description='The object type, which is always "embedding".'),
+    ]
 
 
 class EmptyModelParam(BaseModel):
@@ -3955,6 +4076,16 @@ class TextResponseFormatJsonSchema(BaseModel):
     strict: bool | None = None
 
 
+class Input4(RootModel[str]):
+    root: Annotated[
+        str,
+        Field(
+            description="A text input to the model, equivalent to a text input with the `user` role.",
+            max_length=10485760,
+        ),
+    ]
+
+
 class TokenCountsResource(BaseModel):
     object: Literal["response.input_tokens"]
     input_tokens: int
@@ -4779,6 +4910,20 @@ class WebSearchOptions(BaseModel):
             description="High level guidance for the amount of context window space to use for the \nsearch. One of `low`, `medium`, or `high`. `medium` is the default.\n"
         ),
     ] = "medium"
+
+
+class CreateEmbeddingResponse(BaseModel):
+    data: Annotated[
+        list[Embedding],
+        Field(description="The list of embeddings generated by the model."),
+    ]
+    model: Annotated[
+        str, Field(description="The name of the model used to generate the embedding.")
+    ]
+    object: Annotated[
+        Literal["list"], Field(description='The object type, which is always "list".')
+    ]
+    usage: Annotated[Usage, Field(description="The usage information for the request.")]
 
 
 class CreateFileRequest(BaseModel):
@@ -8402,7 +8547,7 @@ class ResponseStreamEvent(
 class TokenCountsBody(BaseModel):
     model: str | None = None
     input: (
-        Input
+        Input4
         | list[
             EasyInputMessage
             | InputMessage

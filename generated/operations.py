@@ -12,6 +12,7 @@ class Operation(NamedTuple):
 
 OPERATIONS: dict[str, Operation] = {
     'createChatCompletion': Operation('post', '/chat/completions', 'chat.create_chat_completion'),
+    'createEmbedding': Operation('post', '/embeddings', 'embeddings.create_embedding'),
     'listFiles': Operation('get', '/files', 'files.list_files'),
     'createFile': Operation('post', '/files', 'files.create_file'),
     'deleteFile': Operation('delete', '/files/{file_id}', 'files.delete_file'),

@@ -46,6 +46,7 @@ from openresponses.providers.registry import Registry
 from openresponses.store import duckdb_url, open_store
 from openresponses.store.objects import ObjectStore
 from openresponses.store.sql import create_store_engine
+from openresponses.vectors.embedders import LocalMiniLM
 
 log = logging.getLogger("openresponses")
 
@@ -173,6 +174,7 @@ def create_app(settings: Settings) -> ASGIApp:
             )
             # A second engine on the migrated database: its own pool for its own threads.
             objects = ObjectStore(create_store_engine(url))
+            embedder = LocalMiniLM()
             registry = Registry(
                 settings.providers, settings.default_provider, client, settings.models_ttl
             )
@@ -186,10 +188,12 @@ def create_app(settings: Settings) -> ASGIApp:
                 secret,
                 objects=objects,
                 blobs=Blobs(settings.data_dir / "files"),
+                embedder=embedder,
             )
             try:
                 yield {"services": services}
             finally:
+                embedder.close()
                 await objects.close()
                 await store.close()
 

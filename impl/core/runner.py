@@ -36,6 +36,7 @@ from openresponses.providers.base import (
 from openresponses.providers.registry import Registry
 from openresponses.store.base import Store, StoredResponse
 from openresponses.store.objects import ObjectStore
+from openresponses.vectors.embedders import Embedder
 
 log = logging.getLogger("openresponses")
 
@@ -56,6 +57,8 @@ class Services:
     """Files and vector stores (metadata)."""
     blobs: Blobs
     """Files' bytes."""
+    embedder: Embedder
+    """The local embedding model (loaded on first use)."""
 
 
 def bearer(headers: Mapping[str, str]) -> str | None:
