@@ -133,6 +133,17 @@ class ApproximateLocation(BaseModel):
     timezone: str | None = None
 
 
+class AutoChunkingStrategyRequestParam(BaseModel):
+    """
+    The default strategy. This strategy currently uses a `max_chunk_size_tokens` of `800` and `chunk_overlap_tokens` of `400`.
+    """
+
+    model_config = ConfigDict(
+        extra="forbid",
+    )
+    type: Annotated[Literal["auto"], Field(description="Always `auto`.")]
+
+
 class CallableToolAllowedCaller(RootModel[Literal["direct", "programmatic"]]):
     root: Literal["direct", "programmatic"]
 
@@ -1397,6 +1408,18 @@ class DeleteFileResponse(BaseModel):
     deleted: bool
 
 
+class DeleteVectorStoreFileResponse(BaseModel):
+    id: str
+    deleted: bool
+    object: Literal["vector_store.file.deleted"]
+
+
+class DeleteVectorStoreResponse(BaseModel):
+    id: str
+    deleted: bool
+    object: Literal["vector_store.deleted"]
+
+
 class DirectToolCallCaller(BaseModel):
     type: Literal["direct"]
 
@@ -2258,6 +2281,17 @@ class OpenAIFile(BaseModel):
             description="Deprecated. For details on why a fine-tuning training file failed validation, see the `error` field on `fine_tuning.job`.",
         ),
     ] = None
+
+
+class OtherChunkingStrategyResponseParam(BaseModel):
+    """
+    This is returned when the chunking strategy is unknown. Typically, this is because the file was indexed before the `chunking_strategy` concept was introduced in the API.
+    """
+
+    model_config = ConfigDict(
+        extra="forbid",
+    )
+    type: Annotated[Literal["other"], Field(description="Always `other`.")]
 
 
 class Program(BaseModel):
@@ -4012,6 +4046,46 @@ class SpecificProgrammaticToolCallingParam(BaseModel):
     ]
 
 
+class StaticChunkingStrategy(BaseModel):
+    model_config = ConfigDict(
+        extra="forbid",
+    )
+    max_chunk_size_tokens: Annotated[
+        int,
+        Field(
+            description="The maximum number of tokens in each chunk. The default value is `800`. The minimum value is `100` and the maximum value is `4096`.",
+            ge=100,
+            le=4096,
+        ),
+    ]
+    chunk_overlap_tokens: Annotated[
+        int,
+        Field(
+            description="The number of tokens that overlap between chunks. The default value is `400`.\n\nNote that the overlap must not exceed half of `max_chunk_size_tokens`.\n"
+        ),
+    ]
+
+
+class StaticChunkingStrategyRequestParam(BaseModel):
+    """
+    Customize your own chunking strategy by setting chunk size and chunk overlap.
+    """
+
+    model_config = ConfigDict(
+        extra="forbid",
+    )
+    type: Annotated[Literal["static"], Field(description="Always `static`.")]
+    static: StaticChunkingStrategy
+
+
+class StaticChunkingStrategyResponseParam(BaseModel):
+    model_config = ConfigDict(
+        extra="forbid",
+    )
+    type: Annotated[Literal["static"], Field(description="Always `static`.")]
+    static: StaticChunkingStrategy
+
+
 class StopConfiguration1(RootModel[list[str] | None]):
     root: Annotated[
         list[str] | None,
@@ -4259,8 +4333,341 @@ class UrlCitationBody(BaseModel):
     title: Annotated[str, Field(description="The title of the web resource.")]
 
 
+class VectorStoreExpirationAfter(BaseModel):
+    """
+    The expiration policy for a vector store.
+    """
+
+    anchor: Annotated[
+        Literal["last_active_at"],
+        Field(
+            description="Anchor timestamp after which the expiration policy applies. Supported anchors: `last_active_at`."
+        ),
+    ]
+    days: Annotated[
+        int,
+        Field(
+            description="The number of days after the anchor time that the vector store will expire.",
+            ge=1,
+            le=365,
+        ),
+    ]
+
+
 class VectorStoreFileAttributes1(RootModel[str]):
     root: Annotated[str, Field(max_length=512)]
+
+
+class FileCounts(BaseModel):
+    in_progress: Annotated[
+        int,
+        Field(description="The number of files that are currently being processed."),
+    ]
+    completed: Annotated[
+        int, Field(description="The number of files that have been processed.")
+    ]
+    failed: Annotated[
+        int, Field(description="The number of files that have failed to process.")
+    ]
+    cancelled: Annotated[
+        int, Field(description="The number of files that where cancelled.")
+    ]
+    total: Annotated[int, Field(description="The total number of files.")]
+
+
+class VectorStoreFileBatchObject(BaseModel):
+    """
+    A batch of files attached to a vector store.
+    """
+
+    id: Annotated[
+        str,
+        Field(description="The identifier, which can be referenced in API endpoints."),
+    ]
+    object: Annotated[
+        Literal["vector_store.files_batch"],
+        Field(
+            description="The object type, which is always `vector_store.file_batch`."
+        ),
+    ]
+    created_at: Annotated[
+        int,
+        Field(
+            description="The Unix timestamp (in seconds) for when the vector store files batch was created."
+        ),
+    ]
+    vector_store_id: Annotated[
+        str,
+        Field(
+            description="The ID of the [vector store](/docs/api-reference/vector-stores/object) that the [File](/docs/api-reference/files) is attached to."
+        ),
+    ]
+    status: Annotated[
+        Literal["in_progress", "completed", "cancelled", "failed"],
+        Field(
+            description="The status of the vector store files batch, which can be either `in_progress`, `completed`, `cancelled` or `failed`."
+        ),
+    ]
+    file_counts: FileCounts
+
+
+class Datum(BaseModel):
+    type: Annotated[
+        str | None, Field(description='The content type (currently only `"text"`)')
+    ] = None
+    text: Annotated[str | None, Field(description="The text content")] = None
+
+
+class VectorStoreFileContentResponse(BaseModel):
+    """
+    Represents the parsed content of a vector store file.
+    """
+
+    object: Annotated[
+        Literal["vector_store.file_content.page"],
+        Field(
+            description="The object type, which is always `vector_store.file_content.page`"
+        ),
+    ]
+    data: Annotated[list[Datum], Field(description="Parsed content of the file.")]
+    has_more: Annotated[
+        bool, Field(description="Indicates if there are more content pages to fetch.")
+    ]
+    next_page: str | None
+
+
+class LastError(BaseModel):
+    """
+    The last error associated with this vector store file. Will be `null` if there are no errors.
+    """
+
+    code: Annotated[
+        Literal["server_error", "unsupported_file", "invalid_file"],
+        Field(
+            description="One of `server_error`, `unsupported_file`, or `invalid_file`."
+        ),
+    ]
+    message: Annotated[
+        str, Field(description="A human-readable description of the error.")
+    ]
+
+
+class VectorStoreFileObject(BaseModel):
+    """
+    A list of files attached to a vector store.
+    """
+
+    id: Annotated[
+        str,
+        Field(description="The identifier, which can be referenced in API endpoints."),
+    ]
+    object: Annotated[
+        Literal["vector_store.file"],
+        Field(description="The object type, which is always `vector_store.file`."),
+    ]
+    usage_bytes: Annotated[
+        int,
+        Field(
+            description="The total vector store usage in bytes. Note that this may be different from the original file size."
+        ),
+    ]
+    created_at: Annotated[
+        int,
+        Field(
+            description="The Unix timestamp (in seconds) for when the vector store file was created."
+        ),
+    ]
+    vector_store_id: Annotated[
+        str,
+        Field(
+            description="The ID of the [vector store](/docs/api-reference/vector-stores/object) that the [File](/docs/api-reference/files) is attached to."
+        ),
+    ]
+    status: Annotated[
+        Literal["in_progress", "completed", "cancelled", "failed"],
+        Field(
+            description="The status of the vector store file, which can be either `in_progress`, `completed`, `cancelled`, or `failed`. The status `completed` indicates that the vector store file is ready for use."
+        ),
+    ]
+    last_error: LastError | None
+    chunking_strategy: Annotated[
+        StaticChunkingStrategyResponseParam | OtherChunkingStrategyResponseParam | None,
+        Field(description="The strategy used to chunk the file.", discriminator="type"),
+    ] = None
+    attributes: (
+        dict[
+            Annotated[str, StringConstraints(max_length=64)],
+            VectorStoreFileAttributes1 | float | bool,
+        ]
+        | None
+    ) = None
+
+
+class FileCounts1(BaseModel):
+    in_progress: Annotated[
+        int,
+        Field(description="The number of files that are currently being processed."),
+    ]
+    completed: Annotated[
+        int,
+        Field(description="The number of files that have been successfully processed."),
+    ]
+    failed: Annotated[
+        int, Field(description="The number of files that have failed to process.")
+    ]
+    cancelled: Annotated[
+        int, Field(description="The number of files that were cancelled.")
+    ]
+    total: Annotated[int, Field(description="The total number of files.")]
+
+
+class VectorStoreObject(BaseModel):
+    """
+    A vector store is a collection of processed files can be used by the `file_search` tool.
+    """
+
+    id: Annotated[
+        str,
+        Field(description="The identifier, which can be referenced in API endpoints."),
+    ]
+    object: Annotated[
+        Literal["vector_store"],
+        Field(description="The object type, which is always `vector_store`."),
+    ]
+    created_at: Annotated[
+        int,
+        Field(
+            description="The Unix timestamp (in seconds) for when the vector store was created."
+        ),
+    ]
+    name: Annotated[str, Field(description="The name of the vector store.")]
+    usage_bytes: Annotated[
+        int,
+        Field(
+            description="The total number of bytes used by the files in the vector store."
+        ),
+    ]
+    file_counts: FileCounts1
+    status: Annotated[
+        Literal["expired", "in_progress", "completed"],
+        Field(
+            description="The status of the vector store, which can be either `expired`, `in_progress`, or `completed`. A status of `completed` indicates that the vector store is ready for use."
+        ),
+    ]
+    expires_after: VectorStoreExpirationAfter | None = None
+    expires_at: int | None = None
+    last_active_at: int | None
+    metadata: dict[str, str] | None
+
+
+class QueryItem(RootModel[str]):
+    root: Annotated[
+        str, Field(description="A list of queries to search for.", min_length=1)
+    ]
+
+
+class RankingOptions1(BaseModel):
+    """
+    Ranking options for search.
+    """
+
+    model_config = ConfigDict(
+        extra="forbid",
+    )
+    ranker: Annotated[
+        Literal["none", "auto", "default-2024-11-15"] | None,
+        Field(
+            description="Enable re-ranking; set to `none` to disable, which can help reduce latency."
+        ),
+    ] = "auto"
+    score_threshold: Annotated[float | None, Field(ge=0.0, le=1.0)] = 0
+
+
+class VectorStoreSearchRequest(BaseModel):
+    model_config = ConfigDict(
+        extra="forbid",
+    )
+    query: Annotated[
+        str | list[QueryItem], Field(description="A query string for a search")
+    ]
+    rewrite_query: Annotated[
+        bool | None,
+        Field(
+            description="Whether to rewrite the natural language query for vector search."
+        ),
+    ] = False
+    max_num_results: Annotated[
+        int | None,
+        Field(
+            description="The maximum number of results to return. This number should be between 1 and 50 inclusive.",
+            ge=1,
+            le=50,
+        ),
+    ] = 10
+    filters: Annotated[
+        ComparisonFilter | CompoundFilter | None,
+        Field(description="A filter to apply based on file attributes."),
+    ] = None
+    ranking_options: Annotated[
+        RankingOptions1 | None, Field(description="Ranking options for search.")
+    ] = None
+
+
+class VectorStoreSearchResultContentObject(BaseModel):
+    model_config = ConfigDict(
+        extra="forbid",
+    )
+    type: Annotated[Literal["text"], Field(description="The type of content.")]
+    text: Annotated[str, Field(description="The text content returned from search.")]
+
+
+class VectorStoreSearchResultItem(BaseModel):
+    model_config = ConfigDict(
+        extra="forbid",
+    )
+    file_id: Annotated[str, Field(description="The ID of the vector store file.")]
+    filename: Annotated[str, Field(description="The name of the vector store file.")]
+    score: Annotated[
+        float, Field(description="The similarity score for the result.", ge=0.0, le=1.0)
+    ]
+    attributes: (
+        dict[
+            Annotated[str, StringConstraints(max_length=64)],
+            VectorStoreFileAttributes1 | float | bool,
+        ]
+        | None
+    )
+    content: Annotated[
+        list[VectorStoreSearchResultContentObject],
+        Field(description="Content chunks from the file."),
+    ]
+
+
+class SearchQueryItem(RootModel[str]):
+    root: Annotated[
+        str, Field(description="The query used for this search.", min_length=1)
+    ]
+
+
+class VectorStoreSearchResultsPage(BaseModel):
+    model_config = ConfigDict(
+        extra="forbid",
+    )
+    object: Annotated[
+        Literal["vector_store.search_results.page"],
+        Field(
+            description="The object type, which is always `vector_store.search_results.page`"
+        ),
+    ]
+    search_query: list[SearchQueryItem]
+    data: Annotated[
+        list[VectorStoreSearchResultItem],
+        Field(description="The list of search result items."),
+    ]
+    has_more: Annotated[
+        bool, Field(description="Indicates if there are more results to fetch.")
+    ]
+    next_page: str | None
 
 
 class VoiceIdsOrCustomVoice1(BaseModel):
@@ -4942,6 +5349,63 @@ class CreateFileRequest(BaseModel):
     expires_after: FileExpirationAfter | None = None
 
 
+class CreateVectorStoreFileRequest(BaseModel):
+    model_config = ConfigDict(
+        extra="forbid",
+    )
+    file_id: Annotated[
+        str,
+        Field(
+            description="A [File](/docs/api-reference/files) ID that the vector store should use. Useful for tools like `file_search` that can access files. For multi-file ingestion, we recommend [`file_batches`](/docs/api-reference/vector-stores-file-batches/createBatch) to minimize per-vector-store write requests."
+        ),
+    ]
+    chunking_strategy: Annotated[
+        AutoChunkingStrategyRequestParam | StaticChunkingStrategyRequestParam | None,
+        Field(
+            description="The chunking strategy used to chunk the file(s). If not set, will use the `auto` strategy.",
+            discriminator="type",
+        ),
+    ] = None
+    attributes: (
+        dict[
+            Annotated[str, StringConstraints(max_length=64)],
+            VectorStoreFileAttributes1 | float | bool,
+        ]
+        | None
+    ) = None
+
+
+class CreateVectorStoreRequest(BaseModel):
+    model_config = ConfigDict(
+        extra="forbid",
+    )
+    file_ids: Annotated[
+        list[str] | None,
+        Field(
+            description="A list of [File](/docs/api-reference/files) IDs that the vector store should use. Useful for tools like `file_search` that can access files.",
+            max_length=500,
+        ),
+    ] = None
+    name: Annotated[str | None, Field(description="The name of the vector store.")] = (
+        None
+    )
+    description: Annotated[
+        str | None,
+        Field(
+            description="A description for the vector store. Can be used to describe the vector store's purpose."
+        ),
+    ] = None
+    expires_after: VectorStoreExpirationAfter | None = None
+    chunking_strategy: Annotated[
+        AutoChunkingStrategyRequestParam | StaticChunkingStrategyRequestParam | None,
+        Field(
+            description="The chunking strategy used to chunk the file(s). If not set, will use the `auto` strategy. Only applicable if `file_ids` is non-empty.",
+            discriminator="type",
+        ),
+    ] = None
+    metadata: dict[str, str] | None = None
+
+
 class CustomGrammarFormatParam(BaseModel):
     """
     A grammar defined by the user.
@@ -5480,6 +5944,22 @@ class ListFilesResponse(BaseModel):
 class ListModelsResponse(BaseModel):
     object: Literal["list"]
     data: list[Model]
+
+
+class ListVectorStoreFilesResponse(BaseModel):
+    object: Annotated[str, Field(examples=["list"])]
+    data: list[VectorStoreFileObject]
+    first_id: Annotated[str, Field(examples=["file-abc123"])]
+    last_id: Annotated[str, Field(examples=["file-abc456"])]
+    has_more: Annotated[bool, Field(examples=[False])]
+
+
+class ListVectorStoresResponse(BaseModel):
+    object: Annotated[str, Field(examples=["list"])]
+    data: list[VectorStoreObject]
+    first_id: Annotated[str, Field(examples=["vs_abc123"])]
+    last_id: Annotated[str, Field(examples=["vs_abc456"])]
+    has_more: Annotated[bool, Field(examples=[False])]
 
 
 class LocalEnvironmentParam(BaseModel):
@@ -6091,6 +6571,30 @@ class ToolSearchCallItemParam(BaseModel):
     status: Literal["in_progress", "completed", "incomplete"] | None = None
 
 
+class UpdateVectorStoreFileAttributesRequest(BaseModel):
+    model_config = ConfigDict(
+        extra="forbid",
+    )
+    attributes: (
+        dict[
+            Annotated[str, StringConstraints(max_length=64)],
+            VectorStoreFileAttributes1 | float | bool,
+        ]
+        | None
+    )
+
+
+class UpdateVectorStoreRequest(BaseModel):
+    model_config = ConfigDict(
+        extra="forbid",
+    )
+    name: Annotated[str | None, Field(description="The name of the vector store.")] = (
+        None
+    )
+    expires_after: VectorStoreExpirationAfter | None = None
+    metadata: dict[str, str] | None = None
+
+
 class AutoCodeInterpreterToolParam(BaseModel):
     """
     Configuration for a code interpreter container. Optionally specify the IDs of the files to run the code on.
@@ -6485,6 +6989,84 @@ class CreateModelResponseProperties(ModelResponseProperties):
             description="An integer between 0 and 20 specifying the maximum number of most likely\ntokens to return at each token position, each with an associated log\nprobability. In some cases, the number of returned tokens may be fewer than\nrequested.\n"
         ),
     ] = None
+
+
+class CreateVectorStoreFileBatchRequest1(BaseModel):
+    model_config = ConfigDict(
+        extra="forbid",
+    )
+    file_ids: Annotated[
+        list[str],
+        Field(
+            description="A list of [File](/docs/api-reference/files) IDs that the vector store should use. Useful for tools like `file_search` that can access files.  If `attributes` or `chunking_strategy` are provided, they will be  applied to all files in the batch. The maximum batch size is 2000 files. This endpoint is recommended for multi-file ingestion and helps reduce per-vector-store write request pressure. Mutually exclusive with `files`.",
+            max_length=2000,
+            min_length=1,
+        ),
+    ]
+    files: Annotated[
+        list[CreateVectorStoreFileRequest] | None,
+        Field(
+            description="A list of objects that each include a `file_id` plus optional `attributes` or `chunking_strategy`. Use this when you need to override metadata for specific files. The global `attributes` or `chunking_strategy` will be ignored and must be specified for each file. The maximum batch size is 2000 files. This endpoint is recommended for multi-file ingestion and helps reduce per-vector-store write request pressure. Mutually exclusive with `file_ids`.",
+            max_length=2000,
+            min_length=1,
+        ),
+    ] = None
+    chunking_strategy: Annotated[
+        AutoChunkingStrategyRequestParam | StaticChunkingStrategyRequestParam | None,
+        Field(
+            description="The chunking strategy used to chunk the file(s). If not set, will use the `auto` strategy.",
+            discriminator="type",
+        ),
+    ] = None
+    attributes: (
+        dict[
+            Annotated[str, StringConstraints(max_length=64)],
+            VectorStoreFileAttributes1 | float | bool,
+        ]
+        | None
+    ) = None
+
+
+class CreateVectorStoreFileBatchRequest2(BaseModel):
+    model_config = ConfigDict(
+        extra="forbid",
+    )
+    file_ids: Annotated[
+        list[str] | None,
+        Field(
+            description="A list of [File](/docs/api-reference/files) IDs that the vector store should use. Useful for tools like `file_search` that can access files.  If `attributes` or `chunking_strategy` are provided, they will be  applied to all files in the batch. The maximum batch size is 2000 files. This endpoint is recommended for multi-file ingestion and helps reduce per-vector-store write request pressure. Mutually exclusive with `files`.",
+            max_length=2000,
+            min_length=1,
+        ),
+    ] = None
+    files: Annotated[
+        list[CreateVectorStoreFileRequest],
+        Field(
+            description="A list of objects that each include a `file_id` plus optional `attributes` or `chunking_strategy`. Use this when you need to override metadata for specific files. The global `attributes` or `chunking_strategy` will be ignored and must be specified for each file. The maximum batch size is 2000 files. This endpoint is recommended for multi-file ingestion and helps reduce per-vector-store write request pressure. Mutually exclusive with `file_ids`.",
+            max_length=2000,
+            min_length=1,
+        ),
+    ]
+    chunking_strategy: Annotated[
+        AutoChunkingStrategyRequestParam | StaticChunkingStrategyRequestParam | None,
+        Field(
+            description="The chunking strategy used to chunk the file(s). If not set, will use the `auto` strategy.",
+            discriminator="type",
+        ),
+    ] = None
+    attributes: (
+        dict[
+            Annotated[str, StringConstraints(max_length=64)],
+            VectorStoreFileAttributes1 | float | bool,
+        ]
+        | None
+    ) = None
+
+
+class CreateVectorStoreFileBatchRequest(
+    RootModel[CreateVectorStoreFileBatchRequest1 | CreateVectorStoreFileBatchRequest2]
+):
+    root: CreateVectorStoreFileBatchRequest1 | CreateVectorStoreFileBatchRequest2
 
 
 class FunctionCallOutputItemParam(BaseModel):

@@ -47,6 +47,9 @@ from openresponses.store import duckdb_url, open_store
 from openresponses.store.objects import ObjectStore
 from openresponses.store.sql import create_store_engine
 from openresponses.vectors.embedders import LocalMiniLM
+from openresponses.vectors.index import VECTORS_FILE, ChunkIndex
+from openresponses.vectors.ingest import Ingestor
+from openresponses.vectors.search import Searcher
 
 log = logging.getLogger("openresponses")
 
@@ -175,6 +178,10 @@ def create_app(settings: Settings) -> ASGIApp:
             # A second engine on the migrated database: its own pool for its own threads.
             objects = ObjectStore(create_store_engine(url))
             embedder = LocalMiniLM()
+            blobs = Blobs(settings.data_dir / "files")
+            index = ChunkIndex(settings.data_dir / VECTORS_FILE, embedder.dimensions)
+            ingestor = Ingestor(objects, blobs, index, embedder)
+            await ingestor.resume()
             registry = Registry(
                 settings.providers, settings.default_provider, client, settings.models_ttl
             )
@@ -187,12 +194,16 @@ def create_app(settings: Settings) -> ASGIApp:
                 client,
                 secret,
                 objects=objects,
-                blobs=Blobs(settings.data_dir / "files"),
+                blobs=blobs,
                 embedder=embedder,
+                ingestor=ingestor,
+                searcher=Searcher(index, embedder),
             )
             try:
                 yield {"services": services}
             finally:
+                await ingestor.close()
+                await index.close()
                 embedder.close()
                 await objects.close()
                 await store.close()

@@ -74,7 +74,7 @@ class Server:
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
         )
-        deadline = time.monotonic() + 30
+        deadline = time.monotonic() + 60  # generous: CI machines are shared and slow at times
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
                 output = self.process.stdout.read().decode() if self.process.stdout else ""
@@ -85,7 +85,7 @@ class Server:
             except httpx.TransportError:
                 time.sleep(0.05)
         self.stop()  # a server that starts late must not outlive the test run
-        raise RuntimeError("server did not start within 30 s")
+        raise RuntimeError("server did not start within 60 s")
 
     def stop(self) -> None:
         if self.process is not None and self.process.poll() is None:

@@ -19,6 +19,7 @@ from openresponses.errors import invalid, not_found
 from openresponses.files.blobs import new_file_id
 from openresponses.files.limits import too_large
 from openresponses.generated import openai_models as m
+from openresponses.store.objects import Window
 
 
 def _form_fields(form: dict[str, Any]) -> dict[str, Any]:
@@ -109,7 +110,8 @@ async def list_files(
     after: str | None = None,
 ) -> Response:
     check_limit(limit, 10000)
-    page = await services(current()).objects.list_files(purpose, after, limit, order)
+    window = Window(limit, order, after)
+    page = await services(current()).objects.list_files(purpose, window)
     return listing([_dump(file) for file in page.items], page.has_more)
 
 
@@ -127,5 +129,6 @@ async def delete_file(file_id: str) -> Response:
     found = services(current())
     if await found.objects.delete_file(file_id) is None:
         raise missing_file(file_id)
+    await found.ingestor.index.remove(None, file_id)  # its chunks leave every store's search
     await found.blobs.delete(file_id)
     return json_response({"id": file_id, "object": "file", "deleted": True})

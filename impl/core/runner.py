@@ -37,6 +37,8 @@ from openresponses.providers.registry import Registry
 from openresponses.store.base import Store, StoredResponse
 from openresponses.store.objects import ObjectStore
 from openresponses.vectors.embedders import Embedder
+from openresponses.vectors.ingest import Ingestor
+from openresponses.vectors.search import Searcher
 
 log = logging.getLogger("openresponses")
 
@@ -59,6 +61,10 @@ class Services:
     """Files' bytes."""
     embedder: Embedder
     """The local embedding model (loaded on first use)."""
+    ingestor: Ingestor
+    """Files into vector stores, in the background; `ingestor.index` holds the chunks."""
+    searcher: Searcher
+    """Vector store search, for the search endpoint and the file_search tool."""
 
 
 def bearer(headers: Mapping[str, str]) -> str | None:

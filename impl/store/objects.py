@@ -170,28 +170,47 @@ def _store_file(row: Any) -> StoreFile:
 _STORE_FILE_COLUMNS = (*store_files.c, files.c.filename)
 
 
-def _after(table: Table, cursor: ColumnElement[bool], after: str | None, order: Order) -> Any:
-    """The condition `position` past the row `cursor` selects (no such row: nothing)."""
-    if after is None:
+def _cursor(table: Table, cursor: ColumnElement[bool], id_: str | None, newer: bool) -> Any:
+    """`position` past (`newer`: above) the row `cursor` selects; no such row: nothing."""
+    if id_ is None:
         return None
     # correlate(None): the outer query reads the same table, and must not bind this one.
     mark = select(table.c.position).where(cursor).correlate(None).scalar_subquery()
-    return table.c.position > mark if order == "asc" else table.c.position < mark
+    return table.c.position > mark if newer else table.c.position < mark
+
+
+@dataclass(frozen=True)
+class Window:
+    """A page request: `after` / `before` are ids, `order` is by creation."""
+
+    limit: int
+    order: Order = "desc"
+    after: str | None = None
+    before: str | None = None
 
 
 def _page(
     conn: Connection,
     query: Select[Any],
     table: Table,
-    after: Any,
-    limit: int,
-    order: Order,
+    window: Window,
+    key: Callable[[str], ColumnElement[bool]],
 ) -> tuple[list[Any], bool]:
-    if after is not None:
-        query = query.where(after)
-    key = table.c.position.asc() if order == "asc" else table.c.position.desc()
-    rows = list(conn.execute(query.order_by(key).limit(limit + 1)))
-    return rows[:limit], len(rows) > limit
+    """A page of `query`'s rows; `key(id)` selects the row an id names, for cursors.
+
+    `before` pages backwards: the rows just ahead of the cursor, read in reverse and turned
+    round, so the page reads in the requested order either way."""
+    ascending = window.order == "asc"
+    backwards = window.before is not None and window.after is None
+    if window.after is not None:
+        query = query.where(_cursor(table, key(window.after), window.after, ascending))
+    if window.before is not None:
+        query = query.where(_cursor(table, key(window.before), window.before, not ascending))
+    up = ascending != backwards
+    column = table.c.position.asc() if up else table.c.position.desc()
+    rows = list(conn.execute(query.order_by(column).limit(window.limit + 1)))
+    page = rows[: window.limit]
+    return (page[::-1] if backwards else page), len(rows) > window.limit
 
 
 class ObjectStore:
@@ -247,14 +266,13 @@ class ObjectStore:
         row = await self.read(lambda conn: conn.execute(query).first())
         return None if row is None else _file(row)
 
-    async def list_files(
-        self, purpose: str | None, after: str | None, limit: int, order: Order
-    ) -> Page[m.OpenAIFile]:
+    async def list_files(self, purpose: str | None, window: Window) -> Page[m.OpenAIFile]:
         query = select(files).where(_live(int(time.time())))
         if purpose is not None:
             query = query.where(files.c.purpose == purpose)
-        cursor = _after(files, files.c.id == after, after, order)
-        rows, more = await self.read(lambda conn: _page(conn, query, files, cursor, limit, order))
+        rows, more = await self.read(
+            lambda conn: _page(conn, query, files, window, lambda id_: files.c.id == id_)
+        )
         return Page([_file(row) for row in rows], more)
 
     async def delete_file(self, file_id: str) -> list[str] | None:
@@ -299,13 +317,15 @@ class ObjectStore:
         page = await self.read(lambda conn: self._stores(conn, vector_stores.c.id == store_id))
         return page[0] if page else None
 
-    async def list_vector_stores(
-        self, after: str | None, limit: int, order: Order
-    ) -> Page[m.VectorStoreObject]:
-        cursor = _after(vector_stores, vector_stores.c.id == after, after, order)
-
+    async def list_vector_stores(self, window: Window) -> Page[m.VectorStoreObject]:
         def run(conn: Connection) -> Page[m.VectorStoreObject]:
-            rows, more = _page(conn, select(vector_stores), vector_stores, cursor, limit, order)
+            rows, more = _page(
+                conn,
+                select(vector_stores),
+                vector_stores,
+                window,
+                lambda i: vector_stores.c.id == i,
+            )
             return Page(self._with_counts(conn, rows), more)
 
         return await self.read(run)
@@ -448,20 +468,18 @@ class ObjectStore:
         *,
         batch_id: str | None = None,
         status: str | None = None,
-        after: str | None,
-        limit: int,
-        order: Order,
+        window: Window,
     ) -> Page[StoreFile]:
         query = self._store_files_query().where(store_files.c.vector_store_id == store_id)
         if batch_id is not None:
             query = query.where(store_files.c.batch_id == batch_id)
         if status is not None:
             query = query.where(store_files.c.status == status)
-        mine = and_(store_files.c.vector_store_id == store_id, store_files.c.file_id == after)
-        cursor = _after(store_files, mine, after, order)
-        rows, more = await self.read(
-            lambda conn: _page(conn, query, store_files, cursor, limit, order)
-        )
+
+        def key(file_id: str) -> ColumnElement[bool]:
+            return and_(store_files.c.vector_store_id == store_id, store_files.c.file_id == file_id)
+
+        rows, more = await self.read(lambda conn: _page(conn, query, store_files, window, key))
         return Page([_store_file(row) for row in rows], more)
 
     async def finish_store_file(
