@@ -17,6 +17,9 @@ Three transformations, all pure functions of the input:
   what make pydantic fast and its errors precise.
 * `downconvert_to_30`: connexion 3 accepts only OpenAPI 3.0.x, so the routing copy of the
   spec rewrites the 3.1 (JSON Schema 2020-12) idioms OpenAI uses into their 3.0 spelling.
+  It also opens multipart bodies to extra fields: the official SDKs send a nested object
+  field as `expires_after[anchor]`, `expires_after[seconds]`, which connexion would drop as
+  unknown before the handler, which reads them (api/files.py), could see them.
 """
 
 from __future__ import annotations
@@ -229,4 +232,17 @@ def downconvert_to_30(spec: dict[str, Any]) -> dict[str, Any]:
 
     convert_media(spec.get("paths", {}))
     convert_media(components.get("responses", {}))
+    _open_multipart_bodies(spec)
     return spec
+
+
+def _open_multipart_bodies(spec: dict[str, Any]) -> None:
+    schemas = spec.get("components", {}).get("schemas", {})
+    for item in spec.get("paths", {}).values():
+        for op in item.values():
+            content = op.get("requestBody", {}).get("content", {}) if isinstance(op, dict) else {}
+            schema = content.get("multipart/form-data", {}).get("schema", {})
+            ref = schema.get("$ref", "")
+            target = schemas.get(ref[len(_SCHEMA_PREFIX) :]) if ref else schema
+            if isinstance(target, dict):
+                target.pop("additionalProperties", None)

@@ -133,6 +133,17 @@ class ApproximateLocation(BaseModel):
     timezone: str | None = None
 
 
+class AutoChunkingStrategyRequestParam(BaseModel):
+    """
+    The default strategy. This strategy currently uses a `max_chunk_size_tokens` of `800` and `chunk_overlap_tokens` of `400`.
+    """
+
+    model_config = ConfigDict(
+        extra="forbid",
+    )
+    type: Annotated[Literal["auto"], Field(description="Always `auto`.")]
+
+
 class CallableToolAllowedCaller(RootModel[Literal["direct", "programmatic"]]):
     root: Literal["direct", "programmatic"]
 
@@ -1182,6 +1193,106 @@ class Choice1(BaseModel):
     ]
 
 
+class Input1(RootModel[list[str]]):
+    root: Annotated[
+        list[str],
+        Field(
+            description="The array of strings that will be turned into an embedding.",
+            examples=["The quick brown fox jumped over the lazy dog"],
+            max_length=2048,
+            min_length=1,
+            title="array",
+        ),
+    ]
+
+
+class Input2(RootModel[list[int]]):
+    root: Annotated[
+        list[int],
+        Field(
+            description="The array of integers that will be turned into an embedding.",
+            examples=["[1212, 318, 257, 1332, 13]"],
+            max_length=2048,
+            min_length=1,
+            title="array",
+        ),
+    ]
+
+
+class Input3Item(RootModel[list[int]]):
+    root: Annotated[list[int], Field(min_length=1)]
+
+
+class Input3(RootModel[list[Input3Item]]):
+    root: Annotated[
+        list[Input3Item],
+        Field(
+            description="The array of arrays containing integers that will be turned into an embedding.",
+            examples=["[[1212, 318, 257, 1332, 13]]"],
+            max_length=2048,
+            min_length=1,
+            title="array",
+        ),
+    ]
+
+
+class CreateEmbeddingRequest(BaseModel):
+    model_config = ConfigDict(
+        extra="forbid",
+    )
+    input: Annotated[
+        str | Input1 | Input2 | Input3,
+        Field(
+            description="Input text to embed, encoded as a string or array of tokens. To embed multiple inputs in a single request, pass an array of strings or array of token arrays. The input must not exceed the max input tokens for the model (8192 tokens for all embedding models), cannot be an empty string, and any array must be 2048 dimensions or less. [Example Python code](https://cookbook.openai.com/examples/how_to_count_tokens_with_tiktoken) for counting tokens. In addition to the per-input token limit, all embedding  models enforce a maximum of 300,000 tokens summed across all inputs in a  single request.\n",
+            examples=["The quick brown fox jumped over the lazy dog"],
+        ),
+    ]
+    model: Annotated[
+        str
+        | Literal[
+            "text-embedding-ada-002", "text-embedding-3-small", "text-embedding-3-large"
+        ],
+        Field(
+            description="ID of the model to use. You can use the [List models](/docs/api-reference/models/list) API to see all of your available models, or see our [Model overview](/docs/models) for descriptions of them.\n",
+            examples=["text-embedding-3-small"],
+        ),
+    ]
+    encoding_format: Annotated[
+        Literal["float", "base64"] | None,
+        Field(
+            description="The format to return the embeddings in. Can be either `float` or [`base64`](https://pypi.org/project/pybase64/).",
+            examples=["float"],
+        ),
+    ] = "float"
+    dimensions: Annotated[
+        int | None,
+        Field(
+            description="The number of dimensions the resulting output embeddings should have. Only supported in `text-embedding-3` and later models.\n",
+            ge=1,
+        ),
+    ] = None
+    user: Annotated[
+        str | None,
+        Field(
+            description="A unique identifier representing your end-user, which can help OpenAI to monitor and detect abuse. [Learn more](/docs/guides/safety-best-practices#end-user-ids).\n",
+            examples=["user-1234"],
+        ),
+    ] = None
+
+
+class Usage(BaseModel):
+    """
+    The usage information for the request.
+    """
+
+    prompt_tokens: Annotated[
+        int, Field(description="The number of tokens used by the prompt.")
+    ]
+    total_tokens: Annotated[
+        int, Field(description="The total number of tokens used by the request.")
+    ]
+
+
 class TopLogprobs(RootModel[int]):
     root: Annotated[
         int,
@@ -1311,6 +1422,24 @@ class CustomToolChatCompletions(BaseModel):
     ]
 
 
+class DeleteFileResponse(BaseModel):
+    id: str
+    object: Literal["file"]
+    deleted: bool
+
+
+class DeleteVectorStoreFileResponse(BaseModel):
+    id: str
+    deleted: bool
+    object: Literal["vector_store.file.deleted"]
+
+
+class DeleteVectorStoreResponse(BaseModel):
+    id: str
+    deleted: bool
+    object: Literal["vector_store.deleted"]
+
+
 class DeletedConversationResource(BaseModel):
     object: Literal["conversation.deleted"]
     deleted: bool
@@ -1367,6 +1496,27 @@ class DragParam(BaseModel):
     keys: list[str] | None = None
 
 
+class Embedding(BaseModel):
+    """
+    Represents an embedding vector returned by embedding endpoint.
+
+    """
+
+    index: Annotated[
+        int, Field(description="The index of the embedding in the list of embeddings.")
+    ]
+    embedding: Annotated[
+        list[float],
+        Field(
+            description="The embedding vector, which is a list of floats. The length of vector depends on the model as listed in the [embedding guide](/docs/guides/embeddings).\n"
+        ),
+    ]
+    object: Annotated[
+        Literal["embedding"],
+        Field(description='The object type, which is always "embedding".'),
+    ]
+
+
 class EmptyModelParam(BaseModel):
     pass
 
@@ -1396,6 +1546,27 @@ class FileCitationBody(BaseModel):
         int, Field(description="The index of the file in the list of files.")
     ]
     filename: Annotated[str, Field(description="The filename of the file cited.")]
+
+
+class FileExpirationAfter(BaseModel):
+    """
+    The expiration policy for a file. By default, files with `purpose=batch` expire after 30 days and all other files are persisted until they are manually deleted.
+    """
+
+    anchor: Annotated[
+        Literal["created_at"],
+        Field(
+            description="Anchor timestamp after which the expiration policy applies. Supported anchors: `created_at`."
+        ),
+    ]
+    seconds: Annotated[
+        int,
+        Field(
+            description="The number of seconds after the anchor time that the file will expire. Must be between 3600 (1 hour) and 2592000 (30 days).",
+            ge=3600,
+            le=2592000,
+        ),
+    ]
 
 
 class FilePath(BaseModel):
@@ -2077,6 +2248,76 @@ class MoveParam(BaseModel):
     x: Annotated[int, Field(description="The x-coordinate to move to.")]
     y: Annotated[int, Field(description="The y-coordinate to move to.")]
     keys: list[str] | None = None
+
+
+class OpenAIFile(BaseModel):
+    """
+    The `File` object represents a document that has been uploaded to OpenAI.
+    """
+
+    id: Annotated[
+        str,
+        Field(
+            description="The file identifier, which can be referenced in the API endpoints."
+        ),
+    ]
+    bytes: Annotated[int, Field(description="The size of the file, in bytes.")]
+    created_at: Annotated[
+        int,
+        Field(
+            description="The Unix timestamp (in seconds) for when the file was created."
+        ),
+    ]
+    expires_at: Annotated[
+        int | None,
+        Field(
+            description="The Unix timestamp (in seconds) for when the file will expire."
+        ),
+    ] = None
+    filename: Annotated[str, Field(description="The name of the file.")]
+    object: Annotated[
+        Literal["file"], Field(description="The object type, which is always `file`.")
+    ]
+    purpose: Annotated[
+        Literal[
+            "assistants",
+            "assistants_output",
+            "batch",
+            "batch_output",
+            "fine-tune",
+            "fine-tune-results",
+            "vision",
+            "user_data",
+        ],
+        Field(
+            description="The intended purpose of the file. Supported values are `assistants`, `assistants_output`, `batch`, `batch_output`, `fine-tune`, `fine-tune-results`, `vision`, and `user_data`."
+        ),
+    ]
+    status: Annotated[
+        Literal["uploaded", "processed", "error"],
+        Field(
+            deprecated=True,
+            description="Deprecated. The current status of the file, which can be either `uploaded`, `processed`, or `error`.",
+        ),
+    ]
+    status_details: Annotated[
+        str | None,
+        Field(
+            deprecated=True,
+            description="Deprecated. For details on why a fine-tuning training file failed validation, see the `error` field on `fine_tuning.job`.",
+        ),
+    ] = None
+
+
+class OtherChunkingStrategyResponseParam(BaseModel):
+    """
+    This is returned when the chunking strategy is unknown. Typically, this is because the file was indexed before the `chunking_strategy` concept was introduced in the API.
+    """
+
+    model_config = ConfigDict(
+        extra="forbid",
+    )
+    type: Annotated[Literal["other"], Field(description="Always `other`.")]
 
 
 class Program(BaseModel):
@@ -3831,6 +4072,46 @@ class SpecificProgrammaticToolCallingParam(BaseModel):
     ]
 
 
+class StaticChunkingStrategy(BaseModel):
+    model_config = ConfigDict(
+        extra="forbid",
+    )
+    max_chunk_size_tokens: Annotated[
+        int,
+        Field(
+            description="The maximum number of tokens in each chunk. The default value is `800`. The minimum value is `100` and the maximum value is `4096`.",
+            ge=100,
+            le=4096,
+        ),
+    ]
+    chunk_overlap_tokens: Annotated[
+        int,
+        Field(
+            description="The number of tokens that overlap between chunks. The default value is `400`.\n\nNote that the overlap must not exceed half of `max_chunk_size_tokens`.\n"
+        ),
+    ]
+
+
+class StaticChunkingStrategyRequestParam(BaseModel):
+    """
+    Customize your own chunking strategy by setting chunk size and chunk overlap.
+    """
+
+    model_config = ConfigDict(
+        extra="forbid",
+    )
+    type: Annotated[Literal["static"], Field(description="Always `static`.")]
+    static: StaticChunkingStrategy
+
+
+class StaticChunkingStrategyResponseParam(BaseModel):
+    model_config = ConfigDict(
+        extra="forbid",
+    )
+    type: Annotated[Literal["static"], Field(description="Always `static`.")]
+    static: StaticChunkingStrategy
+
+
 class StopConfiguration1(RootModel[list[str] | None]):
     root: Annotated[
         list[str] | None,
@@ -3893,6 +4174,16 @@ class TextResponseFormatJsonSchema(BaseModel):
     ]
     schema_: Annotated[ResponseFormatJsonSchemaSchema, Field(alias="schema")]
     strict: bool | None = None
+
+
+class Input4(RootModel[str]):
+    root: Annotated[
+        str,
+        Field(
+            description="A text input to the model, equivalent to a text input with the `user` role.",
+            max_length=10485760,
+        ),
+    ]
 
 
 class TokenCountsResource(BaseModel):
@@ -4077,8 +4368,341 @@ class UrlCitationBody(BaseModel):
     title: Annotated[str, Field(description="The title of the web resource.")]
 
 
+class VectorStoreExpirationAfter(BaseModel):
+    """
+    The expiration policy for a vector store.
+    """
+
+    anchor: Annotated[
+        Literal["last_active_at"],
+        Field(
+            description="Anchor timestamp after which the expiration policy applies. Supported anchors: `last_active_at`."
+        ),
+    ]
+    days: Annotated[
+        int,
+        Field(
+            description="The number of days after the anchor time that the vector store will expire.",
+            ge=1,
+            le=365,
+        ),
+    ]
+
+
 class VectorStoreFileAttributes1(RootModel[str]):
     root: Annotated[str, Field(max_length=512)]
+
+
+class FileCounts(BaseModel):
+    in_progress: Annotated[
+        int,
+        Field(description="The number of files that are currently being processed."),
+    ]
+    completed: Annotated[
+        int, Field(description="The number of files that have been processed.")
+    ]
+    failed: Annotated[
+        int, Field(description="The number of files that have failed to process.")
+    ]
+    cancelled: Annotated[
+        int, Field(description="The number of files that where cancelled.")
+    ]
+    total: Annotated[int, Field(description="The total number of files.")]
+
+
+class VectorStoreFileBatchObject(BaseModel):
+    """
+    A batch of files attached to a vector store.
+    """
+
+    id: Annotated[
+        str,
+        Field(description="The identifier, which can be referenced in API endpoints."),
+    ]
+    object: Annotated[
+        Literal["vector_store.files_batch"],
+        Field(
+            description="The object type, which is always `vector_store.file_batch`."
+        ),
+    ]
+    created_at: Annotated[
+        int,
+        Field(
+            description="The Unix timestamp (in seconds) for when the vector store files batch was created."
+        ),
+    ]
+    vector_store_id: Annotated[
+        str,
+        Field(
+            description="The ID of the [vector store](/docs/api-reference/vector-stores/object) that the [File](/docs/api-reference/files) is attached to."
+        ),
+    ]
+    status: Annotated[
+        Literal["in_progress", "completed", "cancelled", "failed"],
+        Field(
+            description="The status of the vector store files batch, which can be either `in_progress`, `completed`, `cancelled` or `failed`."
+        ),
+    ]
+    file_counts: FileCounts
+
+
+class Datum(BaseModel):
+    type: Annotated[
+        str | None, Field(description='The content type (currently only `"text"`)')
+    ] = None
+    text: Annotated[str | None, Field(description="The text content")] = None
+
+
+class VectorStoreFileContentResponse(BaseModel):
+    """
+    Represents the parsed content of a vector store file.
+    """
+
+    object: Annotated[
+        Literal["vector_store.file_content.page"],
+        Field(
+            description="The object type, which is always `vector_store.file_content.page`"
+        ),
+    ]
+    data: Annotated[list[Datum], Field(description="Parsed content of the file.")]
+    has_more: Annotated[
+        bool, Field(description="Indicates if there are more content pages to fetch.")
+    ]
+    next_page: str | None
+
+
+class LastError(BaseModel):
+    """
+    The last error associated with this vector store file. Will be `null` if there are no errors.
+    """
+
+    code: Annotated[
+        Literal["server_error", "unsupported_file", "invalid_file"],
+        Field(
+            description="One of `server_error`, `unsupported_file`, or `invalid_file`."
+        ),
+    ]
+    message: Annotated[
+        str, Field(description="A human-readable description of the error.")
+    ]
+
+
+class VectorStoreFileObject(BaseModel):
+    """
+    A list of files attached to a vector store.
+    """
+
+    id: Annotated[
+        str,
+        Field(description="The identifier, which can be referenced in API endpoints."),
+    ]
+    object: Annotated[
+        Literal["vector_store.file"],
+        Field(description="The object type, which is always `vector_store.file`."),
+    ]
+    usage_bytes: Annotated[
+        int,
+        Field(
+            description="The total vector store usage in bytes. Note that this may be different from the original file size."
+        ),
+    ]
+    created_at: Annotated[
+        int,
+        Field(
+            description="The Unix timestamp (in seconds) for when the vector store file was created."
+        ),
+    ]
+    vector_store_id: Annotated[
+        str,
+        Field(
+            description="The ID of the [vector store](/docs/api-reference/vector-stores/object) that the [File](/docs/api-reference/files) is attached to."
+        ),
+    ]
+    status: Annotated[
+        Literal["in_progress", "completed", "cancelled", "failed"],
+        Field(
+            description="The status of the vector store file, which can be either `in_progress`, `completed`, `cancelled`, or `failed`. The status `completed` indicates that the vector store file is ready for use."
+        ),
+    ]
+    last_error: LastError | None
+    chunking_strategy: Annotated[
+        StaticChunkingStrategyResponseParam | OtherChunkingStrategyResponseParam | None,
+        Field(description="The strategy used to chunk the file.", discriminator="type"),
+    ] = None
+    attributes: (
+        dict[
+            Annotated[str, StringConstraints(max_length=64)],
+            VectorStoreFileAttributes1 | float | bool,
+        ]
+        | None
+    ) = None
+
+
+class FileCounts1(BaseModel):
+    in_progress: Annotated[
+        int,
+        Field(description="The number of files that are currently being processed."),
+    ]
+    completed: Annotated[
+        int,
+        Field(description="The number of files that have been successfully processed."),
+    ]
+    failed: Annotated[
+        int, Field(description="The number of files that have failed to process.")
+    ]
+    cancelled: Annotated[
+        int, Field(description="The number of files that were cancelled.")
+    ]
+    total: Annotated[int, Field(description="The total number of files.")]
+
+
+class VectorStoreObject(BaseModel):
+    """
+    A vector store is a collection of processed files can be used by the `file_search` tool.
+    """
+
+    id: Annotated[
+        str,
+        Field(description="The identifier, which can be referenced in API endpoints."),
+    ]
+    object: Annotated[
+        Literal["vector_store"],
+        Field(description="The object type, which is always `vector_store`."),
+    ]
+    created_at: Annotated[
+        int,
+        Field(
+            description="The Unix timestamp (in seconds) for when the vector store was created."
+        ),
+    ]
+    name: Annotated[str, Field(description="The name of the vector store.")]
+    usage_bytes: Annotated[
+        int,
+        Field(
+            description="The total number of bytes used by the files in the vector store."
+        ),
+    ]
+    file_counts: FileCounts1
+    status: Annotated[
+        Literal["expired", "in_progress", "completed"],
+        Field(
+            description="The status of the vector store, which can be either `expired`, `in_progress`, or `completed`. A status of `completed` indicates that the vector store is ready for use."
+        ),
+    ]
+    expires_after: VectorStoreExpirationAfter | None = None
+    expires_at: int | None = None
+    last_active_at: int | None
+    metadata: dict[str, str] | None
+
+
+class QueryItem(RootModel[str]):
+    root: Annotated[
+        str, Field(description="A list of queries to search for.", min_length=1)
+    ]
+
+
+class RankingOptions1(BaseModel):
+    """
+    Ranking options for search.
+    """
+
+    model_config = ConfigDict(
+        extra="forbid",
+    )
+    ranker: Annotated[
+        Literal["none", "auto", "default-2024-11-15"] | None,
+        Field(
+            description="Enable re-ranking; set to `none` to disable, which can help reduce latency."
+        ),
+    ] = "auto"
+    score_threshold: Annotated[float | None, Field(ge=0.0, le=1.0)] = 0
+
+
+class VectorStoreSearchRequest(BaseModel):
+    model_config = ConfigDict(
+        extra="forbid",
+    )
+    query: Annotated[
+        str | list[QueryItem], Field(description="A query string for a search")
+    ]
+    rewrite_query: Annotated[
+        bool | None,
+        Field(
+            description="Whether to rewrite the natural language query for vector search."
+        ),
+    ] = False
+    max_num_results: Annotated[
+        int | None,
+        Field(
+            description="The maximum number of results to return. This number should be between 1 and 50 inclusive.",
+            ge=1,
+            le=50,
+        ),
+    ] = 10
+    filters: Annotated[
+        ComparisonFilter | CompoundFilter | None,
+        Field(description="A filter to apply based on file attributes."),
+    ] = None
+    ranking_options: Annotated[
+        RankingOptions1 | None, Field(description="Ranking options for search.")
+    ] = None
+
+
+class VectorStoreSearchResultContentObject(BaseModel):
+    model_config = ConfigDict(
+        extra="forbid",
+    )
+    type: Annotated[Literal["text"], Field(description="The type of content.")]
+    text: Annotated[str, Field(description="The text content returned from search.")]
+
+
+class VectorStoreSearchResultItem(BaseModel):
+    model_config = ConfigDict(
+        extra="forbid",
+    )
+    file_id: Annotated[str, Field(description="The ID of the vector store file.")]
+    filename: Annotated[str, Field(description="The name of the vector store file.")]
+    score: Annotated[
+        float, Field(description="The similarity score for the result.", ge=0.0, le=1.0)
+    ]
+    attributes: (
+        dict[
+            Annotated[str, StringConstraints(max_length=64)],
+            VectorStoreFileAttributes1 | float | bool,
+        ]
+        | None
+    )
+    content: Annotated[
+        list[VectorStoreSearchResultContentObject],
+        Field(description="Content chunks from the file."),
+    ]
+
+
+class SearchQueryItem(RootModel[str]):
+    root: Annotated[
+        str, Field(description="The query used for this search.", min_length=1)
+    ]
+
+
+class VectorStoreSearchResultsPage(BaseModel):
+    model_config = ConfigDict(
+        extra="forbid",
+    )
+    object: Annotated[
+        Literal["vector_store.search_results.page"],
+        Field(
+            description="The object type, which is always `vector_store.search_results.page`"
+        ),
+    ]
+    search_query: list[SearchQueryItem]
+    data: Annotated[
+        list[VectorStoreSearchResultItem],
+        Field(description="The list of search result items."),
+    ]
+    has_more: Annotated[
+        bool, Field(description="Indicates if there are more results to fetch.")
+    ]
+    next_page: str | None
 
 
 class VoiceIdsOrCustomVoice1(BaseModel):
@@ -4730,6 +5354,93 @@ class WebSearchOptions(BaseModel):
     ] = "medium"
 
 
+class CreateEmbeddingResponse(BaseModel):
+    data: Annotated[
+        list[Embedding],
+        Field(description="The list of embeddings generated by the model."),
+    ]
+    model: Annotated[
+        str, Field(description="The name of the model used to generate the embedding.")
+    ]
+    object: Annotated[
+        Literal["list"], Field(description='The object type, which is always "list".')
+    ]
+    usage: Annotated[Usage, Field(description="The usage information for the request.")]
+
+
+class CreateFileRequest(BaseModel):
+    model_config = ConfigDict(
+        extra="forbid",
+    )
+    file: Annotated[
+        bytes, Field(description="The File object (not file name) to be uploaded.\n")
+    ]
+    purpose: Annotated[
+        Literal["assistants", "batch", "fine-tune", "vision", "user_data", "evals"],
+        Field(
+            description="The intended purpose of the uploaded file. One of:\n- `assistants`: Used in the Assistants API\n- `batch`: Used in the Batch API\n- `fine-tune`: Used for fine-tuning\n- `vision`: Images used for vision fine-tuning\n- `user_data`: Flexible file type for any purpose\n- `evals`: Used for eval data sets\n"
+        ),
+    ]
+    expires_after: FileExpirationAfter | None = None
+
+
+class CreateVectorStoreFileRequest(BaseModel):
+    model_config = ConfigDict(
+        extra="forbid",
+    )
+    file_id: Annotated[
+        str,
+        Field(
+            description="A [File](/docs/api-reference/files) ID that the vector store should use. Useful for tools like `file_search` that can access files. For multi-file ingestion, we recommend [`file_batches`](/docs/api-reference/vector-stores-file-batches/createBatch) to minimize per-vector-store write requests."
+        ),
+    ]
+    chunking_strategy: Annotated[
+        AutoChunkingStrategyRequestParam | StaticChunkingStrategyRequestParam | None,
+        Field(
+            description="The chunking strategy used to chunk the file(s). If not set, will use the `auto` strategy.",
+            discriminator="type",
+        ),
+    ] = None
+    attributes: (
+        dict[
+            Annotated[str, StringConstraints(max_length=64)],
+            VectorStoreFileAttributes1 | float | bool,
+        ]
+        | None
+    ) = None
+
+
+class CreateVectorStoreRequest(BaseModel):
+    model_config = ConfigDict(
+        extra="forbid",
+    )
+    file_ids: Annotated[
+        list[str] | None,
+        Field(
+            description="A list of [File](/docs/api-reference/files) IDs that the vector store should use. Useful for tools like `file_search` that can access files.",
+            max_length=500,
+        ),
+    ] = None
+    name: Annotated[str | None, Field(description="The name of the vector store.")] = (
+        None
+    )
+    description: Annotated[
+        str | None,
+        Field(
+            description="A description for the vector store. Can be used to describe the vector store's purpose."
+        ),
+    ] = None
+    expires_after: VectorStoreExpirationAfter | None = None
+    chunking_strategy: Annotated[
+        AutoChunkingStrategyRequestParam | StaticChunkingStrategyRequestParam | None,
+        Field(
+            description="The chunking strategy used to chunk the file(s). If not set, will use the `auto` strategy. Only applicable if `file_ids` is non-empty.",
+            discriminator="type",
+        ),
+    ] = None
+    metadata: dict[str, str] | None = None
+
+
 class CustomGrammarFormatParam(BaseModel):
     """
     A grammar defined by the user.
@@ -5258,9 +5969,33 @@ class InputTextContentParam(BaseModel):
     prompt_cache_breakpoint: PromptCacheBreakpointParam | None = None
 
 
+class ListFilesResponse(BaseModel):
+    object: Annotated[str, Field(examples=["list"])]
+    data: list[OpenAIFile]
+    first_id: Annotated[str, Field(examples=["file-abc123"])]
+    last_id: Annotated[str, Field(examples=["file-abc456"])]
+    has_more: Annotated[bool, Field(examples=[False])]
+
+
 class ListModelsResponse(BaseModel):
     object: Literal["list"]
     data: list[Model]
+
+
+class ListVectorStoreFilesResponse(BaseModel):
+    object: Annotated[str, Field(examples=["list"])]
+    data: list[VectorStoreFileObject]
+    first_id: Annotated[str, Field(examples=["file-abc123"])]
+    last_id: Annotated[str, Field(examples=["file-abc456"])]
+    has_more: Annotated[bool, Field(examples=[False])]
+
+
+class ListVectorStoresResponse(BaseModel):
+    object: Annotated[str, Field(examples=["list"])]
+    data: list[VectorStoreObject]
+    first_id: Annotated[str, Field(examples=["vs_abc123"])]
+    last_id: Annotated[str, Field(examples=["vs_abc456"])]
+    has_more: Annotated[bool, Field(examples=[False])]
 
 
 class LocalEnvironmentParam(BaseModel):
@@ -5872,6 +6607,30 @@ class ToolSearchCallItemParam(BaseModel):
     status: Literal["in_progress", "completed", "incomplete"] | None = None
 
 
+class UpdateVectorStoreFileAttributesRequest(BaseModel):
+    model_config = ConfigDict(
+        extra="forbid",
+    )
+    attributes: (
+        dict[
+            Annotated[str, StringConstraints(max_length=64)],
+            VectorStoreFileAttributes1 | float | bool,
+        ]
+        | None
+    )
+
+
+class UpdateVectorStoreRequest(BaseModel):
+    model_config = ConfigDict(
+        extra="forbid",
+    )
+    name: Annotated[str | None, Field(description="The name of the vector store.")] = (
+        None
+    )
+    expires_after: VectorStoreExpirationAfter | None = None
+    metadata: dict[str, str] | None = None
+
+
 class AutoCodeInterpreterToolParam(BaseModel):
     """
     Configuration for a code interpreter container. Optionally specify the IDs of the files to run the code on.
@@ -6266,6 +7025,84 @@ class CreateModelResponseProperties(ModelResponseProperties):
             description="An integer between 0 and 20 specifying the maximum number of most likely\ntokens to return at each token position, each with an associated log\nprobability. In some cases, the number of returned tokens may be fewer than\nrequested.\n"
         ),
     ] = None
+
+
+class CreateVectorStoreFileBatchRequest1(BaseModel):
+    model_config = ConfigDict(
+        extra="forbid",
+    )
+    file_ids: Annotated[
+        list[str],
+        Field(
+            description="A list of [File](/docs/api-reference/files) IDs that the vector store should use. Useful for tools like `file_search` that can access files.  If `attributes` or `chunking_strategy` are provided, they will be  applied to all files in the batch. The maximum batch size is 2000 files. This endpoint is recommended for multi-file ingestion and helps reduce per-vector-store write request pressure. Mutually exclusive with `files`.",
+            max_length=2000,
+            min_length=1,
+        ),
+    ]
+    files: Annotated[
+        list[CreateVectorStoreFileRequest] | None,
+        Field(
+            description="A list of objects that each include a `file_id` plus optional `attributes` or `chunking_strategy`. Use this when you need to override metadata for specific files. The global `attributes` or `chunking_strategy` will be ignored and must be specified for each file. The maximum batch size is 2000 files. This endpoint is recommended for multi-file ingestion and helps reduce per-vector-store write request pressure. Mutually exclusive with `file_ids`.",
+            max_length=2000,
+            min_length=1,
+        ),
+    ] = None
+    chunking_strategy: Annotated[
+        AutoChunkingStrategyRequestParam | StaticChunkingStrategyRequestParam | None,
+        Field(
+            description="The chunking strategy used to chunk the file(s). If not set, will use the `auto` strategy.",
+            discriminator="type",
+        ),
+    ] = None
+    attributes: (
+        dict[
+            Annotated[str, StringConstraints(max_length=64)],
+            VectorStoreFileAttributes1 | float | bool,
+        ]
+        | None
+    ) = None
+
+
+class CreateVectorStoreFileBatchRequest2(BaseModel):
+    model_config = ConfigDict(
+        extra="forbid",
+    )
+    file_ids: Annotated[
+        list[str] | None,
+        Field(
+            description="A list of [File](/docs/api-reference/files) IDs that the vector store should use. Useful for tools like `file_search` that can access files.  If `attributes` or `chunking_strategy` are provided, they will be  applied to all files in the batch. The maximum batch size is 2000 files. This endpoint is recommended for multi-file ingestion and helps reduce per-vector-store write request pressure. Mutually exclusive with `files`.",
+            max_length=2000,
+            min_length=1,
+        ),
+    ] = None
+    files: Annotated[
+        list[CreateVectorStoreFileRequest],
+        Field(
+            description="A list of objects that each include a `file_id` plus optional `attributes` or `chunking_strategy`. Use this when you need to override metadata for specific files. The global `attributes` or `chunking_strategy` will be ignored and must be specified for each file. The maximum batch size is 2000 files. This endpoint is recommended for multi-file ingestion and helps reduce per-vector-store write request pressure. Mutually exclusive with `file_ids`.",
+            max_length=2000,
+            min_length=1,
+        ),
+    ]
+    chunking_strategy: Annotated[
+        AutoChunkingStrategyRequestParam | StaticChunkingStrategyRequestParam | None,
+        Field(
+            description="The chunking strategy used to chunk the file(s). If not set, will use the `auto` strategy.",
+            discriminator="type",
+        ),
+    ] = None
+    attributes: (
+        dict[
+            Annotated[str, StringConstraints(max_length=64)],
+            VectorStoreFileAttributes1 | float | bool,
+        ]
+        | None
+    ) = None
+
+
+class CreateVectorStoreFileBatchRequest(
+    RootModel[CreateVectorStoreFileBatchRequest1 | CreateVectorStoreFileBatchRequest2]
+):
+    root: CreateVectorStoreFileBatchRequest1 | CreateVectorStoreFileBatchRequest2
 
 
 class FunctionCallOutputItemParam(BaseModel):
@@ -8380,7 +9217,7 @@ class ResponseStreamEvent(
 class TokenCountsBody(BaseModel):
     model: str | None = None
     input: (
-        Input
+        Input4
         | list[
             EasyInputMessage
             | InputMessage

@@ -39,13 +39,21 @@ from openresponses.core.background import Runs
 from openresponses.core.dialects import Dialect, error_body, select
 from openresponses.core.runner import Services
 from openresponses.errors import APIError, ErrorKind
+from openresponses.files.blobs import Blobs
+from openresponses.files.limits import UploadLimitMiddleware
 from openresponses.generated.operations import OPERATIONS
 from openresponses.providers import http
 from openresponses.providers.registry import Registry
 from openresponses.store import duckdb_url, open_store
+from openresponses.store.objects import ObjectStore
+from openresponses.store.sql import create_store_engine
 from openresponses.tools.base import ToolServices
 from openresponses.tools.web_search.page import PageFetcher
 from openresponses.tools.web_search.registry import backend_from_settings
+from openresponses.vectors.embedders import LocalMiniLM
+from openresponses.vectors.index import VECTORS_FILE, ChunkIndex
+from openresponses.vectors.ingest import Ingestor
+from openresponses.vectors.search import Searcher
 
 log = logging.getLogger("openresponses")
 
@@ -68,6 +76,7 @@ MIDDLEWARES = [
     ServerErrorMiddleware,
     ExceptionMiddleware,
     ApiKeyMiddleware,
+    UploadLimitMiddleware,
     RoutingMiddleware,
     RequestValidationMiddleware,
     LifespanMiddleware,
@@ -166,11 +175,17 @@ def create_app(settings: Settings) -> ASGIApp:
     @asynccontextmanager
     async def lifespan(_: Any) -> AsyncIterator[dict[str, Any]]:
         async with http.session(read_timeout=settings.upstream_timeout) as client:
+            url = settings.store_url or duckdb_url(settings.data_dir)
             store = await open_store(
-                settings.store_url or duckdb_url(settings.data_dir),
-                journal_dir=settings.data_dir / "journal",
-                journal_fsync=settings.journal_fsync,
+                url, journal_dir=settings.data_dir / "journal", journal_fsync=settings.journal_fsync
             )
+            # A second engine on the migrated database: its own pool for its own threads.
+            objects = ObjectStore(create_store_engine(url))
+            embedder = LocalMiniLM()
+            blobs = Blobs(settings.data_dir / "files")
+            index = ChunkIndex(settings.data_dir / VECTORS_FILE, embedder.dimensions)
+            ingestor = Ingestor(objects, blobs, index, embedder)
+            await ingestor.resume()
             registry = Registry(
                 settings.providers, settings.default_provider, client, settings.models_ttl
             )
@@ -181,11 +196,29 @@ def create_app(settings: Settings) -> ASGIApp:
             tools = ToolServices(
                 settings.allow_private_networks, backend_from_settings(settings, client), pages
             )
+            services = Services(
+                settings,
+                store,
+                registry,
+                client,
+                secret,
+                runs,
+                tools,
+                objects=objects,
+                blobs=blobs,
+                embedder=embedder,
+                ingestor=ingestor,
+                searcher=Searcher(index, embedder),
+            )
             try:
-                yield {"services": Services(settings, store, registry, client, secret, runs, tools)}
+                yield {"services": services}
             finally:
                 await runs.close()
                 await pages.close()
+                await ingestor.close()
+                await index.close()
+                embedder.close()
+                await objects.close()
                 await store.close()
 
     validators = dict(VALIDATOR_MAP)

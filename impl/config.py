@@ -67,6 +67,8 @@ class Settings:
     # The web_search tool's backend; None: the tool is refused with a 400 that says how
     # to configure one.
     web_search: WebSearchConfig | None = None
+    # The largest upload `POST /v1/files` takes (OpenAI's limit: 512 MB).
+    max_file_bytes: int = 512 * 1024 * 1024
 
 
 @dataclass(frozen=True)
@@ -224,6 +226,8 @@ def load_settings(
         values["models_ttl"] = float(env["OPENRESPONSES_MODELS_TTL"])
     if env.get("OPENRESPONSES_WEBSOCKET_MAX_SECONDS"):
         values["websocket_max_seconds"] = float(env["OPENRESPONSES_WEBSOCKET_MAX_SECONDS"])
+    if env.get("OPENRESPONSES_MAX_FILE_BYTES"):
+        values["max_file_bytes"] = int(env["OPENRESPONSES_MAX_FILE_BYTES"])
     if env.get("OPENRESPONSES_SECRET"):
         values["secret"] = env["OPENRESPONSES_SECRET"]
     if env.get("OPENRESPONSES_STORE_URL"):

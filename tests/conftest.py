@@ -13,6 +13,7 @@ import sys
 import time
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -22,12 +23,14 @@ import openai
 import pytest
 from sqlalchemy import create_engine, text
 
-from openresponses.config import PRESETS
+from openresponses.config import PRESETS, WEB_SEARCH_BACKENDS
 from tests.upstream import ScriptedUpstream
 
-_PROVIDER_ENV_PREFIXES = tuple(f"{name.upper()}_" for name in (*PRESETS, "openresponses"))
-"""Environment variables of every preset provider, and ours: a test's server sees only the
-ones the test sets."""
+_PROVIDER_ENV_PREFIXES = tuple(
+    f"{name.upper()}_" for name in (*PRESETS, *WEB_SEARCH_BACKENDS, "openresponses")
+)
+"""Environment variables of every preset provider and search backend, and ours: a test's
+server sees only the ones the test sets."""
 
 
 def free_port() -> int:
@@ -73,7 +76,7 @@ class Server:
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
         )
-        deadline = time.monotonic() + 60
+        deadline = time.monotonic() + 60  # generous: CI machines are shared and slow at times
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
                 output = self.process.stdout.read().decode() if self.process.stdout else ""
@@ -83,6 +86,7 @@ class Server:
                 return self
             except httpx.TransportError:
                 time.sleep(0.05)
+        self.stop()  # a server that starts late must not outlive the test run
         raise RuntimeError("server did not start within 60 s")
 
     def stop(self) -> None:
@@ -111,6 +115,13 @@ POSTGRES = "postgresql+psycopg://root@127.0.0.1:5432/test"
 @pytest.fixture
 def postgres_url() -> Iterator[str]:
     """A URL whose connections see only a fresh schema, dropped after the test."""
+    with postgres_schema() as url:
+        yield url
+
+
+@contextmanager
+def postgres_schema() -> Iterator[str]:
+    """A URL whose connections see only a fresh schema, dropped on leaving."""
     schema = f"test_store_{uuid.uuid4().hex[:12]}"
     admin = create_engine(POSTGRES, isolation_level="AUTOCOMMIT")
     with admin.connect() as conn:

@@ -14,16 +14,19 @@ server's HTTP client, SSE parsing and error handling are exercised for real.
 Requests are routed by the `model` field of their JSON body, so tests sharing one server never
 see each other's replies. Each wire format is one `_Wire` value (how to render a complete body,
 the stream frames and an error): Chat Completions (`/v1/chat/completions`), Anthropic Messages
-(`/v1/messages`) and OpenAI Responses (`/v1/responses`).
+(`/v1/messages`) and OpenAI Responses (`/v1/responses`). `/v1/embeddings` answers any model
+with made-up vectors (see `_embeddings`).
 """
 
 from __future__ import annotations
 
 import asyncio
+import base64
 import hashlib
 import json
 import secrets
 import string
+import struct
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -773,6 +776,27 @@ class ScriptedUpstream:
 
         return Route(path, endpoint, methods=["POST"])
 
+    async def _embeddings(self, request: Request) -> Response:
+        """`POST /v1/embeddings` for any model: a made-up vector per input, `[len(input),
+        index, 0.25]`, as floats or base64 float32 like OpenAI's; the request is recorded."""
+        body = await request.json()
+        model = str(body["model"])
+        with self._lock:
+            recorded = RecordedRequest(request.url.path, dict(request.headers), body)
+            self._requests.setdefault(model, []).append(recorded)
+        given = body["input"]
+        inputs = [given] if isinstance(given, str) or isinstance(given[0], int) else given
+        data = []
+        for index, item in enumerate(inputs):
+            vector = [float(len(item)), float(index), 0.25]
+            if body.get("encoding_format") == "base64":
+                packed = base64.b64encode(struct.pack(f"<{len(vector)}f", *vector)).decode()
+                data.append({"object": "embedding", "index": index, "embedding": packed})
+            else:
+                data.append({"object": "embedding", "index": index, "embedding": vector})
+        usage = {"prompt_tokens": len(inputs), "total_tokens": len(inputs)}
+        return JSONResponse({"object": "list", "data": data, "model": model, "usage": usage})
+
     async def _models(self, request: Request) -> Response:
         with self._lock:
             names = [*self._scripts, *self._responders]
@@ -792,6 +816,7 @@ class ScriptedUpstream:
                 self._route("/v1/messages", _ANTHROPIC),
                 self._route("/v1/responses", _RESPONSES),
                 Route("/v1/models", self._models, methods=["GET"]),
+                Route("/v1/embeddings", self._embeddings, methods=["POST"]),
             ]
         )
         self._loopback = LoopbackServer(_ExposeTransport(app), name="scripted-upstream")

@@ -14,7 +14,7 @@ from typing import Any, TypeVar
 import orjson
 from connexion import request
 from connexion.lifecycle import ConnexionRequest
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel, RootModel, ValidationError
 from starlette.responses import Response
 
 from openresponses.core.dialects import Dialect, select
@@ -159,8 +159,9 @@ def parse_body(
     """Parsed JSON as `model` (see `read_body`); also what a WebSocket message goes through."""
     if not isinstance(data, dict):
         raise invalid("The request body must be a JSON object.", code="invalid_json")
+    # A RootModel is a union of bodies (each forbidding unknown keys itself): no key check.
     known = {field.alias or name for name, field in model.model_fields.items()}
-    unknown = sorted(set(data) - known)
+    unknown = [] if issubclass(model, RootModel) else sorted(set(data) - known)
     if unknown:
         raise invalid(
             f"Unknown parameter: '{unknown[0]}'.", param=unknown[0], code="unknown_parameter"

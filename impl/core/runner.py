@@ -24,6 +24,7 @@ from openresponses.core import compaction, conversations, intake, structured, to
 from openresponses.core.engine import Event, ResponseBuilder, ServerCall, usage_model
 from openresponses.core.items import new_id, user_text
 from openresponses.errors import APIError, ErrorKind, invalid
+from openresponses.files.blobs import Blobs
 from openresponses.generated import openai_models as m
 from openresponses.providers.base import (
     Finish,
@@ -35,9 +36,13 @@ from openresponses.providers.base import (
 )
 from openresponses.providers.registry import Registry
 from openresponses.store.base import Store, StoredResponse
+from openresponses.store.objects import ObjectStore
 from openresponses.tools import registry as tool_registry
 from openresponses.tools.base import ToolServices
 from openresponses.tools.registry import Toolbox
+from openresponses.vectors.embedders import Embedder
+from openresponses.vectors.ingest import Ingestor
+from openresponses.vectors.search import Searcher
 
 if TYPE_CHECKING:  # core.background builds on Turn, defined here
     from openresponses.core.background import Runs
@@ -63,6 +68,16 @@ class Services:
     """Background responses running in this process (see core.background)."""
     tools: ToolServices
     """What server tools use (see tools.base)."""
+    objects: ObjectStore
+    """Files and vector stores (metadata)."""
+    blobs: Blobs
+    """Files' bytes."""
+    embedder: Embedder
+    """The local embedding model (loaded on first use)."""
+    ingestor: Ingestor
+    """Files into vector stores, in the background; `ingestor.index` holds the chunks."""
+    searcher: Searcher
+    """Vector store search, for the search endpoint and the file_search tool."""
 
 
 def bearer(headers: Mapping[str, str]) -> str | None:

@@ -170,5 +170,8 @@ class Provider(Protocol):
     async def chat_completions(self, body: dict[str, Any], *, api_key: str | None) -> Passthrough:
         """Forward an OpenAI chat-completions request body (model already rewritten)."""
 
+    async def embeddings(self, body: dict[str, Any], *, api_key: str | None) -> dict[str, Any]:
+        """Forward an OpenAI embeddings request body (model already rewritten); the answer."""
+
     async def list_models(self, *, api_key: str | None) -> list[str]:
         """The provider's model ids, without our `provider@` prefix."""

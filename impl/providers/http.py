@@ -264,7 +264,8 @@ class Adapter:
     """What every HTTP adapter shares: its configuration, its `Upstream`, bearer-token headers
     (the server's key, else the client's), and the OpenAI-style `/chat/completions` and
     `/models` endpoints most providers serve. An adapter overrides what its API does
-    differently."""
+    differently. Embeddings go to `/embeddings` the OpenAI way, which is where providers that
+    have them serve them."""
 
     structured_output = True
 
@@ -286,6 +287,10 @@ class Adapter:
         # A bearer token everywhere: OpenAI-compatible endpoints (Anthropic's too) take one.
         url = f"{self.base_url}/chat/completions"
         return await self.upstream.relay(url, self.bearer(api_key), body)
+
+    async def embeddings(self, body: dict[str, Any], *, api_key: str | None) -> dict[str, Any]:
+        url = f"{self.base_url}/embeddings"
+        return await self.upstream.send("POST", url, self.bearer(api_key), body)
 
     async def list_models(self, *, api_key: str | None) -> list[str]:
         data = await self.upstream.send(

@@ -55,6 +55,62 @@ MIGRATIONS: tuple[Migration, ...] = (
         ),
     ),
     Migration(
+        2,
+        "files, vector stores, their files and file batches",
+        (
+            # `position` orders listings: created_at has one-second resolution.
+            """
+            CREATE TABLE files (
+                id VARCHAR PRIMARY KEY,
+                position BIGINT NOT NULL,
+                created_at BIGINT NOT NULL,
+                expires_at BIGINT,
+                bytes BIGINT NOT NULL,
+                filename VARCHAR NOT NULL,
+                purpose VARCHAR NOT NULL
+            )
+            """,
+            """
+            CREATE TABLE vector_stores (
+                id VARCHAR PRIMARY KEY,
+                position BIGINT NOT NULL,
+                created_at BIGINT NOT NULL,
+                name VARCHAR,
+                metadata TEXT,
+                expires_after TEXT,
+                last_active_at BIGINT
+            )
+            """,
+            # A store's file_counts and usage_bytes are sums over these rows, never counters.
+            """
+            CREATE TABLE vector_store_files (
+                vector_store_id VARCHAR NOT NULL,
+                file_id VARCHAR NOT NULL,
+                position BIGINT NOT NULL,
+                created_at BIGINT NOT NULL,
+                batch_id VARCHAR,
+                status VARCHAR NOT NULL,
+                last_error TEXT,
+                chunking_strategy TEXT NOT NULL,
+                attributes TEXT,
+                usage_bytes BIGINT NOT NULL,
+                PRIMARY KEY (vector_store_id, file_id)
+            )
+            """,
+            "CREATE INDEX vector_store_files_store ON vector_store_files (vector_store_id)",
+            "CREATE INDEX vector_store_files_file ON vector_store_files (file_id)",
+            "CREATE INDEX vector_store_files_batch ON vector_store_files (batch_id)",
+            """
+            CREATE TABLE vector_store_file_batches (
+                id VARCHAR PRIMARY KEY,
+                vector_store_id VARCHAR NOT NULL,
+                created_at BIGINT NOT NULL,
+                cancelled BOOLEAN NOT NULL
+            )
+            """,
+        ),
+    ),
+    Migration(
         3,
         "conversations and their items",
         (

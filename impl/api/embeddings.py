@@ -1,0 +1,88 @@
+"""`POST /v1/embeddings` (operationId createEmbedding).
+
+`all-MiniLM-L6-v2` runs here (see vectors.embedders); any other model is routed like chat
+(`openai@text-embedding-3-small`, or a bare name to the default provider) and the provider's
+answer is relayed. Token-array inputs are OpenAI tokens; for the local model they are decoded
+with `cl100k_base`, the encoding of OpenAI's embedding models, and embedded as text.
+"""
+
+from __future__ import annotations
+
+import base64
+from typing import Any
+
+from starlette.responses import Response
+
+from openresponses.api.common import current, json_response, read_body, services
+from openresponses.core import tokens
+from openresponses.core.runner import client_key
+from openresponses.errors import invalid
+from openresponses.generated import openai_models as m
+from openresponses.vectors.embedders import LOCAL_NAMES
+
+_OPENAI_ENCODING_MODEL = "text-embedding-3-small"
+
+
+def texts(value: Any) -> list[str]:
+    """The request's `input` as texts: a string, strings, a token array or token arrays."""
+    raw = value.root if hasattr(value, "root") else value
+    items: list[Any] = [raw] if isinstance(raw, str) else list(raw)
+    if items and isinstance(items[0], int):  # one token array
+        items = [items]
+    out = []
+    for item in items:
+        item = item.root if hasattr(item, "root") else item
+        if isinstance(item, str):
+            out.append(item)
+        else:
+            encoding, _ = tokens.encoding_for(_OPENAI_ENCODING_MODEL)
+            out.append(encoding.decode(list(item)))
+    if any(not text for text in out):
+        raise invalid("'input' must not contain an empty string.", param="input")
+    return out
+
+
+def _encode(vector: Any, encoding_format: str | None) -> Any:
+    """A row as OpenAI sends it: floats, or base64 of little-endian float32."""
+    if encoding_format == "base64":
+        return base64.b64encode(vector.astype("<f4").tobytes()).decode()
+    return vector.tolist()
+
+
+async def create_embedding() -> Response:
+    req = current()
+    body = await read_body(req, m.CreateEmbeddingRequest)
+    found = services(req)
+    model = str(body.model)
+    if model.lower() not in LOCAL_NAMES:
+        provider, upstream_model = found.registry.route(model, req.headers)
+        forwarded = body.model_dump(mode="json", by_alias=True, exclude_unset=True)
+        forwarded["model"] = upstream_model
+        return json_response(
+            await provider.embeddings(forwarded, api_key=client_key(found, req.headers))
+        )
+    embedder = found.embedder
+    if body.dimensions is not None and body.dimensions != embedder.dimensions:
+        raise invalid(
+            f"Model '{model}' makes {embedder.dimensions}-dimensional vectors only; "
+            f"'dimensions' cannot be {body.dimensions}.",
+            param="dimensions",
+            code="invalid_value",
+        )
+    embedded = await embedder.embed(texts(body.input))
+    # Plain JSON: with base64, `embedding` is a string, which OpenAI's Embedding schema omits.
+    return json_response(
+        {
+            "object": "list",
+            "data": [
+                {
+                    "object": "embedding",
+                    "index": index,
+                    "embedding": _encode(row, body.encoding_format),
+                }
+                for index, row in enumerate(embedded.vectors)
+            ],
+            "model": embedder.name,
+            "usage": {"prompt_tokens": embedded.tokens, "total_tokens": embedded.tokens},
+        }
+    )

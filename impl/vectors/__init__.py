@@ -1,0 +1,3 @@
+"""Embeddings, vector stores and search: the models that turn text into vectors
+(`embedders`, `minilm`), ingestion of files into chunks (`parsers`, `chunking`, `ingest`),
+and the index that searches them (`index`, `search`)."""

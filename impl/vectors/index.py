@@ -1,0 +1,429 @@
+"""The chunk index: chunk text, offsets, attributes and vectors in a DuckDB file of its own
+(`<data dir>/vectors.duckdb`), searched by cosine similarity (vss) and BM25 (fts).
+
+A file of its own, whatever database holds the rest: the index loads two extensions and turns
+on the vss extension's experimental HNSW persistence, neither of which the responses'
+database should depend on; and with PostgreSQL as the store, vectors still live here (a
+pgvector `ChunkIndex` can follow: `search.py` only speaks this class's methods).
+
+Facts measured on this machine that shape it (docs/benchmarks.md):
+
+* The extensions come from the `duckdb-extension-vss` / `-fts` packages, whose `__init__` is
+  empty: their files are LOADed by path on every connection, with automatic extension
+  installation and loading off, so nothing is ever downloaded.
+* Exact search (`array_cosine_similarity` over every candidate row) is what runs by default:
+  it honours any filter exactly and costs ~1 ms per 1,000 chunks. An HNSW index is built only
+  once the index holds `hnsw_threshold` chunks (a bulk build; an HNSW build costs minutes per
+  100k vectors) and is used for stores that large; the rows it proposes are then filtered in
+  SQL, falling back to exact search when too few survive.
+* The query vector is inlined as a literal: bound as a parameter it made the search ~9 times slower.
+* BM25's index is a snapshot (fts has no incremental update), rebuilt after writes, at most
+  once per `fts_delay` seconds; until then new chunks are found by vector only, and keyword
+  queries wait while it is rebuilt (it drops and recreates the tables they read).
+* Bulk inserts go through numpy arrays scanned by DuckDB, not `executemany` (which took
+  minutes for 20k rows).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import importlib.util
+import json
+import logging
+import threading
+import time
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TypeVar
+
+import duckdb
+import numpy as np
+
+from openresponses.vectors.minilm import Array
+
+log = logging.getLogger("openresponses.vectors")
+
+T = TypeVar("T")
+
+VECTORS_FILE = "vectors.duckdb"
+EXTENSIONS = ("vss", "fts")
+DUCKDB_VERSION = "v1.5.5"
+
+
+def extension_path(name: str) -> str:
+    """Where `duckdb-extension-<name>` keeps the extension file for this DuckDB."""
+    spec = importlib.util.find_spec(f"duckdb_extension_{name}")
+    if spec is None or spec.origin is None:
+        raise RuntimeError(f"duckdb-extension-{name} is not installed")
+    folder = Path(spec.origin).parent / "extensions" / DUCKDB_VERSION
+    return str(folder / f"{name}.duckdb_extension")
+
+
+@dataclass(frozen=True)
+class Chunk:
+    text: str
+    start: int
+    end: int
+    """Character offsets of the chunk in the parsed text of its file."""
+
+
+@dataclass(frozen=True)
+class Row:
+    """A chunk as search returns it."""
+
+    id: int
+    vector_store_id: str
+    file_id: str
+    filename: str
+    attributes: dict[str, Any] | None
+    text: str
+
+
+def vector_literal(vector: Array) -> str:
+    """The query vector as SQL (numbers only, formatted here: nothing of the client's)."""
+    return f"[{','.join(repr(float(x)) for x in vector)}]::FLOAT[{len(vector)}]"
+
+
+class ChunkIndex:
+    def __init__(
+        self,
+        path: Path,
+        dimensions: int,
+        *,
+        hnsw_threshold: int = 50_000,
+        fts_delay: float = 0.5,
+    ) -> None:
+        self.path = path
+        self.dimensions = dimensions
+        self.hnsw_threshold = hnsw_threshold
+        self.fts_delay = fts_delay
+        self._db: duckdb.DuckDBPyConnection | None = None
+        self._opening = asyncio.Lock()
+        self._hnsw = False
+        self._fts_dirty = True
+        self._fts_ready = False
+        self._next_id = 1
+        self._write_lock = threading.Lock()
+        # The BM25 rebuild drops and recreates the tables keyword queries read.
+        self._fts_lock = threading.Lock()
+        self._local = threading.local()
+        self._executor = ThreadPoolExecutor(2, thread_name_prefix="vectors")
+        self._refresher: asyncio.Task[None] | None = None
+
+    def _open(self) -> duckdb.DuckDBPyConnection:
+        """Opens the file on first use: a server that never searches never loads the
+        extensions (44 MB of shared libraries)."""
+        config: dict[str, str | bool | int | float | list[str]] = {
+            "autoinstall_known_extensions": "false",
+            "autoload_known_extensions": "false",
+        }
+        db = duckdb.connect(str(self.path), config=config)
+        self._prepare(db)
+        db.execute("SET hnsw_enable_experimental_persistence = true")
+        db.execute(
+            f"""
+            CREATE TABLE IF NOT EXISTS chunks (
+                id BIGINT PRIMARY KEY,
+                vector_store_id VARCHAR NOT NULL,
+                file_id VARCHAR NOT NULL,
+                filename VARCHAR NOT NULL,
+                seq INTEGER NOT NULL,
+                start_offset INTEGER NOT NULL,
+                end_offset INTEGER NOT NULL,
+                attributes JSON,
+                text VARCHAR NOT NULL,
+                embedding FLOAT[{self.dimensions}] NOT NULL
+            )
+            """
+        )
+        last = db.execute("SELECT coalesce(max(id), 0) FROM chunks").fetchone()
+        self._next_id = int(last[0]) + 1 if last else 1
+        indexes = "SELECT count(*) FROM duckdb_indexes() WHERE index_name = 'chunks_hnsw'"
+        found = db.execute(indexes).fetchone()
+        self._hnsw = bool(found and found[0])
+        return db
+
+    @staticmethod
+    def _prepare(connection: duckdb.DuckDBPyConnection) -> None:
+        for name in EXTENSIONS:
+            connection.execute(f"LOAD '{extension_path(name)}'")
+
+    def _cursor(self) -> duckdb.DuckDBPyConnection:
+        """This thread's connection to the index (connections are not shared by threads)."""
+        cursor: duckdb.DuckDBPyConnection | None = getattr(self._local, "cursor", None)
+        if cursor is None:
+            assert self._db is not None
+            cursor = self._db.cursor()
+            self._local.cursor = cursor
+        return cursor
+
+    async def _run(self, call: Callable[..., T], *args: Any) -> T:
+        loop = asyncio.get_running_loop()
+        if self._db is None:
+            async with self._opening:
+                if self._db is None:
+                    self._db = await loop.run_in_executor(self._executor, self._open)
+        return await loop.run_in_executor(self._executor, call, *args)
+
+    async def close(self) -> None:
+        if self._refresher is not None:
+            self._refresher.cancel()
+        await asyncio.to_thread(self._executor.shutdown, True)
+        if self._db is not None:
+            self._db.close()
+
+    # --- writes -------------------------------------------------------------------------------
+
+    async def add(
+        self,
+        vector_store_id: str,
+        file_id: str,
+        filename: str,
+        attributes: dict[str, Any] | None,
+        chunks: Sequence[Chunk],
+        vectors: Array,
+    ) -> None:
+        """Replaces the file's chunks in the store with these."""
+        await self._run(self._add, vector_store_id, file_id, filename, attributes, chunks, vectors)
+        self._changed()
+
+    def _add(
+        self,
+        vector_store_id: str,
+        file_id: str,
+        filename: str,
+        attributes: dict[str, Any] | None,
+        chunks: Sequence[Chunk],
+        vectors: Array,
+    ) -> None:
+        n = len(chunks)
+        with self._write_lock:
+            cursor = self._cursor()
+            ids = np.arange(self._next_id, self._next_id + n, dtype=np.int64)
+            self._next_id += n
+            rows = {  # noqa: F841 (scanned by name below)
+                "id": ids,
+                "seq": np.arange(n, dtype=np.int32),
+                "start_offset": np.array([c.start for c in chunks], dtype=np.int32),
+                "end_offset": np.array([c.end for c in chunks], dtype=np.int32),
+                "text": np.array([c.text for c in chunks], dtype=object),
+            }
+            flat = {  # noqa: F841 (scanned by name below)
+                "r": np.repeat(ids, self.dimensions),
+                "k": np.tile(np.arange(self.dimensions, dtype=np.int16), n),
+                "v": np.ascontiguousarray(vectors, dtype=np.float32).reshape(-1),
+            }
+            cursor.execute("BEGIN")
+            try:
+                cursor.execute(
+                    "DELETE FROM chunks WHERE vector_store_id = ? AND file_id = ?",
+                    [vector_store_id, file_id],
+                )
+                if n:
+                    cursor.execute(
+                        f"""
+                        INSERT INTO chunks
+                        SELECT rows.id, ?, ?, ?, rows.seq, rows.start_offset, rows.end_offset,
+                               ?::JSON, rows.text, vectors.embedding
+                        FROM rows JOIN (
+                            SELECT r, list(v ORDER BY k)::FLOAT[{self.dimensions}] AS embedding
+                            FROM flat GROUP BY r
+                        ) AS vectors ON vectors.r = rows.id
+                        """,
+                        [vector_store_id, file_id, filename, _json(attributes)],
+                    )
+                cursor.execute("COMMIT")
+            except BaseException:
+                cursor.execute("ROLLBACK")
+                raise
+
+    async def remove(self, vector_store_id: str | None, file_id: str | None) -> None:
+        """Drops the chunks of a file in a store, of a store, or of a file everywhere."""
+        where, args = _owner(vector_store_id, file_id)
+        await self._write(f"DELETE FROM chunks WHERE {where}", args)
+
+    async def set_attributes(
+        self, vector_store_id: str, file_id: str, attributes: dict[str, Any] | None
+    ) -> None:
+        await self._write(
+            "UPDATE chunks SET attributes = ?::JSON WHERE vector_store_id = ? AND file_id = ?",
+            [_json(attributes), vector_store_id, file_id],
+        )
+
+    async def _write(self, sql: str, args: list[Any]) -> None:
+        def run() -> None:
+            with self._write_lock:
+                self._cursor().execute(sql, args)
+
+        await self._run(run)
+        self._changed()
+
+    def _changed(self) -> None:
+        """Schedules the BM25 snapshot's rebuild (and the HNSW build, once large enough)."""
+        self._fts_dirty = True
+        if self._refresher is None or self._refresher.done():
+            self._refresher = asyncio.create_task(self._refresh_later(), name="vectors-refresh")
+
+    async def _refresh_later(self) -> None:
+        await asyncio.sleep(self.fts_delay)
+        await self.refresh()
+
+    async def refresh(self) -> None:
+        """Brings the derived indexes up to date now."""
+        await self._run(self._refresh)
+
+    def _refresh(self) -> None:
+        with self._write_lock:
+            cursor = self._cursor()
+            if self._fts_dirty:
+                self._fts_dirty = False
+                started = time.perf_counter()
+                with self._fts_lock:
+                    cursor.execute(
+                        "PRAGMA create_fts_index('chunks', 'id', 'text', overwrite = 1, "
+                        "stemmer = 'english', stopwords = 'english')"
+                    )
+                self._fts_ready = True
+                log.debug("BM25 index rebuilt in %.3f s", time.perf_counter() - started)
+            if not self._hnsw:
+                count = cursor.execute("SELECT count(*) FROM chunks").fetchone()[0]  # type: ignore[index]
+                if count >= self.hnsw_threshold:
+                    started = time.perf_counter()
+                    cursor.execute(
+                        "CREATE INDEX chunks_hnsw ON chunks USING HNSW (embedding) "
+                        "WITH (metric = 'cosine')"
+                    )
+                    self._hnsw = True
+                    log.info(
+                        "HNSW index built over %d chunks in %.1f s",
+                        count,
+                        time.perf_counter() - started,
+                    )
+
+    # --- reads --------------------------------------------------------------------------------
+
+    async def texts(self, vector_store_id: str, file_id: str) -> list[str]:
+        """The file's chunks in the store, in order."""
+        rows = await self._read(
+            "SELECT text FROM chunks WHERE vector_store_id = ? AND file_id = ? ORDER BY seq",
+            [vector_store_id, file_id],
+        )
+        return [row[0] for row in rows]
+
+    async def count(self, vector_store_ids: Sequence[str]) -> int:
+        rows = await self._read(
+            "SELECT count(*) FROM chunks WHERE list_contains(?, vector_store_id)",
+            [list(vector_store_ids)],
+        )
+        return int(rows[0][0])
+
+    async def _read(self, sql: str, args: list[Any]) -> list[Any]:
+        return await self._run(lambda: self._cursor().execute(sql, args).fetchall())
+
+    async def nearest(
+        self, vector_store_ids: Sequence[str], where: str, args: list[Any], vector: Array, k: int
+    ) -> list[tuple[int, float]]:
+        """(chunk id, cosine similarity) of the `k` chunks nearest `vector` that pass `where`."""
+        return await self._run(self._nearest, list(vector_store_ids), where, args, vector, k)
+
+    def _nearest(
+        self, store_ids: list[str], where: str, args: list[Any], vector: Array, k: int
+    ) -> list[tuple[int, float]]:
+        cursor = self._cursor()
+        literal = vector_literal(vector)
+        scope = f"list_contains(?, vector_store_id) AND ({where})"
+        if self._hnsw and self._large(cursor, store_ids):
+            # The index proposes neighbours over all stores; SQL keeps the ones that qualify.
+            proposed = cursor.execute(
+                f"""
+                SELECT id, 1 - distance FROM (
+                    SELECT id, vector_store_id, attributes,
+                           array_cosine_distance(embedding, {literal}) AS distance
+                    FROM chunks ORDER BY distance LIMIT {max(k * 10, 100)}
+                ) WHERE {scope} ORDER BY distance LIMIT {k}
+                """,
+                [store_ids, *args],
+            ).fetchall()
+            if len(proposed) == k:
+                return [(int(i), float(s)) for i, s in proposed]
+        rows = cursor.execute(
+            f"""
+            SELECT id, array_cosine_similarity(embedding, {literal}) AS similarity
+            FROM chunks WHERE {scope} ORDER BY similarity DESC LIMIT {k}
+            """,
+            [store_ids, *args],
+        ).fetchall()
+        return [(int(i), float(s)) for i, s in rows]
+
+    def _large(self, cursor: duckdb.DuckDBPyConnection, store_ids: list[str]) -> bool:
+        count = cursor.execute(
+            "SELECT count(*) FROM chunks WHERE list_contains(?, vector_store_id)", [store_ids]
+        ).fetchone()[0]  # type: ignore[index]
+        return bool(count >= self.hnsw_threshold)
+
+    async def keyword(
+        self, vector_store_ids: Sequence[str], where: str, args: list[Any], query: str, k: int
+    ) -> list[tuple[int, float]]:
+        """(chunk id, BM25 score) of the `k` best keyword matches that pass `where`."""
+        if not self._fts_ready:
+            await self.refresh()
+        for attempt in range(2):
+            try:
+                return await self._run(self._keyword, list(vector_store_ids), where, args, query, k)
+            except duckdb.CatalogException:
+                # Seen under concurrent ingestion: a connection that does not (yet) see the
+                # rebuilt BM25 macro. Rebuild once more; failing that, search by vector only.
+                log.warning("BM25 index not visible (attempt %d); rebuilding", attempt + 1)
+                self._fts_dirty = True
+                await self.refresh()
+        return []
+
+    def _keyword(
+        self, store_ids: list[str], where: str, args: list[Any], query: str, k: int
+    ) -> list[tuple[int, float]]:
+        rows = (
+            self._cursor()
+            .execute(
+                f"""
+            SELECT id, score FROM (
+                SELECT id, vector_store_id, attributes,
+                       fts_main_chunks.match_bm25(id, ?) AS score
+                FROM chunks
+            ) WHERE score IS NOT NULL AND list_contains(?, vector_store_id) AND ({where})
+            ORDER BY score DESC LIMIT {k}
+            """,
+                [query, store_ids, *args],
+            )
+            .fetchall()
+        )
+        return [(int(i), float(s)) for i, s in rows]
+
+    async def rows(self, ids: Sequence[int]) -> dict[int, Row]:
+        found = await self._read(
+            "SELECT id, vector_store_id, file_id, filename, attributes, text FROM chunks "
+            "WHERE list_contains(?, id)",
+            [list(ids)],
+        )
+        return {
+            int(r[0]): Row(int(r[0]), r[1], r[2], r[3], json.loads(r[4]) if r[4] else None, r[5])
+            for r in found
+        }
+
+
+def _json(value: Any) -> str | None:
+    return None if value is None else json.dumps(value)
+
+
+def _owner(vector_store_id: str | None, file_id: str | None) -> tuple[str, list[Any]]:
+    clauses, args = [], []
+    if vector_store_id is not None:
+        clauses.append("vector_store_id = ?")
+        args.append(vector_store_id)
+    if file_id is not None:
+        clauses.append("file_id = ?")
+        args.append(file_id)
+    if not clauses:
+        raise ValueError("remove() needs a store, a file or both")
+    return " AND ".join(clauses), args

@@ -1,0 +1,233 @@
+"""Searching vector stores: the one code path behind `POST /v1/vector_stores/{id}/search` and
+the `file_search` tool of `/v1/responses`.
+
+    hits = await searcher.search(
+        ["vs_…"], "how do I reset the router?",
+        max_num_results=10, filters=None, ranking_options=None,
+    )
+
+A search runs two legs per query over the stores' chunks, both restricted in SQL by the
+stores and the `filters` (comparison and compound filters over file attributes, compiled to
+SQL here; nothing is filtered in Python): the chunks nearest the query's embedding (cosine
+similarity) and the best BM25 keyword matches. The legs are fused by weighted reciprocal rank
+fusion, `w_e / (60 + rank_e) + w_t / (60 + rank_t)`, with `ranking_options.hybrid_search`'s
+weights (1 and 1 by default). A hit's `score`, in [0, 1], is that sum divided by the best
+possible one, `(w_e + w_t) / 61`: 1 for a chunk first by both measures. With the ranker
+`none`, only the vector leg runs and the score is the cosine similarity. Hits scoring below
+`score_threshold` are dropped. Several queries fuse all their legs the same way.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from openresponses.errors import invalid
+from openresponses.generated import openai_models as m
+from openresponses.vectors.embedders import Embedder
+from openresponses.vectors.index import ChunkIndex
+
+RRF_K = 60
+
+Filter = m.ComparisonFilter | m.CompoundFilter
+
+
+@dataclass(frozen=True)
+class SearchHit:
+    """One result: what `/vector_stores/{id}/search` returns per result, and what the
+    `file_search` tool cites."""
+
+    file_id: str
+    filename: str
+    score: float
+    attributes: dict[str, Any] | None
+    text: str
+    vector_store_id: str
+
+
+_STOPWORDS = frozenset(
+    [
+        "a",
+        "an",
+        "and",
+        "are",
+        "as",
+        "at",
+        "be",
+        "by",
+        "can",
+        "do",
+        "does",
+        "for",
+        "from",
+        "how",
+        "i",
+        "in",
+        "is",
+        "it",
+        "me",
+        "my",
+        "of",
+        "on",
+        "or",
+        "should",
+        "tell",
+        "the",
+        "to",
+        "was",
+        "what",
+        "when",
+        "where",
+        "which",
+        "who",
+        "why",
+        "will",
+        "with",
+        "you",
+        "your",
+        "please",
+    ]
+)
+
+
+def rewrite(query: str) -> str:
+    """`rewrite_query`: the query as search terms (lower case, no punctuation or stop
+    words). No model is involved, so the rewrite is predictable and costs nothing."""
+    words = re.findall(r"[\w'-]+", query.lower())
+    kept = [word for word in words if word not in _STOPWORDS]
+    return " ".join(kept or words)
+
+
+class RankingOptions(Protocol):
+    """What search reads of a request's `ranking_options`: the Responses tool's
+    (`RankingOptions`, with `hybrid_search`) or the search endpoint's (ranker `none` too)."""
+
+    @property
+    def ranker(self) -> Any: ...
+
+    @property
+    def score_threshold(self) -> float | None: ...
+
+
+# --- filters ---------------------------------------------------------------------------------
+
+_COMPARE = {"eq": "=", "ne": "IS DISTINCT FROM", "gt": ">", "gte": ">=", "lt": "<", "lte": "<="}
+
+
+def _path(key: str) -> str:
+    return '$."' + key.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def _typed(value: Any) -> str:
+    """How an attribute is read for comparison with `value`."""
+    if isinstance(value, bool):
+        return "TRY_CAST(json_extract(attributes, ?) AS BOOLEAN)"
+    if isinstance(value, int | float):
+        return "TRY_CAST(json_extract(attributes, ?) AS DOUBLE)"
+    return "json_extract_string(attributes, ?)"
+
+
+def compile_filter(node: Filter | None) -> tuple[str, list[Any]]:
+    """SQL over the `attributes` JSON column, and its parameters (keys and values are always
+    parameters, never SQL)."""
+    if node is None:
+        return "TRUE", []
+    if isinstance(node, m.CompoundFilter):
+        if not node.filters:
+            return "TRUE", []
+        parts = [compile_filter(_as_filter(child)) for child in node.filters]
+        joiner = " AND " if node.type == "and" else " OR "
+        return "(" + joiner.join(sql for sql, _ in parts) + ")", [
+            a for _, args in parts for a in args
+        ]
+    value = node.value.root if hasattr(node.value, "root") else node.value
+    if node.type in ("in", "nin"):
+        values = (
+            [v.root if hasattr(v, "root") else v for v in value] if isinstance(value, list) else []
+        )
+        if not values:
+            return ("FALSE" if node.type == "in" else "TRUE"), []
+        reader = _typed(values[0])
+        marks = ", ".join("?" for _ in values)
+        sql = f"coalesce({reader} IN ({marks}), FALSE)"
+        return (sql if node.type == "in" else f"NOT {sql}"), [_path(node.key), *values]
+    if isinstance(value, list):
+        raise invalid(f"Filter '{node.type}' takes a single value.", param="filters")
+    reader = _typed(value)
+    if node.type == "ne":
+        return f"({reader} IS DISTINCT FROM ?)", [_path(node.key), value]
+    return f"coalesce({reader} {_COMPARE[node.type]} ?, FALSE)", [_path(node.key), value]
+
+
+def _as_filter(child: Any) -> Filter:
+    if isinstance(child, m.ComparisonFilter | m.CompoundFilter):
+        return child
+    data = child.model_dump() if hasattr(child, "model_dump") else child
+    if data.get("type") in ("and", "or"):
+        return m.CompoundFilter.model_validate(data)
+    return m.ComparisonFilter.model_validate(data)
+
+
+# --- search ----------------------------------------------------------------------------------
+
+
+class Searcher:
+    def __init__(self, index: ChunkIndex, embedder: Embedder) -> None:
+        self.index = index
+        self.embedder = embedder
+
+    async def search(
+        self,
+        store_ids: Sequence[str],
+        query: str | Sequence[str],
+        *,
+        max_num_results: int = 10,
+        filters: Filter | None = None,
+        ranking_options: RankingOptions | None = None,
+    ) -> list[SearchHit]:
+        """The best `max_num_results` chunks of the stores for the query (or queries)."""
+        queries = [query] if isinstance(query, str) else list(query)
+        if not queries or any(not q.strip() for q in queries):
+            raise invalid("The search query must not be empty.", param="query")
+        where, args = compile_filter(filters)
+        ranker = ranking_options.ranker if ranking_options else None
+        hybrid = getattr(ranking_options, "hybrid_search", None)
+        weight_e = hybrid.embedding_weight if hybrid else 1.0
+        weight_t = hybrid.text_weight if hybrid else 1.0
+        threshold = (ranking_options.score_threshold if ranking_options else None) or 0.0
+        keywords = ranker != "none" and weight_t > 0
+        depth = max(max_num_results * 2, 20)  # fusion needs more than the final count
+
+        vectors = (await self.embedder.embed(queries)).vectors
+        scores: dict[int, float] = {}
+        for text, vector in zip(queries, vectors, strict=True):
+            near = await self.index.nearest(store_ids, where, args, vector, depth)
+            if not keywords:
+                for chunk_id, similarity in near:
+                    scores[chunk_id] = max(scores.get(chunk_id, 0.0), max(0.0, similarity))
+                continue
+            best = (weight_e + weight_t) / (RRF_K + 1)
+            for rank, (chunk_id, _) in enumerate(near, 1):
+                scores[chunk_id] = scores.get(chunk_id, 0.0) + weight_e / (RRF_K + rank) / best
+            matched = await self.index.keyword(store_ids, where, args, text, depth)
+            for rank, (chunk_id, _) in enumerate(matched, 1):
+                scores[chunk_id] = scores.get(chunk_id, 0.0) + weight_t / (RRF_K + rank) / best
+        if keywords and len(queries) > 1:
+            scores = {key: value / len(queries) for key, value in scores.items()}
+        ranked = sorted(scores.items(), key=lambda item: -item[1])
+        ranked = [(key, score) for key, score in ranked if score >= threshold][:max_num_results]
+        rows = await self.index.rows([key for key, _ in ranked])
+        return [
+            SearchHit(
+                file_id=rows[key].file_id,
+                filename=rows[key].filename,
+                score=round(min(1.0, score), 6),
+                attributes=rows[key].attributes,
+                text=rows[key].text,
+                vector_store_id=rows[key].vector_store_id,
+            )
+            for key, score in ranked
+            if key in rows  # a chunk deleted between ranking and reading is left out
+        ]
