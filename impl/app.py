@@ -193,8 +193,12 @@ def create_app(settings: Settings) -> ASGIApp:
             tokens.seed_cache(settings.data_dir / "tiktoken")
             runs = Runs()
             pages = PageFetcher.from_settings(settings)
+            searcher = Searcher(index, embedder)
             tools = ToolServices(
-                settings.allow_private_networks, backend_from_settings(settings, client), pages
+                settings.allow_private_networks,
+                backend_from_settings(settings, client),
+                pages,
+                searcher,
             )
             services = Services(
                 settings,
@@ -208,7 +212,7 @@ def create_app(settings: Settings) -> ASGIApp:
                 blobs=blobs,
                 embedder=embedder,
                 ingestor=ingestor,
-                searcher=Searcher(index, embedder),
+                searcher=searcher,
             )
             try:
                 yield {"services": services}

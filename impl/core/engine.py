@@ -223,7 +223,7 @@ class ResponseBuilder:
         *,
         emit: bool = True,
         server_functions: frozenset[str] = frozenset(),
-        citations: dict[int, tuple[str, str]] | None = None,
+        citations: dict[int, tuple[str, str, str]] | None = None,
     ) -> None:
         self.response = response
         self._emit = emit  # False: a non-streaming caller, who only wants the final response
@@ -231,7 +231,7 @@ class ResponseBuilder:
         self._items: list[_OpenItem | _FixedItem] = []
         self._server_functions = server_functions
         self._server_calls: dict[int, ServerCall] = {}  # this round's, by tool-call index
-        self._citations = citations  # [n] markers the model may cite: n: (url, title)
+        self._citations = citations  # [n] markers the model may cite (see tools.base)
         self.client_calls = 0
         """Function calls for the client so far: they end the tool loop."""
         self._open: _OpenItem | None = None
@@ -596,7 +596,8 @@ class ResponseBuilder:
         ]
 
     def _annotate(self, part: _Part, where: dict[str, Any]) -> list[Event]:
-        """`url_citation` annotations for the `[n]` markers that cite a tool's sources."""
+        """`url_citation` and `file_citation` annotations for the `[n]` markers that cite a
+        server tool's sources."""
         if not self._citations:
             return []
         events = []
@@ -604,13 +605,20 @@ class ResponseBuilder:
             source = self._citations.get(int(marker.group(1)))
             if source is None:
                 continue
-            annotation = m.UrlCitationBody.model_construct(
-                type="url_citation",
-                url=source[0],  # type: ignore[arg-type]  # as the source gave it
-                title=source[1],
-                start_index=marker.start(),
-                end_index=marker.end(),
-            )
+            kind, target, title = source
+            annotation: Any
+            if kind == "file":
+                annotation = m.FileCitationBody.model_construct(
+                    type="file_citation", file_id=target, filename=title, index=marker.start()
+                )
+            else:
+                annotation = m.UrlCitationBody.model_construct(
+                    type="url_citation",
+                    url=target,  # type: ignore[arg-type]  # as the source gave it
+                    title=title,
+                    start_index=marker.start(),
+                    end_index=marker.end(),
+                )
             part.annotations.append(annotation)
             events.append(
                 self._event(

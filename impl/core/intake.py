@@ -37,6 +37,7 @@ _SUPPORTED_INCLUDE = {
     "reasoning.encrypted_content",  # nothing encrypted comes from chat upstreams: stays null
     "message.input_image.image_url",  # input images are always kept
     "web_search_call.action.sources",  # always given
+    "file_search_call.results",  # always given
 }
 
 
@@ -66,7 +67,9 @@ def check_supported(request: m.CreateResponse) -> None:
     for index, tool in enumerate(request.tools or []):
         if isinstance(tool, m.MCPTool):
             _check_mcp(tool, index)
-        elif not isinstance(tool, m.FunctionTool | m.WebSearchTool | m.WebSearchPreviewTool):
+        elif not isinstance(
+            tool, m.FunctionTool | m.WebSearchTool | m.WebSearchPreviewTool | m.FileSearchTool
+        ):
             raise invalid(
                 f"Tool type '{tool.type}' is not supported by this server.",
                 param=f"tools[{index}].type",

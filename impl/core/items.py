@@ -40,6 +40,7 @@ PREFIX = {
     "mcp_call": "mcp",
     "mcp_approval_request": "mcpr",
     "web_search_call": "ws",
+    "file_search_call": "fs",
     "conversation": "conv",
 }
 

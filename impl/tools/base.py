@@ -22,6 +22,7 @@ from openresponses.generated import openai_models as m
 if TYPE_CHECKING:
     from openresponses.tools.web_search.base import WebSearchBackend
     from openresponses.tools.web_search.page import PageFetcher
+    from openresponses.vectors.search import Searcher
 
 
 @dataclass(frozen=True)
@@ -33,6 +34,8 @@ class ToolServices:
     web_search: WebSearchBackend | None = None
     """The configured search backend; None: the web_search tool is refused."""
     pages: PageFetcher | None = None
+    searcher: Searcher | None = None
+    """Vector store search, for file_search."""
 
 
 @dataclass
@@ -40,11 +43,12 @@ class Citations:
     """The sources a response's tools numbered for the model, which it cites as `[n]`; the
     engine turns the markers into annotations (see core.engine)."""
 
-    sources: dict[int, tuple[str, str]] = field(default_factory=dict)  # n: (url, title)
+    sources: dict[int, tuple[str, str, str]] = field(default_factory=dict)
+    """n: ("url", url, title) or ("file", file_id, filename)."""
 
-    def add(self, url: str, title: str) -> int:
+    def add(self, kind: str, target: str, title: str) -> int:
         number = len(self.sources) + 1
-        self.sources[number] = (url, title)
+        self.sources[number] = (kind, target, title)
         return number
 
 

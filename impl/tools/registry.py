@@ -14,12 +14,13 @@ from typing import Any
 from openresponses.core.items import new_id
 from openresponses.errors import invalid
 from openresponses.generated import openai_models as m
-from openresponses.tools import mcp
+from openresponses.tools import file_search, mcp
 from openresponses.tools.base import Citations, ServerTool, ToolServices
 from openresponses.tools.web_search import tool as web
 
 _BUILDERS: dict[type[Any], Callable[[Any, int, ToolServices, Citations], ServerTool]] = {
     m.MCPTool: mcp.McpServer,
+    m.FileSearchTool: file_search.FileSearch,
     m.WebSearchTool: web.WebSearch,
     m.WebSearchPreviewTool: web.WebSearch,
 }
@@ -134,6 +135,11 @@ def _web_items(item: Any, results: dict[str, str]) -> tuple[list[Any], list[Any]
     return [call], [_output(item.id, results.get(item.id) or web.model_text(item))]
 
 
+def _file_search_items(item: Any, results: dict[str, str]) -> tuple[list[Any], list[Any]]:
+    call = _call(item.id, file_search.NAME, json.dumps({"query": " ".join(item.queries)}))
+    return [call], [_output(item.id, results.get(item.id) or file_search.model_text(item))]
+
+
 def _mcp_items(item: Any, results: dict[str, str]) -> tuple[list[Any], list[Any]]:
     """(calls, outputs) the model reads for one MCP item."""
     if isinstance(item, m.MCPToolCall):
@@ -152,6 +158,7 @@ def _mcp_items(item: Any, results: dict[str, str]) -> tuple[list[Any], list[Any]
 
 _MODEL_ITEMS: dict[str, Callable[[Any, dict[str, str]], tuple[list[Any], list[Any]]]] = {
     "web_search_call": _web_items,
+    "file_search_call": _file_search_items,
     "mcp_list_tools": _mcp_items,
     "mcp_call": _mcp_items,
     "mcp_approval_request": _mcp_items,

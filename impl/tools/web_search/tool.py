@@ -131,14 +131,14 @@ class WebSearch:
             return f"No results for {query!r}.", []
         lines = []
         for result in found:
-            number = self.citations.add(result.url, result.title)
+            number = self.citations.add("url", result.url, result.title)
             lines.append(f"[{number}] {result.title}\n{result.url}\n{result.content}")
         sources = [m.Source.model_construct(type="url", url=r.url) for r in found]  # type: ignore[arg-type]
         return "\n\n".join(lines), sources
 
     async def _open(self, url: str) -> str:
         page = await self.pages.fetch_page(url, param="url")
-        number = self.citations.add(page.url, page.title or page.url)
+        number = self.citations.add("url", page.url, page.title or page.url)
         text = page.text[:PAGE_CHARACTERS]
         cut = " (cut short)" if page.truncated or len(page.text) > PAGE_CHARACTERS else ""
         return f"[{number}] {page.title}\n{page.url}{cut}\n\n{text}"
