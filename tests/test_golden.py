@@ -17,8 +17,9 @@ import pytest
 
 from openresponses.conformance import golden
 from openresponses.conformance.wire import Client, Dialect, Target
-from tests.conftest import Server
+from tests.conftest import Server, server_env
 from tests.mcp_servers import McpTestServer
+from tests.search_api import Answer, FakeSearchAPI, fixture
 from tests.test_responses_create import WEATHER_TOOL
 from tests.upstream import Call, Cut, Reply, ScriptedUpstream, Text, ToolCalls
 
@@ -127,6 +128,48 @@ def test_a_server_tool_event_stream_matches_its_golden_recording(
     # The MCP server's port changes from run to run.
     events = json.loads(json.dumps(events).replace(mcp_server.url, MCP_URL))
     path = GOLDEN / dialect.value / f"{scenario}.jsonl"
+    if request.config.getoption("--update-golden"):
+        golden.write(path, events)
+
+    differences = golden.compare(golden.load(path), events)
+
+    assert not differences, "\n".join(differences)
+
+
+@pytest.fixture(scope="module")
+def searching_server(
+    upstream: ScriptedUpstream, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[tuple[Server, FakeSearchAPI]]:
+    api = FakeSearchAPI()
+    api.start()
+    env = server_env(upstream, OPENRESPONSES_WEB_SEARCH="searxng", SEARXNG_URL=api.url)
+    server = Server(tmp_path_factory.mktemp("golden-search"), env).start()
+    yield server, api
+    server.stop()
+    api.stop()
+
+
+@pytest.mark.parametrize("dialect", list(Dialect), ids=[d.value for d in Dialect])
+def test_a_web_search_event_stream_matches_its_golden_recording(
+    searching_server: tuple[Server, FakeSearchAPI],
+    upstream: ScriptedUpstream,
+    request: pytest.FixtureRequest,
+    dialect: Dialect,
+) -> None:
+    server, api = searching_server
+    api.script(Answer(body=fixture("searxng_search.json")))
+    model = upstream.script(
+        ToolCalls([Call("web_search", '{"query": "asyncio timeout"}', id="call_search")]),
+        Text("Use asyncio.timeout [1]."),
+        model=f"golden-web_search-{dialect.value}",
+    )
+    client = Client(Target(server.base_url, model, "sk-client", {}, timeout=20), dialect)
+    try:
+        body = {"model": model, "input": "Timeouts?", "tools": [{"type": "web_search"}]}
+        events = client.stream("/responses", body).events
+    finally:
+        client.close()
+    path = GOLDEN / dialect.value / "web_search.jsonl"
     if request.config.getoption("--update-golden"):
         golden.write(path, events)
 
