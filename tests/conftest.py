@@ -58,8 +58,20 @@ class Server:
     def base_url(self) -> str:
         return f"{self.url}/v1"
 
+    @property
+    def log_path(self) -> Path:
+        # Beside the data directory, whose contents some tests inspect.
+        return self.data_dir.parent / f"{self.data_dir.name}-server-{self.port}.log"
+
+    def output(self) -> str:
+        """What the server has printed (its log goes to a file: a pipe nobody reads fills up
+        and then blocks the server on its next log line)."""
+        return self.log_path.read_text(encoding="utf-8", errors="replace")
+
     def start(self) -> Server:
         command = Path(sys.executable).parent / "openresponses"
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        log = self.log_path.open("ab")
         self.process = subprocess.Popen(
             [
                 str(command),
@@ -73,14 +85,16 @@ class Server:
                 *self.args,
             ],
             env=self.env,
-            stdout=subprocess.PIPE,
+            stdout=log,
             stderr=subprocess.STDOUT,
         )
+        log.close()  # the child has its own copy
         deadline = time.monotonic() + 60  # generous: CI machines are shared and slow at times
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
-                output = self.process.stdout.read().decode() if self.process.stdout else ""
-                raise RuntimeError(f"server exited with {self.process.returncode}:\n{output}")
+                raise RuntimeError(
+                    f"server exited with {self.process.returncode}:\n{self.output()}"
+                )
             try:
                 httpx.get(f"{self.base_url}/responses/resp_probe", timeout=1)
                 return self

@@ -22,8 +22,7 @@ def test_serve_prints_its_url_and_the_providers_it_found(
     server = Server(tmp_path, server_env(upstream, GROQ_API_KEY="gsk-1")).start()
     try:
         server.stop()
-        assert server.process is not None and server.process.stdout is not None
-        output = server.process.stdout.read().decode()
+        output = server.output()
     finally:
         server.stop()
 

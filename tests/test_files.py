@@ -163,3 +163,16 @@ def test_an_upload_under_the_limit_is_stored(small_postgres_server: Server) -> N
     assert response.status_code == 200
     assert response.json()["bytes"] == 90_000
     small_postgres_server.client().files.delete(response.json()["id"])
+
+
+def test_a_form_field_of_the_wrong_shape_is_a_400(server: Server) -> None:
+    answer = httpx.post(
+        f"{server.base_url}/files",
+        data={"purpose": "assistants", "expires_after": "soon"},
+        files={"file": ("a.txt", b"hi")},
+        timeout=30,
+    )
+
+    assert answer.status_code == 400
+    assert answer.json()["error"]["type"] == "invalid_request_error"
+    assert answer.json()["error"]["message"].startswith("Invalid form field: ")
