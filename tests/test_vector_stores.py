@@ -12,6 +12,8 @@ from typing import Any
 import openai
 import pytest
 
+from tests.conftest import Server
+
 CORPUS = Path(__file__).parent / "fixtures" / "corpus"
 
 
@@ -408,3 +410,14 @@ def test_the_right_document_comes_first_for_every_question(client: openai.OpenAI
     }
 
     assert firsts == {question: expected for question, expected in questions}
+
+
+def test_vector_stores_work_with_the_postgresql_store(postgres_server: Server) -> None:
+    client = postgres_server.client()
+    store_id = store_with(client, {"pg.txt": "metadata in PostgreSQL, vectors in DuckDB"})
+
+    hits = client.vector_stores.search(store_id, query="where do vectors live?").data
+
+    assert client.vector_stores.retrieve(store_id).file_counts.completed == 1
+    assert [hit.filename for hit in hits] == ["pg.txt"]
+    assert (postgres_server.data_dir / "vectors.duckdb").exists()

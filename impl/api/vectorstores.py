@@ -109,7 +109,9 @@ async def create_vector_store() -> Response:
     await found.objects.add_vector_store(
         store_id, int(time.time()), body.name, body.metadata, body.expires_after
     )
-    files = [(file_id, body.chunking_strategy, None) for file_id in body.file_ids or []]
+    files: list[tuple[str, Any, dict[str, Any] | None]] = [
+        (file_id, body.chunking_strategy, None) for file_id in body.file_ids or []
+    ]
     if files:
         try:
             await _add_files(found, store_id, files)

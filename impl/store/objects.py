@@ -141,7 +141,7 @@ def _file(row: Any) -> m.OpenAIFile:
 
 
 def _counts(rows: Sequence[Any]) -> dict[str, int]:
-    counts = dict.fromkeys(STATUSES, 0)
+    counts: dict[str, int] = dict.fromkeys(STATUSES, 0)
     for row in rows:
         counts[row.status] += row.n
     return {**counts, "total": sum(counts.values())}

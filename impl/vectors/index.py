@@ -115,10 +115,12 @@ class ChunkIndex:
     def _open(self) -> duckdb.DuckDBPyConnection:
         """Opens the file on first use: a server that never searches never loads the
         extensions (44 MB of shared libraries)."""
-        config = {"autoinstall_known_extensions": "false", "autoload_known_extensions": "false"}
+        config: dict[str, str | bool | int | float | list[str]] = {
+            "autoinstall_known_extensions": False,
+            "autoload_known_extensions": False,
+        }
         db = duckdb.connect(str(self.path), config=config)
         self._prepare(db)
-        db.execute("SET hnsw_enable_experimental_persistence = true")
         db.execute(
             f"""
             CREATE TABLE IF NOT EXISTS chunks (
@@ -144,8 +146,11 @@ class ChunkIndex:
 
     @staticmethod
     def _prepare(connection: duckdb.DuckDBPyConnection) -> None:
+        """Every connection: the extensions (a no-op once the database has them) and the
+        HNSW persistence switch, which is a setting of the connection."""
         for name in EXTENSIONS:
             connection.execute(f"LOAD '{extension_path(name)}'")
+        connection.execute("SET hnsw_enable_experimental_persistence = true")
 
     def _cursor(self) -> duckdb.DuckDBPyConnection:
         """This thread's connection to the index (connections are not shared by threads)."""
@@ -153,6 +158,7 @@ class ChunkIndex:
         if cursor is None:
             assert self._db is not None
             cursor = self._db.cursor()
+            self._prepare(cursor)
             self._local.cursor = cursor
         return cursor
 
@@ -366,42 +372,55 @@ class ChunkIndex:
         """(chunk id, BM25 score) of the `k` best keyword matches that pass `where`."""
         if not self._fts_ready:
             await self.refresh()
-        for attempt in range(2):
-            try:
-                return await self._run(self._keyword, list(vector_store_ids), where, args, query, k)
-            except duckdb.CatalogException:
-                # Seen under concurrent ingestion: a connection that does not (yet) see the
-                # rebuilt BM25 macro. Rebuild once more; failing that, search by vector only.
-                log.warning("BM25 index not visible (attempt %d); rebuilding", attempt + 1)
-                self._fts_dirty = True
-                await self.refresh()
-        return []
+        return await self._run(self._keyword, list(vector_store_ids), where, args, query, k)
 
     def _keyword(
         self, store_ids: list[str], where: str, args: list[Any], query: str, k: int
     ) -> list[tuple[int, float]]:
-        rows = (
-            self._cursor()
-            .execute(
-                f"""
-            SELECT id, score FROM (
-                SELECT id, vector_store_id, attributes,
-                       fts_main_chunks.match_bm25(id, ?) AS score
-                FROM chunks
-            ) WHERE score IS NOT NULL AND list_contains(?, vector_store_id) AND ({where})
-            ORDER BY score DESC LIMIT {k}
-            """,
-                [query, store_ids, *args],
+        # BM25 (k1 = 1.2, b = 0.75) as fts's match_bm25 computes it, but set-based: only the
+        # postings of the query's terms are read, where match_bm25 is evaluated once per row
+        # of the table (~1 s a query at 100k chunks).
+        sql = f"""
+            WITH tokens AS (
+                SELECT DISTINCT stem(unnest(fts_main_chunks.tokenize(?)), 'english') AS term
+            ),
+            postings AS (
+                SELECT terms.docid, terms.termid, count(*) AS tf
+                FROM fts_main_chunks.terms AS terms
+                JOIN fts_main_chunks.dict AS dict ON dict.termid = terms.termid
+                JOIN tokens ON tokens.term = dict.term
+                GROUP BY terms.docid, terms.termid
+            ),
+            stats AS (SELECT num_docs, avgdl FROM fts_main_chunks.stats),
+            scores AS (
+                SELECT docs.name AS id, sum(
+                    log((stats.num_docs - dict.df + 0.5) / (dict.df + 0.5) + 1)
+                    * postings.tf * 2.2
+                    / (postings.tf + 1.2 * (0.25 + 0.75 * docs.len / stats.avgdl))
+                ) AS score
+                FROM postings
+                JOIN fts_main_chunks.dict AS dict ON dict.termid = postings.termid
+                JOIN fts_main_chunks.docs AS docs ON docs.docid = postings.docid
+                CROSS JOIN stats
+                GROUP BY docs.name
             )
-            .fetchall()
-        )
+            SELECT scores.id, scores.score FROM scores JOIN chunks ON chunks.id = scores.id
+            WHERE list_contains(?, chunks.vector_store_id) AND ({where})
+            ORDER BY scores.score DESC LIMIT {k}
+        """
+        with self._fts_lock:  # not while the rebuild replaces these tables
+            rows = self._cursor().execute(sql, [query, store_ids, *args]).fetchall()
         return [(int(i), float(s)) for i, s in rows]
 
     async def rows(self, ids: Sequence[int]) -> dict[int, Row]:
+        if not ids:
+            return {}
+        # Inlined integers (ours, not the client's): a key lookup each, not a table scan.
+        listed = ", ".join(str(int(i)) for i in ids)
         found = await self._read(
             "SELECT id, vector_store_id, file_id, filename, attributes, text FROM chunks "
-            "WHERE list_contains(?, id)",
-            [list(ids)],
+            f"WHERE id IN ({listed})",
+            [],
         )
         return {
             int(r[0]): Row(int(r[0]), r[1], r[2], r[3], json.loads(r[4]) if r[4] else None, r[5])

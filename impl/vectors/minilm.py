@@ -57,7 +57,7 @@ def _layer_norm(x: Array, weight: Array, bias: Array) -> Array:
 
 def _gelu(x: Array) -> Array:
     """BERT's exact GELU, x·Φ(x) = x·(1 + erf(x/√2))/2 (not the tanh approximation)."""
-    return x * 0.5 * (1.0 + _erf(x * np.float32(0.7071067811865476)))  # type: ignore[no-any-return]
+    return x * 0.5 * (1.0 + _erf(x * np.float32(0.7071067811865476)))
 
 
 def _erf(x: Array) -> Array:
