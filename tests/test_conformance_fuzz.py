@@ -18,7 +18,8 @@ from tests.loopback import LoopbackServer
 from tests.upstream import ScriptedUpstream
 
 OPERATIONS = 8
-"""The operations `spec/openapi.yaml` serves; each is fuzzed with valid and invalid cases."""
+"""The Responses API operations `spec/openapi.yaml` serves (the ones fuzzed), each with valid and
+invalid cases."""
 
 EXAMPLES = 5
 CASES = OPERATIONS * 2 * EXAMPLES
