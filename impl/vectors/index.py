@@ -12,10 +12,10 @@ Facts measured on this machine that shape it (docs/benchmarks.md):
   empty: their files are LOADed by path on every connection, with automatic extension
   installation and loading off, so nothing is ever downloaded.
 * Exact search (`array_cosine_similarity` over every candidate row) is what runs by default:
-  it honours any filter exactly and costs ~1 ms per 1,000 chunks. An HNSW index is built only
-  once the index holds `hnsw_threshold` chunks (a bulk build; an HNSW build costs minutes per
-  100k vectors) and is used for stores that large; the rows it proposes are then filtered in
-  SQL, falling back to exact search when too few survive.
+  it honours any filter exactly and costs 1 to 3 ms per 1,000 chunks searched. An HNSW
+  index is built only once the index holds `hnsw_threshold` chunks (a bulk build; an HNSW
+  build costs minutes per 100k vectors) and is used for stores that large; the rows it
+  proposes are then filtered in SQL, falling back to exact search when too few survive.
 * The query vector is inlined as a literal: bound as a parameter it made the search ~9 times slower.
 * BM25's index is a snapshot (fts has no incremental update), rebuilt after writes, at most
   once per `fts_delay` seconds; until then new chunks are found by vector only, and keyword
