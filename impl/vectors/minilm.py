@@ -183,7 +183,7 @@ class MiniLM:
             x = _layer_norm(
                 context @ layer["out"] + layer["out_b"] + x, layer["norm1"], layer["norm1_b"]
             )
-            hidden = x @ layer["up"]
+            hidden: Array = x @ layer["up"]
             hidden += layer["up_b"]
             _gelu(hidden)
             x = _layer_norm(
