@@ -75,6 +75,20 @@ def test_a_store_is_created_retrieved_modified_listed_and_deleted(client: openai
         client.vector_stores.retrieve(created.id)
 
 
+def test_stores_page_after_and_before_a_cursor(client: openai.OpenAI) -> None:
+    ids = [client.vector_stores.create(name=f"page-{n}").id for n in range(4)]
+
+    after = client.vector_stores.list(order="asc", after=ids[0], limit=2)
+    before = client.vector_stores.list(order="asc", before=ids[3], limit=2)
+    newest_first = client.vector_stores.list(order="desc", before=ids[0], limit=2)
+
+    assert [s.id for s in after.data] == ids[1:3]
+    assert after.has_more is True
+    assert [s.id for s in before.data] == ids[1:3]
+    assert before.has_more is True
+    assert [s.id for s in newest_first.data] == [ids[2], ids[1]]
+
+
 def test_ingestion_completes_or_fails_per_file_and_counts_stay_true(
     client: openai.OpenAI,
 ) -> None:
