@@ -9,10 +9,13 @@ import time
 from pathlib import Path
 from typing import Any
 
+import duckdb
 import openai
 import pytest
 
-from tests.conftest import Server
+from openresponses.vectors.index import EXTENSIONS, extension_path
+from tests.conftest import Server, server_env
+from tests.upstream import ScriptedUpstream
 
 CORPUS = Path(__file__).parent / "fixtures" / "corpus"
 
@@ -435,3 +438,42 @@ def test_vector_stores_work_with_the_postgresql_store(postgres_server: Server) -
     assert client.vector_stores.retrieve(store_id).file_counts.completed == 1
     assert [hit.filename for hit in hits] == ["pg.txt"]
     assert (postgres_server.data_dir / "vectors.duckdb").exists()
+
+
+def test_search_through_the_hnsw_index_finds_the_right_documents(
+    upstream: ScriptedUpstream, tmp_path: Path
+) -> None:
+    """With the threshold at one chunk, the index builds HNSW after the first writes and
+    search goes through it; a filter that leaves too few of its candidates falls back to
+    exact search."""
+    env = server_env(upstream, OPENRESPONSES_HNSW_THRESHOLD="1")
+    server = Server(tmp_path, env).start()
+    try:
+        client = server.client()
+        documents = {path.name: path.read_text(encoding="utf-8") for path in CORPUS.glob("*.md")}
+        store_id = store_with(client, dict(documents.items()))
+        chess = next(f.id for f in client.files.list() if f.filename == "chess.md")
+        client.vector_stores.files.update(chess, vector_store_id=store_id, attributes={"g": 1})
+        time.sleep(1.5)  # the index's background refresh (0.5 s) builds HNSW
+        questions = json.loads((CORPUS / "questions.json").read_text(encoding="utf-8"))
+
+        firsts = {
+            question: client.vector_stores.search(store_id, query=question).data[0].filename
+            for question, _ in questions
+        }
+        only_chess = client.vector_stores.search(
+            store_id,
+            query="Why do corals turn white?",
+            filters={"type": "eq", "key": "g", "value": 1},
+            ranking_options={"ranker": "none"},
+        )
+
+        assert firsts == {question: expected for question, expected in questions}
+        assert [hit.filename for hit in only_chess.data] == ["chess.md"]
+    finally:
+        server.stop()
+    # The index was built, and persisted: the file opens with it (once the server let go).
+    index = duckdb.connect(str(tmp_path / "vectors.duckdb"))
+    for name in EXTENSIONS:
+        index.execute(f"LOAD '{extension_path(name)}'")
+    assert index.execute("SELECT index_name FROM duckdb_indexes()").fetchall() == [("chunks_hnsw",)]

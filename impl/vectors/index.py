@@ -17,9 +17,10 @@ Facts measured on this machine that shape it (docs/benchmarks.md):
   build costs minutes per 100k vectors) and is used for stores that large; the rows it
   proposes are then filtered in SQL, falling back to exact search when too few survive.
 * The query vector is inlined as a literal: bound as a parameter it made the search ~9 times slower.
-* BM25's index is a snapshot (fts has no incremental update), rebuilt after writes, at most
-  once per `fts_delay` seconds; until then new chunks are found by vector only, and keyword
-  queries wait while it is rebuilt (it drops and recreates the tables they read).
+* BM25's index is a snapshot (fts has no incremental update), rebuilt `fts_delay` seconds
+  after writes (coalesced), or by the first keyword search that finds it stale, so a file
+  reported `completed` is found by keyword too. Keyword queries wait while it is rebuilt (it
+  drops and recreates the tables they read): ~1 s per 20k chunks.
 * Bulk inserts go through numpy arrays scanned by DuckDB, not `executemany` (which took
   minutes for 20k rows).
 """
@@ -370,7 +371,7 @@ class ChunkIndex:
         self, vector_store_ids: Sequence[str], where: str, args: list[Any], query: str, k: int
     ) -> list[tuple[int, float]]:
         """(chunk id, BM25 score) of the `k` best keyword matches that pass `where`."""
-        if not self._fts_ready:
+        if self._fts_dirty or not self._fts_ready:  # what is completed must be found
             await self.refresh()
         return await self._run(self._keyword, list(vector_store_ids), where, args, query, k)
 
