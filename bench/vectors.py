@@ -7,7 +7,8 @@ recall of the HNSW index against exact search. Figures go to docs/benchmarks.md.
 
 Search runs on synthetic chunks: clustered unit vectors (1,000 centres plus noise, closer to
 real embeddings than uniform noise, which no approximate index handles well) with texts of
-random words. Everything runs in-process against the real classes, in a temporary directory.
+made-up words drawn with Zipf frequencies from a 20,000-word vocabulary. Everything runs
+in-process against the real classes, in a temporary directory.
 """
 
 from __future__ import annotations
@@ -28,43 +29,22 @@ from openresponses.vectors.embedders import LocalMiniLM
 from openresponses.vectors.index import Chunk, ChunkIndex
 from openresponses.vectors.search import Searcher
 
-WORDS = [
-    "river",
-    "mountain",
-    "engine",
-    "protocol",
-    "garden",
-    "market",
-    "signal",
-    "theory",
-    "harbor",
-    "crystal",
-    "planet",
-    "network",
-    "ledger",
-    "orchard",
-    "turbine",
-    "canyon",
-    "velvet",
-    "compass",
-    "lantern",
-    "meadow",
-    "quartz",
-    "saddle",
-    "glacier",
-    "prism",
-    "falcon",
-    "ember",
-    "thicket",
-    "beacon",
-    "anchor",
-    "cobalt",
-]
+
+def vocabulary(size: int = 20_000, seed: int = 0) -> list[str]:
+    """Made-up words, so that keyword search sees a realistic number of distinct terms."""
+    rng = random.Random(seed)
+    letters = "abcdefghijklmnopqrstuvwxyz"
+    return ["".join(rng.choice(letters) for _ in range(rng.randint(3, 10))) for _ in range(size)]
+
+
+WORDS = vocabulary()
+# Zipf-like frequencies, as in natural language: a few words are everywhere, most are rare.
+WEIGHTS = [1.0 / (rank + 1) for rank in range(len(WORDS))]
 
 
 def sentences(n: int, seed: int = 1) -> list[str]:
     rng = random.Random(seed)
-    return [" ".join(rng.choice(WORDS) for _ in range(rng.randint(8, 20))) for _ in range(n)]
+    return [" ".join(rng.choices(WORDS, WEIGHTS, k=rng.randint(8, 20))) for _ in range(n)]
 
 
 async def embed(args: argparse.Namespace) -> None:
@@ -83,7 +63,7 @@ async def ingest(args: argparse.Namespace, work: Path) -> None:
     await model.embed(["warm up"])
     index = ChunkIndex(work / "ingest.duckdb", model.dimensions)
     rng = random.Random(2)
-    documents = [" ".join(rng.choice(WORDS) for _ in range(args.words)) for _ in range(args.docs)]
+    documents = [" ".join(rng.choices(WORDS, WEIGHTS, k=args.words)) for _ in range(args.docs)]
     strategy = chunking.strategy(None)
     timings = {"chunk": 0.0, "embed": 0.0, "index": 0.0}
     total = 0

@@ -201,7 +201,11 @@ def create_app(settings: Settings) -> ASGIApp:
             objects = ObjectStore(create_store_engine(url))
             embedder = LocalMiniLM()
             blobs = Blobs(settings.data_dir / "files")
-            index = ChunkIndex(settings.data_dir / VECTORS_FILE, embedder.dimensions)
+            index = ChunkIndex(
+                settings.data_dir / VECTORS_FILE,
+                embedder.dimensions,
+                hnsw_threshold=settings.hnsw_threshold,
+            )
             ingestor = Ingestor(objects, blobs, index, embedder)
             await ingestor.resume()
             registry = Registry(

@@ -180,6 +180,20 @@ def server(
     srv.stop()
 
 
+@pytest.fixture(scope="session")
+def postgres_server(
+    upstream: ScriptedUpstream, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Server]:
+    """A server whose store is PostgreSQL, with a 100,000-byte upload limit."""
+    with postgres_schema() as url:
+        env = server_env(
+            upstream, OPENRESPONSES_STORE_URL=url, OPENRESPONSES_MAX_FILE_BYTES="100000"
+        )
+        srv = Server(tmp_path_factory.mktemp("pg-data"), env).start()
+        yield srv
+        srv.stop()
+
+
 @pytest.fixture
 def client(server: Server) -> openai.OpenAI:
     return server.client()

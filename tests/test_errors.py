@@ -115,7 +115,7 @@ def test_unknown_parameter_is_a_400(server: Server) -> None:
     [
         ({"top_logprobs": 3}, "top_logprobs"),
         ({"include": ["message.output_text.logprobs"]}, "include[0]"),
-        ({"tools": [{"type": "web_search"}]}, "tools[0].type"),
+        ({"tools": [{"type": "image_generation"}]}, "tools[0].type"),
         ({"reasoning": {"summary": "detailed"}}, "reasoning.summary"),
         ({"reasoning": {"effort": "low", "context": "all_turns"}}, "reasoning.context"),
     ],

@@ -90,6 +90,7 @@ def test_the_search_results_reach_the_model_on_the_next_turn_of_a_chain(
         model=model, input="Again?", tools=[tool], previous_response_id=first.id
     )
 
+    [found] = first.output[0].results
     messages = upstream.requests(model)[2].json["messages"]
     told = next(message for message in messages if message["role"] == "tool")
-    assert told["content"].startswith("chess.md\n")
+    assert told["content"] == f"{found.filename}\n{found.text}"

@@ -3,15 +3,13 @@
 from __future__ import annotations
 
 import io
-from collections.abc import Iterator
 from typing import Any
 
 import httpx
 import openai
 import pytest
 
-from tests.conftest import Server, postgres_schema, server_env
-from tests.upstream import ScriptedUpstream
+from tests.conftest import Server
 
 
 def upload(client: openai.OpenAI, name: str, data: bytes, purpose: str = "assistants") -> Any:
@@ -95,24 +93,11 @@ def test_an_upload_without_a_file_part_or_with_a_bad_purpose_is_a_400(server: Se
     assert bad_purpose.json()["error"]["param"] == "purpose"
 
 
-# --- a server on PostgreSQL with a small upload limit ---------------------------------------------
+# --- the server on PostgreSQL, with a small upload limit --------------------------------------
 
 
-@pytest.fixture(scope="module")
-def small_postgres_server(
-    upstream: ScriptedUpstream, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[Server]:
-    with postgres_schema() as url:
-        env = server_env(
-            upstream, OPENRESPONSES_STORE_URL=url, OPENRESPONSES_MAX_FILE_BYTES="100000"
-        )
-        server = Server(tmp_path_factory.mktemp("pg-files"), env).start()
-        yield server
-        server.stop()
-
-
-def test_files_work_with_the_postgresql_store(small_postgres_server: Server) -> None:
-    client = small_postgres_server.client()
+def test_files_work_with_the_postgresql_store(postgres_server: Server) -> None:
+    client = postgres_server.client()
     created = upload(client, "pg.txt", b"stored in postgres", purpose="user_data")
 
     assert client.files.retrieve(created.id) == created
@@ -131,15 +116,13 @@ def _multipart(size: int) -> bytes:
 
 
 @pytest.mark.parametrize("chunked", [False, True])
-def test_an_upload_over_the_limit_is_a_413(small_postgres_server: Server, chunked: bool) -> None:
+def test_an_upload_over_the_limit_is_a_413(postgres_server: Server, chunked: bool) -> None:
     body = _multipart(200_000)
     headers = {"content-type": "multipart/form-data; boundary=B"}
     # Chunked, with no Content-Length: the limit must hold while the bytes arrive.
     content = iter([body[:50_000], body[50_000:]]) if chunked else body
 
-    response = httpx.post(
-        f"{small_postgres_server.base_url}/files", content=content, headers=headers
-    )
+    response = httpx.post(f"{postgres_server.base_url}/files", content=content, headers=headers)
 
     assert response.status_code == 413
     assert response.json() == {
@@ -151,18 +134,18 @@ def test_an_upload_over_the_limit_is_a_413(small_postgres_server: Server, chunke
             "code": "file_too_large",
         }
     }
-    assert list(small_postgres_server.client().files.list(purpose="batch")) == []
+    assert list(postgres_server.client().files.list(purpose="batch")) == []
 
 
-def test_an_upload_under_the_limit_is_stored(small_postgres_server: Server) -> None:
+def test_an_upload_under_the_limit_is_stored(postgres_server: Server) -> None:
     body = _multipart(90_000)
     headers = {"content-type": "multipart/form-data; boundary=B"}
 
-    response = httpx.post(f"{small_postgres_server.base_url}/files", content=body, headers=headers)
+    response = httpx.post(f"{postgres_server.base_url}/files", content=body, headers=headers)
 
     assert response.status_code == 200
     assert response.json()["bytes"] == 90_000
-    small_postgres_server.client().files.delete(response.json()["id"])
+    postgres_server.client().files.delete(response.json()["id"])
 
 
 def test_a_form_field_of_the_wrong_shape_is_a_400(server: Server) -> None:

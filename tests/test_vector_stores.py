@@ -9,8 +9,13 @@ import time
 from pathlib import Path
 from typing import Any
 
+import duckdb
 import openai
 import pytest
+
+from openresponses.vectors.index import EXTENSIONS, extension_path
+from tests.conftest import Server, server_env
+from tests.upstream import ScriptedUpstream
 
 CORPUS = Path(__file__).parent / "fixtures" / "corpus"
 
@@ -71,6 +76,20 @@ def test_a_store_is_created_retrieved_modified_listed_and_deleted(client: openai
     }
     with pytest.raises(openai.NotFoundError):
         client.vector_stores.retrieve(created.id)
+
+
+def test_stores_page_after_and_before_a_cursor(client: openai.OpenAI) -> None:
+    ids = [client.vector_stores.create(name=f"page-{n}").id for n in range(4)]
+
+    after = client.vector_stores.list(order="asc", after=ids[0], limit=2)
+    before = client.vector_stores.list(order="asc", before=ids[3], limit=2)
+    newest_first = client.vector_stores.list(order="desc", before=ids[0], limit=2)
+
+    assert [s.id for s in after.data] == ids[1:3]
+    assert after.has_more is True
+    assert [s.id for s in before.data] == ids[1:3]
+    assert before.has_more is True
+    assert [s.id for s in newest_first.data] == [ids[2], ids[1]]
 
 
 def test_ingestion_completes_or_fails_per_file_and_counts_stay_true(
@@ -408,3 +427,53 @@ def test_the_right_document_comes_first_for_every_question(client: openai.OpenAI
     }
 
     assert firsts == {question: expected for question, expected in questions}
+
+
+def test_vector_stores_work_with_the_postgresql_store(postgres_server: Server) -> None:
+    client = postgres_server.client()
+    store_id = store_with(client, {"pg.txt": "metadata in PostgreSQL, vectors in DuckDB"})
+
+    hits = client.vector_stores.search(store_id, query="where do vectors live?").data
+
+    assert client.vector_stores.retrieve(store_id).file_counts.completed == 1
+    assert [hit.filename for hit in hits] == ["pg.txt"]
+    assert (postgres_server.data_dir / "vectors.duckdb").exists()
+
+
+def test_search_through_the_hnsw_index_finds_the_right_documents(
+    upstream: ScriptedUpstream, tmp_path: Path
+) -> None:
+    """With the threshold at one chunk, the index builds HNSW after the first writes and
+    search goes through it; a filter that leaves too few of its candidates falls back to
+    exact search."""
+    env = server_env(upstream, OPENRESPONSES_HNSW_THRESHOLD="1")
+    server = Server(tmp_path, env).start()
+    try:
+        client = server.client()
+        documents = {path.name: path.read_text(encoding="utf-8") for path in CORPUS.glob("*.md")}
+        store_id = store_with(client, dict(documents.items()))
+        chess = next(f.id for f in client.files.list() if f.filename == "chess.md")
+        client.vector_stores.files.update(chess, vector_store_id=store_id, attributes={"g": 1})
+        time.sleep(1.5)  # the index's background refresh (0.5 s) builds HNSW
+        questions = json.loads((CORPUS / "questions.json").read_text(encoding="utf-8"))
+
+        firsts = {
+            question: client.vector_stores.search(store_id, query=question).data[0].filename
+            for question, _ in questions
+        }
+        only_chess = client.vector_stores.search(
+            store_id,
+            query="Why do corals turn white?",
+            filters={"type": "eq", "key": "g", "value": 1},
+            ranking_options={"ranker": "none"},
+        )
+
+        assert firsts == {question: expected for question, expected in questions}
+        assert [hit.filename for hit in only_chess.data] == ["chess.md"]
+    finally:
+        server.stop()
+    # The index was built, and persisted: the file opens with it (once the server let go).
+    index = duckdb.connect(str(tmp_path / "vectors.duckdb"))
+    for name in EXTENSIONS:
+        index.execute(f"LOAD '{extension_path(name)}'")
+    assert index.execute("SELECT index_name FROM duckdb_indexes()").fetchall() == [("chunks_hnsw",)]

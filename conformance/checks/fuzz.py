@@ -1,4 +1,4 @@
-"""Fuzzing every operation of OpenAI's spec with schemathesis (`--fuzz`).
+"""Fuzzing the Responses API operations of OpenAI's spec with schemathesis (`--fuzz`).
 
 The other checks send requests a person wrote; this one sends what hypothesis makes of the
 spec's request schemas, valid and invalid alike, to find the inputs nobody thought of. Whatever
@@ -38,6 +38,11 @@ MAX_FINDINGS = 10
 
 EXCERPT = 200
 
+SCOPE = ("/responses", "/chat/completions", "/models")
+"""The paths fuzzed: the Responses API surface the harness is about. The spec also holds the
+files, embeddings and vector store operations this server serves; the harness does not judge
+other targets by them (their own tests drive them here)."""
+
 Operation = schemathesis.APIOperation[Any, Any, Any, Any]
 FuzzCase = schemathesis.Case[Operation]
 
@@ -61,7 +66,7 @@ class Fuzzing:
 @check(
     "fuzz.operations",
     "Fuzzing: no 5xx, answers conform to the spec",
-    f"{OPENAI_REF}: every operation of generated/openai.json",
+    f"{OPENAI_REF}: every Responses API operation of generated/openai.json",
     fuzz=True,
 )
 def operations(ctx: Context) -> str:
@@ -74,6 +79,8 @@ def operations(ctx: Context) -> str:
     for result in schema.get_all_operations():
         if not isinstance(result, Ok):
             fail(f"generated/openai.json: an operation cannot be fuzzed: {result.err()}")
+        if not result.ok().path.startswith(SCOPE):
+            continue
         count += 1
         for mode in schemathesis.GenerationMode:
             if not run.done:

@@ -78,6 +78,14 @@ class Ingestor:
                 await self._finish(store_id, file_id, "failed", error=("server_error", message))
             else:
                 await self._finish(store_id, file_id, "completed", usage=usage)
+                await self._sync_attributes(store_id, file_id, entry)
+
+    async def _sync_attributes(self, store_id: str, file_id: str, started: StoreFile) -> None:
+        """Attributes changed while the file was ingested reach its chunks too."""
+        now = await self.objects.get_store_file(store_id, file_id)
+        if now is not None and now.object.attributes != started.object.attributes:
+            attributes = now.object.model_dump(mode="json")["attributes"]
+            await self.index.set_attributes(store_id, file_id, attributes)
 
     async def _index(self, entry: StoreFile) -> int:
         """Parses, chunks, embeds and indexes the file; returns the bytes it uses."""

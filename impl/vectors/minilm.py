@@ -56,19 +56,41 @@ def _layer_norm(x: Array, weight: Array, bias: Array) -> Array:
 
 
 def _gelu(x: Array) -> Array:
-    """BERT's exact GELU, x·Φ(x) = x·(1 + erf(x/√2))/2 (not the tanh approximation)."""
-    return x * 0.5 * (1.0 + _erf(x * np.float32(0.7071067811865476)))
+    """BERT's exact GELU, x·Φ(x) with Φ(x) = (1 + erf(x/√2))/2 (not the tanh approximation),
+    computed in place, a block of rows at a time.
+
+    numpy has no erf, so erfc(|z|) comes from Abramowitz and Stegun 7.1.26 (absolute error
+    under 1.5e-7, float32's own resolution), and Φ(x) is 1 - erfc/2 or erfc/2 by the sign of
+    x. This is half the model's work; in place and by cache-sized blocks it costs about a
+    third of what the plain expression did.
+    """
+    rows = x.reshape(-1, x.shape[-1])
+    for start in range(0, len(rows), _GELU_BLOCK):
+        _gelu_block(rows[start : start + _GELU_BLOCK])
+    return x
 
 
-def _erf(x: Array) -> Array:
-    """erf by Abramowitz and Stegun 7.1.26 (absolute error under 1.5e-7, float32's own
-    resolution); numpy has no erf of its own."""
-    a = np.abs(x)
-    t = 1.0 / (1.0 + 0.3275911 * a)
-    poly = t * (
-        0.254829592 + t * (-0.284496736 + t * (1.421413741 + t * (-1.453152027 + t * 1.061405429)))
-    )
-    return np.sign(x) * (1.0 - poly * np.exp(-a * a))  # type: ignore[no-any-return]
+_GELU_BLOCK = 256
+
+
+def _gelu_block(x: Array) -> None:
+    z = np.abs(x)
+    z *= np.float32(0.7071067811865476)  # |x| / √2
+    t = z * np.float32(0.3275911)
+    t += 1.0
+    np.reciprocal(t, out=t)
+    q = t * np.float32(1.061405429)
+    for coefficient in (-1.453152027, 1.421413741, -0.284496736, 0.254829592):
+        q += np.float32(coefficient)
+        q *= t
+    np.square(z, out=z)
+    np.negative(z, out=z)
+    np.exp(z, out=z)
+    q *= z  # erfc(|x| / √2)
+    q *= 0.5
+    negative = x < 0
+    np.subtract(1.0, q, out=q, where=~negative)  # Φ(x) = 1 - erfc/2 for x >= 0, erfc/2 below
+    x *= q
 
 
 class MiniLM:
@@ -161,7 +183,9 @@ class MiniLM:
             x = _layer_norm(
                 context @ layer["out"] + layer["out_b"] + x, layer["norm1"], layer["norm1_b"]
             )
-            hidden = _gelu(x @ layer["up"] + layer["up_b"])
+            hidden: Array = x @ layer["up"]
+            hidden += layer["up_b"]
+            _gelu(hidden)
             x = _layer_norm(
                 hidden @ layer["down"] + layer["down_b"] + x, layer["norm2"], layer["norm2_b"]
             )

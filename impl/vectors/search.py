@@ -144,9 +144,9 @@ def compile_filter(node: Filter | None) -> tuple[str, list[Any]]:
         ]
     value = node.value.root if hasattr(node.value, "root") else node.value
     if node.type in ("in", "nin"):
-        values = (
-            [v.root if hasattr(v, "root") else v for v in value] if isinstance(value, list) else []
-        )
+        if not isinstance(value, list):
+            raise invalid(f"Filter '{node.type}' takes a list of values.", param="filters")
+        values = [v.root if hasattr(v, "root") else v for v in value]
         if not values:
             return ("FALSE" if node.type == "in" else "TRUE"), []
         reader = _typed(values[0])
