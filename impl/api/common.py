@@ -48,6 +48,12 @@ def json_response(data: Any, status: int = 200, headers: dict[str, str] | None =
     )
 
 
+def check_limit(limit: int, most: int = 100) -> None:
+    """A list endpoint's page size, as OpenAI bounds it (100 for most lists)."""
+    if not 1 <= limit <= most:
+        raise invalid(f"limit must be between 1 and {most}.", param="limit", code="invalid_value")
+
+
 def _too_large() -> APIError:
     return APIError(
         ErrorKind.TOO_LARGE,

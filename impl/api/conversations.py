@@ -21,7 +21,14 @@ from typing import Any, Literal
 from pydantic import RootModel, TypeAdapter
 from starlette.responses import Response
 
-from openresponses.api.common import current, item_defaults, json_response, read_body, services
+from openresponses.api.common import (
+    check_limit,
+    current,
+    item_defaults,
+    json_response,
+    read_body,
+    services,
+)
 from openresponses.core import intake
 from openresponses.core.conversations import missing
 from openresponses.core.items import new_id
@@ -157,8 +164,7 @@ async def list_conversation_items(
     after: str | None = None,
     include: list[str] | None = None,
 ) -> Response:
-    if not 1 <= limit <= 100:
-        raise invalid("limit must be between 1 and 100.", param="limit", code="invalid_value")
+    check_limit(limit)
     try:
         page = await _conversations().items(conversation_id, after=after, limit=limit, order=order)
     except MissingItem as error:

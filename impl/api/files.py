@@ -14,7 +14,7 @@ from typing import Any, Literal
 from starlette.datastructures import UploadFile
 from starlette.responses import FileResponse, Response
 
-from openresponses.api.common import current, json_response, parse_body, services
+from openresponses.api.common import check_limit, current, json_response, parse_body, services
 from openresponses.errors import invalid, not_found
 from openresponses.files.blobs import new_file_id
 from openresponses.files.limits import too_large
@@ -83,11 +83,6 @@ async def _file(file_id: str) -> m.OpenAIFile:
     if found is None:
         raise missing_file(file_id)
     return found
-
-
-def check_limit(limit: int, most: int) -> None:
-    if not 1 <= limit <= most:
-        raise invalid(f"limit must be between 1 and {most}.", param="limit", code="invalid_value")
 
 
 def listing(data: list[dict[str, Any]], has_more: bool, key: str = "id") -> Response:

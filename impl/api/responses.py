@@ -9,6 +9,7 @@ from typing import Any, Literal
 from starlette.responses import Response, StreamingResponse
 
 from openresponses.api.common import (
+    check_limit,
     current,
     dialect,
     item_defaults,
@@ -197,8 +198,7 @@ async def list_input_items(
     after: str | None = None,
     include: list[str] | None = None,
 ) -> Response:
-    if not 1 <= limit <= 100:
-        raise invalid("limit must be between 1 and 100.", param="limit", code="invalid_value")
+    check_limit(limit)
     page = await services(current()).store.input_items(
         response_id, after=after, limit=limit, order=order
     )

@@ -12,8 +12,8 @@ from typing import Any, Literal
 
 from starlette.responses import Response
 
-from openresponses.api.common import current, json_response, read_body, services
-from openresponses.api.files import check_limit, listing, missing_file
+from openresponses.api.common import check_limit, current, json_response, read_body, services
+from openresponses.api.files import listing, missing_file
 from openresponses.core.runner import Services
 from openresponses.errors import invalid, not_found
 from openresponses.generated import openai_models as m
