@@ -84,7 +84,9 @@ def _event_stream(
     events: AsyncIterator[Event], which: Dialect, *, store: bool
 ) -> StreamingResponse:
     return StreamingResponse(
-        _frames(events, which, store), media_type="text/event-stream", headers=_NO_BUFFERING
+        sse.coalesce(_frames(events, which, store)),
+        media_type="text/event-stream",
+        headers=_NO_BUFFERING,
     )
 
 
