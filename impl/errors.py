@@ -62,3 +62,7 @@ def invalid(message: str, *, param: str | None = None, code: str | None = None) 
 
 def not_found(message: str, *, param: str | None = None, code: str | None = None) -> APIError:
     return APIError(ErrorKind.NOT_FOUND, message, param=param, code=code)
+
+
+def conflict(message: str, *, param: str | None = None, code: str | None = None) -> APIError:
+    return APIError(ErrorKind.CONFLICT, message, param=param, code=code)

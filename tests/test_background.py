@@ -11,7 +11,7 @@ import httpx
 import openai
 import pytest
 
-from tests.conftest import Server, server_env
+from tests.conftest import Server, postgres_schema, server_env
 from tests.upstream import Error, ScriptedUpstream, Text
 
 SLOW = {"chunk_size": 2, "chunk_delay": 0.1}
@@ -184,7 +184,7 @@ def test_cancelling_a_completed_background_response_is_a_400(
     }
 
 
-def test_only_background_responses_can_be_cancelled(
+def test_cancelling_a_completed_foreground_response_is_a_400(
     client: openai.OpenAI, upstream: ScriptedUpstream
 ) -> None:
     model = upstream.script(Text("foreground"))
@@ -194,10 +194,99 @@ def test_only_background_responses_can_be_cancelled(
         client.responses.cancel(response_id)
 
     assert raised.value.body == {
-        "message": "Only responses created with 'background': true can be cancelled.",
+        "message": "Cannot cancel a response with status 'completed'.",
         "type": "invalid_request_error",
         "param": "response_id",
         "code": "invalid_value",
+    }
+
+
+@pytest.mark.parametrize("store", [True, False])
+def test_a_foreground_stream_cancelled_in_flight_ends_with_response_cancelled(
+    client: openai.OpenAI, upstream: ScriptedUpstream, store: bool
+) -> None:
+    model = upstream.script(Text("w" * 200, **SLOW))
+    with client.responses.create(model=model, input="Hi", stream=True, store=store) as stream:
+        events = []
+        for event in stream:
+            events.append(event)
+            if event.type == "response.output_text.delta":
+                break
+        response_id = events[0].response.id
+        began = time.monotonic()
+        cancelled = client.responses.cancel(response_id)
+        events += list(stream)
+
+    assert time.monotonic() - began < 5, "the cancel waited for the model to finish"
+    assert cancelled.id == response_id
+    assert cancelled.status == "cancelled"
+    assert cancelled.background is False
+    [message] = cancelled.output
+    assert message.status == "incomplete"
+    assert 0 < len(message.content[0].text) < 200
+    assert [e.type for e in events[-4:]] == [
+        "response.output_text.done",
+        "response.content_part.done",
+        "response.output_item.done",
+        "response.cancelled",
+    ]
+    closing = events[-1].response  # an event the SDK does not know: left a dict
+    assert closing["id"] == response_id
+    assert closing["status"] == "cancelled"
+    assert closing["output"][0]["content"][0]["text"] == message.content[0].text
+    assert [e.sequence_number for e in events] == list(range(len(events)))
+
+
+def test_a_cancelled_foreground_stream_is_stored_cancelled(
+    client: openai.OpenAI, upstream: ScriptedUpstream
+) -> None:
+    model = upstream.script(Text("v" * 200, **SLOW))
+    with client.responses.create(model=model, input="Hi", stream=True) as stream:
+        response_id = next(iter(stream)).response.id
+        cancelled = client.responses.cancel(response_id)
+
+    assert client.responses.retrieve(response_id).model_dump() == cancelled.model_dump()
+
+
+def test_a_cancelled_response_not_stored_is_gone_once_it_has_ended(
+    client: openai.OpenAI, upstream: ScriptedUpstream
+) -> None:
+    model = upstream.script(Text("u" * 200, **SLOW))
+    with client.responses.create(model=model, input="Hi", stream=True, store=False) as stream:
+        response_id = next(iter(stream)).response.id
+        client.responses.cancel(response_id)
+        list(stream)
+
+    with pytest.raises(openai.NotFoundError):
+        client.responses.cancel(response_id)
+
+
+def test_a_response_running_on_another_server_process_is_a_409_here(
+    upstream: ScriptedUpstream, tmp_path: Path
+) -> None:
+    model = upstream.script(Text("t" * 200, **SLOW))
+    with postgres_schema() as url:
+        env = server_env(upstream, OPENRESPONSES_STORE_URL=url)
+        running = Server(tmp_path / "a", env).start()
+        other = Server(tmp_path / "b", env).start()
+        try:
+            response_id = (
+                running.client().responses.create(model=model, input="Hi", background=True).id
+            )
+            with pytest.raises(openai.ConflictError) as raised:
+                other.client().responses.cancel(response_id)
+            running.client().responses.cancel(response_id)
+        finally:
+            other.stop()
+            running.stop()
+
+    assert raised.value.status_code == 409
+    assert raised.value.body == {
+        "message": f"Response '{response_id}' is running on another server process; "
+        "only that process can cancel it.",
+        "type": "invalid_request_error",
+        "param": "response_id",
+        "code": "response_not_running_here",
     }
 
 

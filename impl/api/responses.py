@@ -28,7 +28,7 @@ from openresponses.core.dialects import (
 )
 from openresponses.core.engine import Event
 from openresponses.core.runner import Services, Turn, compact, count_tokens, prepare
-from openresponses.errors import invalid, not_found
+from openresponses.errors import conflict, invalid, not_found
 from openresponses.generated import openai_models as m
 from openresponses.store.base import StoredResponse
 
@@ -161,22 +161,25 @@ async def _resume(found: Services, response_id: str, after: int | None) -> Async
 
 
 async def cancel_response(response_id: str) -> Response:
-    """Cancel a background response. Cancelling one that is already cancelled returns it
-    again; one that ended otherwise (completed, failed…) cannot be cancelled (400)."""
+    """Cancel a response in flight on this server, background or not. Cancelling one that is
+    already cancelled returns it again; one that ended otherwise (completed, failed…) cannot
+    be cancelled (400), nor can one running on another server process (409)."""
     req = current()
     found = services(req)
-    run = found.runs.get(response_id)
-    if run is not None:
-        await run.cancel()
-    record = await found.store.get(response_id)
-    if record is None:
-        raise _missing(response_id)
-    response = record.response
-    if not response.background:
-        raise invalid(
-            "Only responses created with 'background': true can be cancelled.",
+    turn = await found.runs.cancel(response_id)
+    if turn is not None:
+        response, stored = turn.response, turn.store
+    else:  # not in flight here: already ended, or running elsewhere
+        record = await found.store.get(response_id)
+        if record is None:
+            raise _missing(response_id)
+        response, stored = record.response, True
+    if response.status in ("queued", "in_progress"):
+        raise conflict(
+            f"Response '{response_id}' is running on another server process; only that "
+            "process can cancel it.",
             param="response_id",
-            code="invalid_value",
+            code="response_not_running_here",
         )
     if response.status != "cancelled":  # it ended before the cancel could stop it
         raise invalid(
@@ -184,7 +187,7 @@ async def cancel_response(response_id: str) -> Response:
             param="response_id",
             code="invalid_value",
         )
-    return json_response(response_body(response, dialect(req), store=True))
+    return json_response(response_body(response, dialect(req), store=stored))
 
 
 async def delete_response(response_id: str) -> Response:

@@ -1,10 +1,14 @@
-"""Background responses (`background: true`): run in a task of the server, not the request.
+"""Responses running in this process: background ones, and every one in flight.
 
+A background response (`background: true`) runs in a task of the server, not the request.
 The request returns at once (`queued`); the response runs to the end whether or not anyone
 listens, and its stream events are kept, so a client may stream it from the start, drop the
 connection and come back with `GET /responses/{id}?stream=true&starting_after=N` for the
-events after sequence number N. `POST /responses/{id}/cancel` stops the model and records
-the response as `cancelled`.
+events after sequence number N.
+
+`POST /responses/{id}/cancel` stops any response in flight here, background or not: the
+model (or the server tools) is interrupted, and the response ends as `cancelled` with what
+it had made, on its stream, in the store and in the answer to the request that created it.
 
 Event logs live in this process's memory: while the response runs and for `RETAIN_SECONDS`
 after it ends. The response itself is in the store like any other, so polling with GET works
@@ -16,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
 
 from openresponses.core.engine import Event
 from openresponses.core.runner import Turn
@@ -60,24 +65,52 @@ class Run:
                 return
             await changed.wait()
 
-    async def cancel(self) -> None:
-        """Stop the model and end the response as `cancelled`; returns once it is stored.
+
+@dataclass
+class Flight:
+    """A response between its first event and its last: the task that runs it, and when it
+    has ended (stored, its closing events made)."""
+
+    turn: Turn
+    task: asyncio.Task[object]
+    ended: asyncio.Event = field(default_factory=asyncio.Event)
+
+
+class Runs:
+    """The responses of this process: background runs by id, and all those in flight."""
+
+    def __init__(self) -> None:
+        self._runs: dict[str, Run] = {}
+        self._flights: dict[str, Flight] = {}
+
+    def enter(self, turn: Turn) -> None:
+        """Called by `Turn.run` as it starts, in the task that runs it."""
+        task = asyncio.current_task()
+        assert task is not None  # Turn.run is always awaited in a task
+        self._flights[turn.response.id] = Flight(turn, task)
+
+    def leave(self, turn: Turn) -> None:
+        """Called by `Turn.run` once the response has ended and is stored (or abandoned)."""
+        flight = self._flights.pop(turn.response.id, None)
+        if flight is not None:
+            flight.ended.set()
+
+    async def cancel(self, response_id: str) -> Turn | None:
+        """Stop a response in flight here and end it as `cancelled`; returns its turn once
+        the response has ended and is stored, or None when no response of that id is in
+        flight here.
 
         Once the model has finished, the response ends as it would have: cancelling cannot
         take back an answer that is complete.
         """
-        if self.finished_at is None:
-            self.turn.cancel_requested = True
-            if self.turn.generating:
-                self.task.cancel()  # Turn.run turns this into a cancelled response
-            await asyncio.wait({self.task})
-
-
-class Runs:
-    """The background responses of this process, by response id."""
-
-    def __init__(self) -> None:
-        self._runs: dict[str, Run] = {}
+        flight = self._flights.get(response_id)
+        if flight is None:
+            return None
+        flight.turn.cancel_requested = True
+        if flight.turn.generating:
+            flight.task.cancel()  # Turn.run turns this into a cancelled response
+        await flight.ended.wait()
+        return flight.turn
 
     def start(self, turn: Turn) -> Run:
         self._forget_old()

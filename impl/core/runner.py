@@ -65,7 +65,7 @@ class Services:
     secret: bytes
     """Seals compaction items (see core.compaction)."""
     runs: Runs
-    """Background responses running in this process (see core.background)."""
+    """Responses running in this process, background or in flight (see core.background)."""
     tools: ToolServices
     """What server tools use (see tools.base)."""
     objects: ObjectStore
@@ -144,7 +144,7 @@ class Turn:
     conversation_id: str | None = None
     """The conversation this turn extends once it ends (see core.conversations)."""
     cancel_requested: bool = False
-    """Set by `POST /responses/{id}/cancel` (background responses, see core.background)."""
+    """Set by `POST /responses/{id}/cancel` (see core.background)."""
     generating: bool = False
     """True while the model's events are read: the only time a cancel interrupts the task."""
     abandon_reason: str = "The client disconnected before the response completed."
@@ -188,6 +188,7 @@ class Turn:
         """All stream events, the stored state kept in step: saved at the end, and for a
         stream also at the start, so that it can be retrieved while in progress."""
         finished = False
+        self.services.runs.enter(self)
         try:
             opening = self.builder.start()
             if streaming:
@@ -215,11 +216,15 @@ class Turn:
             await self._extend_conversation()
             await self._save()
             finished = True
+            self.services.runs.leave(self)
             for event in closing:
                 yield event
         finally:
-            if not finished:
-                await asyncio.shield(self._abandon())
+            try:
+                if not finished:
+                    await asyncio.shield(self._abandon())
+            finally:
+                self.services.runs.leave(self)
 
     async def _rounds(self, first: ModelEvent | None) -> AsyncIterator[Event]:
         """The model's rounds: while it calls server tools (and nothing for the client), run
