@@ -35,7 +35,7 @@ from openresponses.api import websocket
 from openresponses.auth import ApiKeyMiddleware
 from openresponses.config import Settings
 from openresponses.core import compaction, tokens
-from openresponses.core.background import Runs
+from openresponses.core.background import Runs, fail_interrupted
 from openresponses.core.dialects import Dialect, error_body, select
 from openresponses.core.runner import Services
 from openresponses.errors import APIError, ErrorKind
@@ -44,7 +44,7 @@ from openresponses.files.limits import UploadLimitMiddleware
 from openresponses.generated.operations import OPERATIONS
 from openresponses.providers import http
 from openresponses.providers.registry import Registry
-from openresponses.store import duckdb_url, open_store
+from openresponses.store import duckdb_url, open_store, single_process
 from openresponses.store.objects import ObjectStore
 from openresponses.store.sql import create_store_engine
 from openresponses.tools.base import ToolServices
@@ -197,6 +197,12 @@ def create_app(settings: Settings) -> ASGIApp:
             store = await open_store(
                 url, journal_dir=settings.data_dir / "journal", journal_fsync=settings.journal_fsync
             )
+            if single_process(url):
+                interrupted = await fail_interrupted(store)
+                if interrupted:
+                    log.warning(
+                        "%d response(s) interrupted by a stop marked failed", len(interrupted)
+                    )
             # A second engine on the migrated database: its own pool for its own threads.
             objects = ObjectStore(create_store_engine(url))
             embedder = LocalMiniLM()

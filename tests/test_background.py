@@ -377,6 +377,42 @@ def test_a_background_response_running_at_shutdown_is_recorded_as_failed(
     assert stored.error.message == "The server shut down before the response completed."
 
 
+@pytest.mark.parametrize("background", [True, False])
+def test_a_response_a_killed_server_left_running_reads_as_failed_after_a_restart(
+    upstream: ScriptedUpstream, tmp_path: Path, background: bool
+) -> None:
+    model = upstream.script(Text("k" * 200, **SLOW))
+    first = Server(tmp_path, server_env(upstream)).start()
+    try:
+        with first.client().responses.create(
+            model=model, input="Hi", stream=True, background=background
+        ) as stream:
+            events = iter(stream)
+            response_id = next(events).response.id
+            next(e for e in events if e.type == "response.output_text.delta")
+            assert first.process is not None
+            first.process.kill()  # no shutdown: nothing gets to record the end
+            first.process.wait()
+    except openai.APIConnectionError:
+        pass  # the stream dies with its server
+    finally:
+        first.stop()
+
+    second = Server(tmp_path, server_env(upstream)).start()
+    try:
+        stored = second.client().responses.retrieve(response_id)
+    finally:
+        second.stop()
+
+    assert stored.status == "failed"
+    assert stored.error is not None
+    assert (stored.error.code, stored.error.message) == (
+        "server_error",
+        "The server stopped before the response completed.",
+    )
+    assert stored.output == []  # stored at its start; what it streamed is lost with it
+
+
 def test_a_background_response_extends_its_conversation_before_it_reads_as_completed(
     client: openai.OpenAI, upstream: ScriptedUpstream
 ) -> None:

@@ -20,10 +20,14 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from openresponses.core.engine import Event
 from openresponses.core.runner import Turn
+from openresponses.generated import openai_models as m
+from openresponses.store.base import Store
+
+INTERRUPTED = "The server stopped before the response completed."
 
 RETAIN_SECONDS = 600.0
 """How long a finished response's events stay available for resuming its stream."""
@@ -135,3 +139,24 @@ class Runs:
             run.task.cancel()
         if running:
             await asyncio.wait({run.task for run in running})
+
+
+async def fail_interrupted(store: Store) -> list[str]:
+    """Record as failed the responses a stopped server left `queued` or `in_progress`; returns
+    their ids.
+
+    A response is stored as running when it starts, so that it can be polled; a server that
+    is killed (or loses power) never stores its end, and clients polling it would wait for
+    ever. Only for a store no other process can be using (see store.single_process): with
+    replicas, a response running means nothing about the one that was stopped.
+    """
+    ids = await store.unfinished()
+    for response_id in ids:
+        record = await store.get(response_id)
+        if record is None:
+            continue
+        # Its output is empty: a running response is stored at its start, not as it goes.
+        error = m.ResponseError1(code="server_error", message=INTERRUPTED)
+        failed = record.response.model_copy(update={"status": "failed", "error": error})
+        await store.save(replace(record, response=failed))
+    return ids

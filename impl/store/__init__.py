@@ -42,6 +42,12 @@ async def open_store(
     return journaled
 
 
+def single_process(url: str) -> bool:
+    """Whether only this process can be using the store: a DuckDB file takes one writer
+    process (a second server on it fails to start), PostgreSQL serves many replicas."""
+    return make_url(url).get_backend_name() == "duckdb"
+
+
 def _create_parent_dir(url: str) -> None:
     """DuckDB creates its file but not the directories above it."""
     parsed = make_url(url)
@@ -50,4 +56,4 @@ def _create_parent_dir(url: str) -> None:
         Path(database).parent.mkdir(parents=True, exist_ok=True)
 
 
-__all__ = ["DUCKDB_FILE", "Store", "duckdb_url", "open_store"]
+__all__ = ["DUCKDB_FILE", "Store", "duckdb_url", "open_store", "single_process"]

@@ -137,6 +137,9 @@ class Store(Protocol):
         """An input or output item of any stored response or conversation, by its id (for
         item_reference)."""
 
+    async def unfinished(self) -> list[str]:
+        """The ids of the responses stored as `queued` or `in_progress`."""
+
     @property
     def conversations(self) -> Conversations:
         """The conversations, stored beside the responses."""

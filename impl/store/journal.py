@@ -205,6 +205,10 @@ class JournaledStore:
         await self._flush()
         return await self._inner.find_item(item_id)
 
+    async def unfinished(self) -> list[str]:
+        await self._flush()
+        return await self._inner.unfinished()
+
     @property
     def conversations(self) -> Conversations:
         """Written through: an append must be in the database before the turn that made it

@@ -168,6 +168,7 @@ _DELETE_ITEMS = delete(items).where(items.c.response_id.in_(bindparam("ids", exp
 
 _INSERT_ITEMS = insert(items)
 
+_UNFINISHED = select(responses.c.id).where(responses.c.status.in_(("queued", "in_progress")))
 _PREVIOUS = select(responses.c.previous_response_id).where(responses.c.id == bindparam("id"))
 _CREATED_AT = select(responses.c.id, responses.c.created_at).where(
     responses.c.id.in_(bindparam("ids", expanding=True))
@@ -360,6 +361,9 @@ class SqlStore:
     async def find_item(self, item_id: str) -> Any | None:
         return await self._run(self._find_item, item_id)
 
+    async def unfinished(self) -> list[str]:
+        return await self._run(self._unfinished)
+
     async def close(self) -> None:
         """Wait for running calls, then close every connection (DuckDB checkpoints the file)."""
         await asyncio.to_thread(self._close)
@@ -439,6 +443,10 @@ class SqlStore:
                 }
                 rows.sort(key=lambda row: created.get(row.response_id, -1))
         return load_item(rows[-1].role, rows[-1].body)
+
+    def _unfinished(self) -> list[str]:
+        with self._engine.connect() as conn:
+            return list(conn.scalars(_UNFINISHED))
 
     def _close(self) -> None:
         self._executor.shutdown(wait=True)
