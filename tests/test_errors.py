@@ -131,6 +131,57 @@ def test_unsupported_parameters_are_a_clear_400(
     assert "not supported" in error["message"]
 
 
+@pytest.mark.parametrize(
+    ("metadata", "message", "param", "code"),
+    [
+        (
+            {f"k{n}": "v" for n in range(17)},
+            "Invalid 'metadata': too many properties. Expected an object with at most 16 "
+            "properties, but got an object with 17 properties instead.",
+            "metadata",
+            "object_above_max_properties",
+        ),
+        (
+            {"k" * 65: "v"},
+            f"Invalid 'metadata.{'k' * 65}': key too long. Expected a key with maximum length "
+            "64, but got a key with length 65 instead.",
+            f"metadata.{'k' * 65}",
+            "string_above_max_length",
+        ),
+        (
+            {"note": "v" * 513},
+            "Invalid 'metadata.note': string too long. Expected a string with maximum length "
+            "512, but got a string with length 513 instead.",
+            "metadata.note",
+            "string_above_max_length",
+        ),
+    ],
+    ids=["17 pairs", "65-character key", "513-character value"],
+)
+@pytest.mark.parametrize("path", ["/responses", "/conversations", "/vector_stores"])
+def test_metadata_over_openais_limits_is_a_400_on_every_object_that_has_it(
+    server: Server, metadata: dict[str, str], message: str, param: str, code: str, path: str
+) -> None:
+    body = {"model": "m", "input": "Hi"} if path == "/responses" else {}
+    response = _post(server, {**body, "metadata": metadata}, path)
+
+    assert response.status_code == 400
+    assert _error(response) == {
+        "message": message,
+        "type": "invalid_request_error",
+        "param": param,
+        "code": code,
+    }
+
+
+def test_metadata_at_openais_limits_is_kept(client: openai.OpenAI) -> None:
+    metadata = {f"{n:02d}" + "k" * 62: "v" * 512 for n in range(16)}
+
+    conversation = client.conversations.create(metadata=metadata)
+
+    assert client.conversations.retrieve(conversation.id).metadata == metadata
+
+
 def test_unknown_provider_is_a_400_that_names_it(client: openai.OpenAI) -> None:
     with pytest.raises(openai.BadRequestError) as caught:
         client.responses.create(model="nosuch@gpt-x", input="hi")

@@ -159,6 +159,36 @@ async def read_body(
     return parse_body(data, model, fill)
 
 
+METADATA_PAIRS, METADATA_KEY_CHARS, METADATA_VALUE_CHARS = 16, 64, 512
+"""OpenAI's limits on `metadata`, which its spec states only in prose."""
+
+
+def check_metadata(metadata: dict[str, Any]) -> None:
+    """A 400 in OpenAI's words for metadata over its limits (every object that has it)."""
+    if len(metadata) > METADATA_PAIRS:
+        raise invalid(
+            f"Invalid 'metadata': too many properties. Expected an object with at most "
+            f"{METADATA_PAIRS} properties, but got an object with {len(metadata)} properties "
+            "instead.",
+            param="metadata",
+            code="object_above_max_properties",
+        )
+    for key, value in metadata.items():
+        if len(key) > METADATA_KEY_CHARS:
+            raise _too_long(f"metadata.{key}", "key", METADATA_KEY_CHARS, len(key))
+        if isinstance(value, str) and len(value) > METADATA_VALUE_CHARS:
+            raise _too_long(f"metadata.{key}", "string", METADATA_VALUE_CHARS, len(value))
+
+
+def _too_long(param: str, what: str, limit: int, length: int) -> APIError:
+    return invalid(
+        f"Invalid '{param}': {what} too long. Expected a {what} with maximum length {limit}, "
+        f"but got a {what} with length {length} instead.",
+        param=param,
+        code="string_above_max_length",
+    )
+
+
 def parse_body(
     data: Any, model: type[ModelT], fill: Callable[[dict[str, Any]], None] | None = None
 ) -> ModelT:
@@ -174,6 +204,8 @@ def parse_body(
         )
     if fill is not None:
         fill(data)
+    if isinstance(metadata := data.get("metadata"), dict):
+        check_metadata(metadata)
     try:
         return model.model_validate(data)
     except ValidationError as exc:
