@@ -15,7 +15,9 @@ from openresponses.conformance.schemas import OPENAI as OPENAI_SCHEMAS
 from openresponses.conformance.schemas import OPENRESPONSES as OPENRESPONSES_SCHEMAS
 from openresponses.conformance.wire import Client, Dialect, Target
 from tests import conformance_model
+from tests.attachments import PDF, PNG, data_url, upload
 from tests.conftest import Server, final_response, server_env
+from tests.search_api import FakeSearchAPI
 from tests.upstream import Call, Error, ScriptedUpstream, Text, ToolCalls, Usage, encrypted
 
 WEATHER = {"type": "function", "name": "get_weather", "parameters": {"type": "object"}}
@@ -268,3 +270,56 @@ def test_a_provider_that_writes_no_summaries_refuses_a_requested_one(
     assert caught.value.body["param"] == "reasoning.summary"
     assert auto.output_text == "ok"
     assert "reasoning_summary" not in upstream.requests(model)[0].json
+
+
+def test_uploads_by_file_id_go_upstream_inline(
+    client: openai.OpenAI, upstream: ScriptedUpstream
+) -> None:
+    model = upstream.script(Text("A pixel and a contract."))
+    image, pdf = upload(client, "pixel.png", PNG), upload(client, "contract.pdf", PDF)
+
+    client.responses.create(
+        model=f"native@{model}",
+        input=[
+            {
+                "role": "user",
+                "content": [
+                    {"type": "input_image", "file_id": image, "detail": "high"},
+                    {"type": "input_file", "file_id": pdf},
+                ],
+            }
+        ],
+    )
+
+    assert _sent(upstream, model)["input"] == [
+        {
+            "type": "message",
+            "role": "user",
+            "content": [
+                {"type": "input_image", "image_url": data_url("image/png", PNG), "detail": "high"},
+                {
+                    "type": "input_file",
+                    "file_data": data_url("application/pdf", PDF),
+                    "filename": "contract.pdf",
+                },
+            ],
+        }
+    ]
+
+
+def test_a_file_url_goes_upstream_as_given(
+    client: openai.OpenAI, upstream: ScriptedUpstream, site: FakeSearchAPI
+) -> None:
+    model = upstream.script(Text("A report."))
+    site.script()
+    url = f"{site.url}/report.pdf"
+
+    client.responses.create(
+        model=f"native@{model}",
+        input=[{"role": "user", "content": [{"type": "input_file", "file_url": url}]}],
+    )
+
+    assert _sent(upstream, model)["input"] == [
+        {"type": "message", "role": "user", "content": [{"type": "input_file", "file_url": url}]}
+    ]
+    assert site.requests == []  # the upstream fetches it, not this server

@@ -36,6 +36,8 @@ _HINTS = ("prompt_cache_key", "safety_identifier", "prompt_cache_retention")
 class OpenAIResponsesProvider(Adapter):
     """One Responses upstream at `base_url` (ending in `/v1`)."""
 
+    file_urls = True  # `input_file.file_url` is the Responses API's own
+
     async def generate(
         self, request: ModelRequest, *, api_key: str | None
     ) -> AsyncGenerator[ModelEvent, None]:
