@@ -165,6 +165,51 @@ def test_a_file_of_an_earlier_turn_is_inlined_again_on_the_next(
     ]
 
 
+def test_a_file_in_a_conversation_is_inlined_when_the_conversation_goes_on(
+    client: openai.OpenAI, upstream: ScriptedUpstream
+) -> None:
+    model = upstream.script(Text("Not red."))
+    file_id = upload(client, "pixel.png", PNG)
+    image = {"type": "input_image", "file_id": file_id, "detail": "auto"}
+    conversation = client.conversations.create(
+        items=[{"type": "message", "role": "user", "content": [image]}]  # type: ignore[list-item]
+    )
+
+    client.responses.create(model=model, conversation=conversation.id, input="Is it red?")
+
+    assert upstream.requests(model)[0].json["messages"] == [
+        {
+            "role": "user",
+            "content": [
+                {
+                    "type": "image_url",
+                    "image_url": {"url": data_url("image/png", PNG), "detail": "auto"},
+                }
+            ],
+        },
+        {"role": "user", "content": "Is it red?"},
+    ]
+
+
+def test_a_compaction_reads_the_files_of_what_it_summarises(
+    client: openai.OpenAI, upstream: ScriptedUpstream
+) -> None:
+    model = upstream.script(Text("The user sent a contract."))
+    file_id = upload(client, "contract.pdf", PDF)
+
+    client.responses.compact(model=model, input=user({"type": "input_file", "file_id": file_id}))
+
+    assert upstream.requests(model)[0].json["messages"][1] == {
+        "role": "user",
+        "content": [
+            {
+                "type": "file",
+                "file": {"file_data": data_url("application/pdf", PDF), "filename": "contract.pdf"},
+            }
+        ],
+    }
+
+
 def test_an_unknown_file_id_is_a_404_pointing_at_the_input(
     client: openai.OpenAI, upstream: ScriptedUpstream
 ) -> None:
