@@ -35,6 +35,7 @@ from openresponses.api import websocket
 from openresponses.auth import ApiKeyMiddleware
 from openresponses.config import Settings
 from openresponses.core import compaction, tokens
+from openresponses.core.attachments import Attachments
 from openresponses.core.background import Runs, fail_interrupted
 from openresponses.core.dialects import Dialect, error_body, select
 from openresponses.core.runner import Services
@@ -228,6 +229,12 @@ def create_app(settings: Settings) -> ASGIApp:
                 pages,
                 searcher,
             )
+            attachments = Attachments(
+                objects,
+                blobs,
+                allow_private=settings.allow_private_networks,
+                max_bytes=settings.max_attachment_bytes,
+            )
             services = Services(
                 settings,
                 store,
@@ -241,11 +248,13 @@ def create_app(settings: Settings) -> ASGIApp:
                 embedder=embedder,
                 ingestor=ingestor,
                 searcher=searcher,
+                attachments=attachments,
             )
             try:
                 yield {"services": services}
             finally:
                 await runs.close()
+                await attachments.close()
                 await pages.close()
                 await ingestor.close()
                 await index.close()

@@ -69,6 +69,10 @@ class Settings:
     web_search: WebSearchConfig | None = None
     # The largest upload `POST /v1/files` takes (OpenAI's limit: 512 MB).
     max_file_bytes: int = 512 * 1024 * 1024
+    # The most bytes of files (uploads by `file_id`, fetched `file_url`s) inlined into one
+    # model call, replayed turns included (see core/attachments.py): 32 MB, Anthropic's
+    # request limit and OpenAI's for file inputs.
+    max_attachment_bytes: int = 32 * 1024 * 1024
     # Chunks in the index from which an HNSW index is built and used (see vectors/index.py).
     hnsw_threshold: int = 50_000
 
@@ -230,6 +234,8 @@ def load_settings(
         values["websocket_max_seconds"] = float(env["OPENRESPONSES_WEBSOCKET_MAX_SECONDS"])
     if env.get("OPENRESPONSES_MAX_FILE_BYTES"):
         values["max_file_bytes"] = int(env["OPENRESPONSES_MAX_FILE_BYTES"])
+    if env.get("OPENRESPONSES_MAX_ATTACHMENT_BYTES"):
+        values["max_attachment_bytes"] = int(env["OPENRESPONSES_MAX_ATTACHMENT_BYTES"])
     if env.get("OPENRESPONSES_HNSW_THRESHOLD"):
         values["hnsw_threshold"] = int(env["OPENRESPONSES_HNSW_THRESHOLD"])
     if env.get("OPENRESPONSES_SECRET"):

@@ -24,6 +24,7 @@ import pytest
 from sqlalchemy import create_engine, text
 
 from openresponses.config import PRESETS, WEB_SEARCH_BACKENDS
+from tests.search_api import FakeSearchAPI
 from tests.upstream import ScriptedUpstream
 
 _PROVIDER_ENV_PREFIXES = tuple(
@@ -192,6 +193,15 @@ def postgres_server(
         srv = Server(tmp_path_factory.mktemp("pg-data"), env).start()
         yield srv
         srv.stop()
+
+
+@pytest.fixture(scope="module")
+def site() -> Iterator[FakeSearchAPI]:
+    """A web site on loopback, serving what tests script (the files `file_url`s name)."""
+    fake = FakeSearchAPI()
+    fake.start()
+    yield fake
+    fake.stop()
 
 
 @pytest.fixture

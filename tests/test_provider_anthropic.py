@@ -14,7 +14,9 @@ import pytest
 from openresponses.conformance import runner
 from openresponses.conformance.wire import Dialect, Target
 from tests import conformance_model
+from tests.attachments import PDF, PNG, b64, upload
 from tests.conftest import Server, final_response, server_env
+from tests.search_api import FakeSearchAPI
 from tests.upstream import Call, Error, ScriptedUpstream, Text, ToolCalls, Usage, signature
 
 WEATHER = {
@@ -241,8 +243,104 @@ def test_images_and_pdfs_become_content_blocks(
         {
             "type": "document",
             "source": {"type": "base64", "media_type": "application/pdf", "data": "JVBE"},
+            "title": "c.pdf",
         },
         {"type": "text", "text": "What are these?"},
+    ]
+
+
+PNG_SOURCE = {"type": "base64", "media_type": "image/png", "data": b64(PNG)}
+
+
+def test_uploads_by_file_id_become_image_and_document_blocks(
+    client: openai.OpenAI, upstream: ScriptedUpstream
+) -> None:
+    model = upstream.script(Text("A pixel, a contract and minutes."))
+    notes = b"Minutes: ship it.\n"
+    image, pdf = upload(client, "pixel.png", PNG), upload(client, "contract.pdf", PDF)
+    text = upload(client, "minutes.md", notes)
+
+    client.responses.create(
+        model=f"anthropic@{model}",
+        input=[
+            {
+                "role": "user",
+                "content": [
+                    {"type": "input_image", "file_id": image, "detail": "auto"},
+                    {"type": "input_file", "file_id": pdf},
+                    {"type": "input_file", "file_id": text},
+                ],
+            }
+        ],
+    )
+
+    assert _sent(upstream, model)["messages"][0]["content"] == [
+        {"type": "image", "source": PNG_SOURCE},
+        {
+            "type": "document",
+            "source": {"type": "base64", "media_type": "application/pdf", "data": b64(PDF)},
+            "title": "contract.pdf",
+        },
+        {
+            "type": "document",
+            "source": {"type": "text", "media_type": "text/plain", "data": "Minutes: ship it.\n"},
+            "title": "minutes.md",
+        },
+    ]
+
+
+def test_a_file_url_stays_a_url_document(
+    client: openai.OpenAI, upstream: ScriptedUpstream, site: FakeSearchAPI
+) -> None:
+    model = upstream.script(Text("A report."))
+    site.script()
+    url = f"{site.url}/report.pdf"
+
+    client.responses.create(
+        model=f"anthropic@{model}",
+        input=[{"role": "user", "content": [{"type": "input_file", "file_url": url}]}],
+    )
+
+    assert _sent(upstream, model)["messages"][0]["content"] == [
+        {"type": "document", "source": {"type": "url", "url": url}}
+    ]
+    assert site.requests == []  # Anthropic fetches it, not this server
+
+
+def test_an_image_by_file_id_in_a_function_output_becomes_a_tool_result_image(
+    client: openai.OpenAI, upstream: ScriptedUpstream
+) -> None:
+    model = upstream.script(Text("A pixel."))
+    image = upload(client, "pixel.png", PNG)
+    call = {"type": "function_call", "call_id": "toolu_1", "name": "snap", "arguments": "{}"}
+    output = {
+        "type": "function_call_output",
+        "call_id": "toolu_1",
+        "output": [{"type": "input_image", "file_id": image}],
+    }
+
+    client.responses.create(model=f"anthropic@{model}", input=[call, output])  # type: ignore[list-item]
+
+    assert _sent(upstream, model)["messages"] == [
+        {
+            "role": "assistant",
+            "content": [{"type": "tool_use", "id": "toolu_1", "name": "snap", "input": {}}],
+        },
+        {
+            "role": "user",
+            "content": [
+                {
+                    "type": "tool_result",
+                    "tool_use_id": "toolu_1",
+                    "content": [
+                        {
+                            "type": "image",
+                            "source": PNG_SOURCE,
+                        }
+                    ],
+                }
+            ],
+        },
     ]
 
 
@@ -254,15 +352,21 @@ def test_images_and_pdfs_become_content_blocks(
                 "input": [
                     {
                         "role": "user",
-                        "content": [{"type": "input_image", "file_id": "file_1", "detail": "auto"}],
+                        "content": [
+                            {
+                                "type": "input_file",
+                                "filename": "a.zip",
+                                "file_data": "data:application/zip;base64,UEsDBA==",
+                            }
+                        ],
                     }
                 ]
             },
             "input",
-            "input_image by file_id",
+            "input_file of type application/zip",
         ),
     ],
-    ids=["image-file-id"],
+    ids=["zip-file"],
 )
 def test_what_anthropic_cannot_take_is_a_400_naming_it(
     client: openai.OpenAI, upstream: ScriptedUpstream, fields: dict[str, Any], param: str, what: str

@@ -15,8 +15,19 @@ from openresponses.conformance.schemas import OPENAI as OPENAI_SCHEMAS
 from openresponses.conformance.schemas import OPENRESPONSES as OPENRESPONSES_SCHEMAS
 from openresponses.conformance.wire import Client, Dialect, Target
 from tests import conformance_model
+from tests.attachments import PDF, PNG, data_url, upload
 from tests.conftest import Server, final_response, server_env
-from tests.upstream import Call, Error, ScriptedUpstream, Text, ToolCalls, Usage, encrypted
+from tests.search_api import FakeSearchAPI
+from tests.upstream import (
+    Call,
+    Error,
+    ScriptedUpstream,
+    Text,
+    ToolCalls,
+    Usage,
+    encrypted,
+    reasoning_id,
+)
 
 WEATHER = {"type": "function", "name": "get_weather", "parameters": {"type": "object"}}
 
@@ -94,7 +105,13 @@ def test_the_stream_carries_this_servers_ids_and_sequence_numbers(
     assert final.output[0].id.startswith("msg_") and len(final.output[0].id) == 52
 
 
-def test_encrypted_reasoning_is_kept_and_sent_back_on_the_next_turn(
+def sealed(reasoning: str) -> str:
+    """What this server keeps as a native reasoning item's `encrypted_content`: the
+    upstream's id for the item, then the upstream's encrypted content."""
+    return f"upstream_id:{reasoning_id(reasoning)}:{encrypted(reasoning)}"
+
+
+def test_encrypted_reasoning_is_sent_back_under_the_upstreams_item_id(
     client: openai.OpenAI, upstream: ScriptedUpstream
 ) -> None:
     thought = "Greet the user back."
@@ -108,13 +125,15 @@ def test_encrypted_reasoning_is_kept_and_sent_back_on_the_next_turn(
     )
 
     reasoning = first.output[0]
-    assert (reasoning.type, reasoning.encrypted_content) == ("reasoning", encrypted(thought))
+    assert (reasoning.type, reasoning.encrypted_content) == ("reasoning", sealed(thought))
+    assert reasoning.id != reasoning_id(thought)  # the item's id is this server's
     assert [part.text for part in reasoning.content] == [thought]
     assert _sent(upstream, model, 0)["reasoning"] == {"effort": "high"}
     assert _sent(upstream, model, 1)["input"] == [
         {"type": "message", "role": "user", "content": [{"type": "input_text", "text": "Hi"}]},
         {
             "type": "reasoning",
+            "id": reasoning_id(thought),
             "summary": [],
             "encrypted_content": encrypted(thought),
             "status": "completed",
@@ -242,7 +261,7 @@ def test_a_reasoning_summary_streams_as_summary_parts(
     ]
     reasoning = events[-1]["response"]["output"][0]
     assert reasoning["summary"] == [{"type": "summary_text", "text": summary}]
-    assert reasoning["encrypted_content"] == encrypted(summary)
+    assert reasoning["encrypted_content"] == sealed(summary)
     assert grammar.check(events).violations == []
     schemas = OPENRESPONSES_SCHEMAS if dialect is Dialect.OPENRESPONSES else OPENAI_SCHEMAS
     assert [p for e in events for p in schemas.event_errors(e)] == []
@@ -268,3 +287,82 @@ def test_a_provider_that_writes_no_summaries_refuses_a_requested_one(
     assert caught.value.body["param"] == "reasoning.summary"
     assert auto.output_text == "ok"
     assert "reasoning_summary" not in upstream.requests(model)[0].json
+
+
+def test_reasoning_a_client_hands_back_goes_upstream_under_the_upstreams_id(
+    client: openai.OpenAI, upstream: ScriptedUpstream
+) -> None:
+    thought = "Count the letters."
+    model = upstream.script(Text("Five.", reasoning=thought), Text("Yes."))
+    first = client.responses.create(
+        model=f"native@{model}",
+        input="How many letters in 'hello'?",
+        store=False,
+        include=["reasoning.encrypted_content"],
+    )
+    context = [item.model_dump(exclude_none=True) for item in first.output]
+
+    client.responses.create(
+        model=f"native@{model}", store=False, input=[*context, {"role": "user", "content": "Sure?"}]
+    )
+
+    assert _sent(upstream, model, 1)["input"][0] == {
+        "type": "reasoning",
+        "id": reasoning_id(thought),
+        "summary": [],
+        "encrypted_content": encrypted(thought),
+        "status": "completed",
+    }
+
+
+def test_uploads_by_file_id_go_upstream_inline(
+    client: openai.OpenAI, upstream: ScriptedUpstream
+) -> None:
+    model = upstream.script(Text("A pixel and a contract."))
+    image, pdf = upload(client, "pixel.png", PNG), upload(client, "contract.pdf", PDF)
+
+    client.responses.create(
+        model=f"native@{model}",
+        input=[
+            {
+                "role": "user",
+                "content": [
+                    {"type": "input_image", "file_id": image, "detail": "high"},
+                    {"type": "input_file", "file_id": pdf},
+                ],
+            }
+        ],
+    )
+
+    assert _sent(upstream, model)["input"] == [
+        {
+            "type": "message",
+            "role": "user",
+            "content": [
+                {"type": "input_image", "image_url": data_url("image/png", PNG), "detail": "high"},
+                {
+                    "type": "input_file",
+                    "file_data": data_url("application/pdf", PDF),
+                    "filename": "contract.pdf",
+                },
+            ],
+        }
+    ]
+
+
+def test_a_file_url_goes_upstream_as_given(
+    client: openai.OpenAI, upstream: ScriptedUpstream, site: FakeSearchAPI
+) -> None:
+    model = upstream.script(Text("A report."))
+    site.script()
+    url = f"{site.url}/report.pdf"
+
+    client.responses.create(
+        model=f"native@{model}",
+        input=[{"role": "user", "content": [{"type": "input_file", "file_url": url}]}],
+    )
+
+    assert _sent(upstream, model)["input"] == [
+        {"type": "message", "role": "user", "content": [{"type": "input_file", "file_url": url}]}
+    ]
+    assert site.requests == []  # the upstream fetches it, not this server

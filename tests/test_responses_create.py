@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from typing import Any
 
 import openai
 import pytest
@@ -467,31 +466,3 @@ def test_absent_hints_are_not_sent_upstream(
 
     sent = upstream.requests(model)[0].json
     assert set(sent) == {"model", "messages"}
-
-
-@pytest.mark.parametrize(
-    ("part", "what"),
-    [
-        ({"type": "input_image", "file_id": "file_1", "detail": "auto"}, "input_image by file_id"),
-        (
-            {"type": "input_file", "file_url": "https://example.org/a.pdf"},
-            "input_file by file_url",
-        ),
-    ],
-    ids=["image-file-id", "file-url"],
-)
-def test_input_a_chat_provider_cannot_take_is_a_400_naming_it(
-    client: openai.OpenAI, upstream: ScriptedUpstream, part: dict[str, Any], what: str
-) -> None:
-    model = upstream.script()
-
-    with pytest.raises(openai.BadRequestError) as caught:
-        client.responses.create(model=model, input=[{"role": "user", "content": [part]}])
-
-    assert caught.value.body == {
-        "message": f"{what} is not supported by provider 'openai' (chat completions).",
-        "type": "invalid_request_error",
-        "param": "input",
-        "code": "unsupported_value",
-    }
-    assert upstream.requests(model) == []

@@ -448,6 +448,12 @@ def encrypted(reasoning: str) -> str:
     return "enc-" + hashlib.sha256(reasoning.encode()).hexdigest()[:24]
 
 
+def reasoning_id(reasoning: str) -> str:
+    """The upstream's id of the reasoning item that `encrypted(reasoning)` seals; derived, so
+    tests can expect it to come back."""
+    return "rs_" + hashlib.sha256(b"id:" + reasoning.encode()).hexdigest()[:32]
+
+
 def _responses_items(reply: Content) -> list[dict[str, Any]]:
     """The output items of a reply, complete: reasoning, message, function calls."""
     items: list[dict[str, Any]] = []
@@ -455,7 +461,7 @@ def _responses_items(reply: Content) -> list[dict[str, Any]]:
         thought = reply.reasoning or ""
         items.append(
             {
-                "id": _provider_id("rs_", 24),
+                "id": reasoning_id(thought or reply.summary or ""),
                 "type": "reasoning",
                 "summary": [{"type": "summary_text", "text": reply.summary}]
                 if reply.summary

@@ -202,6 +202,15 @@ def _assistant_message(content: str | list[Any], phase: Any, item_id: str | None
     )
 
 
+def _output_part(part: Any) -> dict[str, Any]:
+    """A function output's content part (a request model) as the stored item's part takes it:
+    the stored image part has a `detail`, which OpenAI defaults to `auto`."""
+    data: dict[str, Any] = part.model_dump(mode="json", exclude_none=True)
+    if data["type"] == "input_image":
+        data.setdefault("detail", "auto")
+    return data
+
+
 def _normalise(item: Any, param: str) -> Any:
     """One input item as the stored item it becomes (references are resolved by the caller)."""
     if isinstance(item, m.EasyInputMessage):
@@ -231,7 +240,8 @@ def _normalise(item: Any, param: str) -> Any:
             status=item.status or "completed",
         )
     if isinstance(item, m.FunctionCallOutputItemParam):
-        output = item.output.root if isinstance(item.output, m.Output1) else item.output
+        given = item.output.root if isinstance(item.output, m.Output1) else item.output
+        output = given if isinstance(given, str) else [_output_part(part) for part in given]
         call_id = item.call_id.root if isinstance(item.call_id, m.CallId) else item.call_id
         return m.FunctionToolCallOutputResource(
             id=item.id or new_id("function_call_output"),

@@ -21,6 +21,7 @@ import aiohttp
 
 from openresponses.config import Settings
 from openresponses.core import compaction, conversations, intake, structured, tokens
+from openresponses.core.attachments import Attachments, Origin
 from openresponses.core.engine import Event, ResponseBuilder, ServerCall, usage_model
 from openresponses.core.items import new_id, user_text
 from openresponses.errors import APIError, ErrorKind, invalid
@@ -78,6 +79,8 @@ class Services:
     """Files into vector stores, in the background; `ingestor.index` holds the chunks."""
     searcher: Searcher
     """Vector store search, for the search endpoint and the file_search tool."""
+    attachments: Attachments
+    """Inlines file references before model calls."""
 
 
 def bearer(headers: Mapping[str, str]) -> str | None:
@@ -376,6 +379,10 @@ async def prepare(
     conversation_id, context = await _history(services, request, history or services.store.context)
     text_format = _text_format(request.text)
     conversation = tool_registry.model_items(compaction.expand(services.secret, context + items))
+    origin = Origin.of(items, "conversation" if conversation_id else "previous_response_id")
+    conversation = await services.attachments.inline(
+        conversation, origin, fetch_urls=not provider.file_urls
+    )
     box = tool_registry.toolbox(request, services.tools)
     opening = []
     if box is not None:
@@ -461,9 +468,14 @@ async def compact(
     if request.instructions:
         instructions += f"\n\nThe conversation's own instructions:\n{request.instructions}"
     ask = user_text("Write the summary now.")
+    readable = await services.attachments.inline(
+        compaction.expand(services.secret, conversation),
+        Origin.of(items, "previous_response_id"),
+        fetch_urls=not provider.file_urls,
+    )
     model_request = ModelRequest(
         model=upstream_model,
-        items=[*compaction.expand(services.secret, conversation), ask],
+        items=[*readable, ask],
         instructions=instructions,
         stream=False,
     )

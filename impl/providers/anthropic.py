@@ -11,12 +11,13 @@ become `ModelEvent`s.
 
 from __future__ import annotations
 
+import base64
 import json
 from collections.abc import AsyncGenerator
 from contextlib import aclosing
 from typing import Any
 
-from openresponses.errors import ErrorKind
+from openresponses.errors import ErrorKind, invalid
 from openresponses.generated import openai_models as m
 from openresponses.providers.base import (
     Finish,
@@ -61,6 +62,7 @@ class AnthropicProvider(Adapter):
     """One Messages API upstream at `base_url` (ending in `/v1`)."""
 
     structured_output = False  # the server instructs and validates instead
+    file_urls = True  # URL documents
 
     def headers(self, api_key: str | None) -> dict[str, str]:
         headers = {"anthropic-version": API_VERSION}
@@ -211,16 +213,35 @@ def _block(part: Any, provider: str) -> dict[str, Any]:
     if kind == "refusal":
         return {"type": "text", "text": part.refusal}
     if kind == "input_image":
-        if part.image_url is None:
-            raise _unsupported("input_image by file_id", provider, "input")
         return {"type": "image", "source": _source(str(part.image_url))}
-    if kind == "input_file":
-        if part.file_data:
-            return {"type": "document", "source": _source(part.file_data, "application/pdf")}
-        if getattr(part, "file_url", None):
-            return {"type": "document", "source": {"type": "url", "url": part.file_url}}
-        raise _unsupported("input_file by file_id", provider, "input")
+    if kind == "input_file" and part.file_data:
+        return _file_block(part.file_data, part.filename, provider)
+    if kind == "input_file" and part.file_url is not None:
+        return {"type": "document", "source": {"type": "url", "url": str(part.file_url)}}
     raise _unsupported(f"content part '{kind}'", provider, "input")
+
+
+def _file_block(file_data: str, filename: str | None, provider: str) -> dict[str, Any]:
+    """A file by its media type: a PDF is a base64 document, any text a plain-text document
+    (the only other document source Anthropic reads), an image an image block. Bare base64
+    without a data URL's type is taken for a PDF, the usual file input."""
+    source = _source(file_data, "application/pdf")
+    media_type = source["media_type"]
+    if media_type.startswith("image/"):
+        return {"type": "image", "source": source}
+    if media_type.startswith("text/"):
+        source = {"type": "text", "media_type": "text/plain", "data": _text(source["data"])}
+    elif media_type != "application/pdf":
+        raise _unsupported(f"input_file of type {media_type}", provider, "input")
+    block = {"type": "document", "source": source}
+    return {**block, "title": filename} if filename else block
+
+
+def _text(data: str) -> str:
+    try:
+        return base64.b64decode(data, validate=True).decode("utf-8", "replace")
+    except ValueError as exc:  # binascii.Error is one
+        raise invalid("An input_file's file_data is not valid base64.", param="input") from exc
 
 
 def _source(url: str, default_type: str = "image/png") -> dict[str, Any]:

@@ -27,7 +27,9 @@ class ModelRequest:
     """One sampling call, in provider-neutral terms (field meanings follow Responses)."""
 
     model: str  # the provider's own model name, without any `provider@` prefix
-    items: list[Any]  # the conversation: ItemResource models, oldest first
+    # The conversation: ItemResource models, oldest first. File references are inline
+    # (core.attachments): no `file_id`, and a `file_url` only for providers with `file_urls`.
+    items: list[Any]
     instructions: str | None = None
     tools: list[m.FunctionTool] = field(default_factory=list)
     tool_choice: str | dict[str, Any] | None = None  # already in Responses form
@@ -161,6 +163,9 @@ class Provider(Protocol):
     structured_output: bool
     """Whether the upstream honours `text.format` json_schema / json_object itself; when
     not, the server instructs and validates (core.structured)."""
+    file_urls: bool
+    """Whether the upstream fetches an `input_file.file_url` itself; when not, the server
+    fetches it and sends its bytes (core.attachments)."""
 
     def generate(
         self, request: ModelRequest, *, api_key: str | None

@@ -268,6 +268,7 @@ class Adapter:
     have them serve them."""
 
     structured_output = True
+    file_urls = False  # chat completions takes files inline only
 
     def __init__(self, config: ProviderConfig, client: aiohttp.ClientSession) -> None:
         self.name = config.name

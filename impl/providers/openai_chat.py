@@ -126,7 +126,7 @@ def chat_messages(request: ModelRequest, provider: str) -> list[dict[str, Any]]:
 def _append_item(messages: list[dict[str, Any]], item: Any, provider: str) -> None:
     kind = getattr(item, "type", "message")
     if kind == "message":
-        messages.append(_chat_message(item, provider))
+        messages.append(_chat_message(item))
     elif kind == "function_call":
         call = {
             "id": item.call_id,
@@ -141,46 +141,43 @@ def _append_item(messages: list[dict[str, Any]], item: Any, provider: str) -> No
         else:
             messages.append({"role": "assistant", "content": None, "tool_calls": [call]})
     elif kind == "function_call_output":
-        output = item.output if isinstance(item.output, str) else _parts_text(item.output)
+        output = item.output if isinstance(item.output, str) else _tool_text(item.output, provider)
         messages.append({"role": "tool", "tool_call_id": item.call_id, "content": output})
     # Reasoning items are not sent back: chat-completions upstreams reject or ignore them.
 
 
-def _chat_message(item: Any, provider: str) -> dict[str, Any]:
+def _chat_message(item: Any) -> dict[str, Any]:
     role = item.role
     if role == "assistant":
         text = "".join(
             part.text if part.type == "output_text" else part.refusal for part in item.content
         )
         return {"role": "assistant", "content": text}
-    parts = [_chat_part(part, provider) for part in item.content]
+    parts = [_chat_part(part) for part in item.content]
     if role != "user" or all(part["type"] == "text" for part in parts):
         return {"role": role, "content": "".join(part.get("text", "") for part in parts)}
     return {"role": role, "content": parts}
 
 
-def _chat_part(part: Any, provider: str) -> dict[str, Any]:
+def _chat_part(part: Any) -> dict[str, Any]:
     if part.type == "input_text":
         return {"type": "text", "text": part.text}
     if part.type == "input_image":
-        if part.image_url is None:
-            raise unsupported("input_image by file_id", provider, "chat completions", "input")
         image: dict[str, Any] = {"url": str(part.image_url)}
         if part.detail is not None:
             image["detail"] = part.detail
         return {"type": "image_url", "image_url": image}
-    if getattr(part, "file_url", None) is not None:
-        raise unsupported("input_file by file_url", provider, "chat completions", "input")
-    file: dict[str, Any] = {}
-    for key in ("file_data", "file_id", "filename"):
-        value = getattr(part, key, None)
-        if value is not None:
-            file[key] = value
-    return {"type": "file", "file": file}
+    file = {key: getattr(part, key) for key in ("file_data", "filename")}
+    return {"type": "file", "file": {key: value for key, value in file.items() if value}}
 
 
-def _parts_text(parts: list[Any]) -> str:
-    return "".join(getattr(part, "text", "") or "" for part in parts)
+def _tool_text(parts: list[Any], provider: str) -> str:
+    """A function output's parts as the text a `tool` message holds: it can hold nothing else."""
+    for part in parts:
+        if part.type != "input_text":
+            what = f"{part.type} in a function_call_output"
+            raise unsupported(what, provider, "chat completions", "input")
+    return "".join(part.text for part in parts)
 
 
 # --- answers --------------------------------------------------------------------------------

@@ -3,7 +3,8 @@
 The request goes upstream as a Responses request with `store: false`: this server keeps the
 state (retrieve, input_items and `previous_response_id` work here, whatever the upstream keeps),
 so the whole conversation is sent each turn, and reasoning comes back encrypted
-(`include: ["reasoning.encrypted_content"]`) to be sent back on the next. The upstream's events
+(`include: ["reasoning.encrypted_content"]`) to be sent back on the next, under the upstream's
+id for it (kept inside the encrypted content, see `UPSTREAM_ID`). The upstream's events
 are read back as `ModelEvent`s and rebuilt by the engine like any provider's, so the client's
 stream carries this server's ids and sequence numbers and is stored as it streams.
 """
@@ -35,6 +36,8 @@ _HINTS = ("prompt_cache_key", "safety_identifier", "prompt_cache_retention")
 
 class OpenAIResponsesProvider(Adapter):
     """One Responses upstream at `base_url` (ending in `/v1`)."""
+
+    file_urls = True  # `input_file.file_url` is the Responses API's own
 
     async def generate(
         self, request: ModelRequest, *, api_key: str | None
@@ -99,17 +102,46 @@ def responses_body(request: ModelRequest) -> dict[str, Any]:
 def _input_item(item: Any) -> dict[str, Any] | None:
     """A stored item as upstream input. Our ids mean nothing upstream (nothing is stored
     there), so they are left out; reasoning goes back only when it carries its encrypted
-    content, which is what the upstream needs to pick its reasoning up again."""
+    content, which is what the upstream needs to pick its reasoning up again, with the
+    upstream's own id for it (`id` is required on a reasoning input item)."""
     data: dict[str, Any] = item.model_dump(mode="json", exclude_none=True)
     data.pop("id", None)
     if data.get("type") == "reasoning":
         if not data.get("encrypted_content"):
             return None
+        upstream_id, data["encrypted_content"] = _unseal(data["encrypted_content"])
+        if upstream_id:
+            data["id"] = upstream_id
         data.pop("content", None)
         data.setdefault("summary", [])
     if data.get("type") == "message" and data.get("role") != "assistant":
         data.pop("status", None)
     return data
+
+
+UPSTREAM_ID = "upstream_id:"
+"""Starts a reasoning item's `encrypted_content` that carries the upstream's id for the item
+(`upstream_id:rs_…:<encrypted content>`). The id must go back with the encrypted content,
+and the item's own `id` is ours, so the id travels inside the one field that is opaque to
+clients: it survives storage, and clients that keep the context themselves (`store: false`,
+`include: ["reasoning.encrypted_content"]`) hand it back with the item."""
+
+
+def _seal(item: dict[str, Any]) -> ReasoningSignature | None:
+    """A complete upstream reasoning item's encrypted content, with the item's id."""
+    content = item.get("encrypted_content")
+    if not content:
+        return None
+    upstream_id = item.get("id")
+    return ReasoningSignature(f"{UPSTREAM_ID}{upstream_id}:{content}" if upstream_id else content)
+
+
+def _unseal(sealed: str) -> tuple[str | None, str]:
+    """The upstream's item id (None when it was not kept) and the encrypted content."""
+    if not sealed.startswith(UPSTREAM_ID):
+        return None, sealed
+    upstream_id, _, content = sealed.removeprefix(UPSTREAM_ID).partition(":")
+    return upstream_id, content
 
 
 # --- answers --------------------------------------------------------------------------------
@@ -159,8 +191,9 @@ def _item_events(item: dict[str, Any], tool_index: int) -> list[ModelEvent]:
         events += [ReasoningDelta(text) for text in texts if text]
         summary = [part.get("text", "") for part in item.get("summary") or []]
         events += [ReasoningSummaryDelta(text, n) for n, text in enumerate(summary) if text]
-        if item.get("encrypted_content"):
-            events.append(ReasoningSignature(item["encrypted_content"]))
+        signature = _seal(item)
+        if signature is not None:
+            events.append(signature)
     elif kind == "function_call":
         events.append(
             ToolCallDelta(
@@ -208,8 +241,8 @@ class _StreamState:
             called = self.tool_index.get(event.get("item_id", ""))
             return [] if called is None else [ToolCallDelta(called, event.get("delta", ""))]
         if kind == "response.output_item.done" and item.get("type") == "reasoning":
-            signed = item.get("encrypted_content")
-            return [ReasoningSignature(signed)] if signed else []
+            signature = _seal(item)
+            return [] if signature is None else [signature]
         if kind in _TERMINAL:
             return _terminal(event.get("response") or {}, bool(self.tool_index))
         if kind == "error":

@@ -1,8 +1,7 @@
 """The `open_page` action: fetch a page the model asked for and hand back its readable text.
 
-The URL comes from the model, so every hop is guarded: redirects are followed here, not by
-aiohttp, and each target passes `check_url` first; connections go through `guarded_session`,
-whose resolver pins them to public addresses. A page is cut at `max_bytes` (decompressed;
+The URL comes from the model, so it is fetched through the guard (tools.fetch: every hop
+checked, connections pinned to public addresses). A page is cut at `max_bytes` (decompressed;
 `truncated` says so) and the whole fetch, redirects included, must end within `timeout`.
 
 HTML becomes text with the standard library's tolerant `html.parser`: scripts, styles and
@@ -13,19 +12,14 @@ to pin and no native code parsing hostile input.
 
 from __future__ import annotations
 
-import asyncio
 import re
 from dataclasses import dataclass
 from html.parser import HTMLParser
-from urllib.parse import urljoin
-
-import aiohttp
 
 from openresponses.config import Settings
-from openresponses.tools.guard import check_url, guarded_session
+from openresponses.tools.fetch import Fetched, FetchFailed, GuardedFetcher
 from openresponses.tools.web_search.base import WebSearchError
 
-_REDIRECTS = frozenset({301, 302, 303, 307, 308})
 _HTML = ("text/html", "application/xhtml+xml")
 _TEXT = ("application/json", "application/xml", "application/javascript")
 _HEADERS = {
@@ -123,7 +117,7 @@ def _decode(body: bytes, charset: str | None) -> str:
 
 class PageFetcher:
     """Opens pages for the web_search tool: one per server, made where the event loop runs
-    (the app's lifespan), closed with it; it owns a guarded connection pool."""
+    (the app's lifespan), closed with it; it owns a guarded connection pool (tools.fetch)."""
 
     def __init__(
         self,
@@ -133,63 +127,40 @@ class PageFetcher:
         timeout: float = 20.0,
         max_redirects: int = 5,
     ) -> None:
-        self.allow_private = allow_private
         self.max_bytes = max_bytes
-        self.timeout = timeout
-        self.max_redirects = max_redirects
-        self._client = guarded_session(allow_private=allow_private, headers=_HEADERS)
+        self._fetcher = GuardedFetcher(
+            allow_private=allow_private,
+            headers=_HEADERS,
+            timeout=timeout,
+            max_redirects=max_redirects,
+        )
 
     @classmethod
     def from_settings(cls, settings: Settings) -> PageFetcher:
         return cls(allow_private=settings.allow_private_networks)
 
     async def close(self) -> None:
-        await self._client.close()
+        await self._fetcher.close()
 
     async def fetch_page(self, url: str, *, param: str = "url") -> PageText:
         """The page's text; a refused URL (at any hop) raises the guard's 400 naming `param`,
         a page that cannot be read a WebSearchError."""
         try:
-            async with asyncio.timeout(self.timeout):
-                return await self._fetch(url, param)
-        except TimeoutError as exc:
-            raise WebSearchError(
-                f"{url} did not load in time", code="page_timeout", status=504
-            ) from exc
-        except aiohttp.ClientError as exc:
-            raise WebSearchError(f"could not open {url}: {exc}", code="page_unreachable") from exc
+            fetched = await self._fetcher.get(url, param=param, max_bytes=self.max_bytes)
+        except FetchFailed as exc:
+            status = 504 if exc.reason == "timeout" else 502
+            raise WebSearchError(exc.message, code=f"page_{exc.reason}", status=status) from exc
+        return _page(fetched)
 
-    async def _fetch(self, url: str, param: str) -> PageText:
-        for _ in range(self.max_redirects + 1):
-            await check_url(url, allow_private=self.allow_private, param=param)
-            async with self._client.get(url, allow_redirects=False) as response:
-                location = response.headers.get("Location")
-                if response.status in _REDIRECTS and location:
-                    url = urljoin(url, location)
-                    continue
-                if response.status >= 400:
-                    raise WebSearchError(
-                        f"{url} answered HTTP {response.status}", code="page_unavailable"
-                    )
-                body = bytearray()
-                async for chunk in response.content.iter_chunked(65536):
-                    body += chunk
-                    if len(body) > self.max_bytes:
-                        break  # the rest is never read
-                return self._page(url, response, bytes(body))
-        raise WebSearchError(
-            f"{url} redirected more than {self.max_redirects} times", code="page_unavailable"
-        )
 
-    def _page(self, url: str, response: aiohttp.ClientResponse, body: bytes) -> PageText:
-        truncated = len(body) > self.max_bytes
-        content = _decode(body[: self.max_bytes], response.charset)
-        kind = response.content_type
-        if kind in _HTML:
-            title, text = html_text(content)
-            return PageText(url, title, text, truncated)
-        if kind.startswith("text/") or kind in _TEXT:
-            return PageText(url, "", content.strip(), truncated)
-        raise WebSearchError(
-            f"{url} is {kind}, which cannot be read as text", code="page_unreadable"
-        )
+def _page(fetched: Fetched) -> PageText:
+    content = _decode(fetched.body, fetched.charset)
+    kind = fetched.content_type
+    if kind in _HTML:
+        title, text = html_text(content)
+        return PageText(fetched.url, title, text, fetched.truncated)
+    if kind.startswith("text/") or kind in _TEXT:
+        return PageText(fetched.url, "", content.strip(), fetched.truncated)
+    raise WebSearchError(
+        f"{fetched.url} is {kind}, which cannot be read as text", code="page_unreadable"
+    )
