@@ -195,10 +195,15 @@ def create_app(settings: Settings) -> ASGIApp:
     async def lifespan(_: Any) -> AsyncIterator[dict[str, Any]]:
         async with http.session(read_timeout=settings.upstream_timeout) as client:
             url = settings.store_url or duckdb_url(settings.data_dir)
+            # The journal's local file is for a store one process holds (see store.journal):
+            # replicas must read each other's saves at once, and outlive each other's disks.
+            embedded = single_process(url)
             store = await open_store(
-                url, journal_dir=settings.data_dir / "journal", journal_fsync=settings.journal_fsync
+                url,
+                journal_dir=settings.data_dir / "journal" if embedded else None,
+                journal_fsync=settings.journal_fsync,
             )
-            if single_process(url):
+            if embedded:
                 interrupted = await fail_interrupted(store)
                 if interrupted:
                     log.warning(

@@ -219,3 +219,24 @@ def test_the_server_runs_on_postgresql_too(
         count = conn.execute(text("SELECT count(*) FROM responses")).scalar_one()
     engine.dispose()
     assert count == 2
+
+
+def test_replicas_on_postgresql_read_each_others_responses_at_once(
+    upstream: ScriptedUpstream, tmp_path: Path, postgres_url: str
+) -> None:
+    model = upstream.script(Text("Saved by one replica."), Text("Continued by another."))
+    env = server_env(upstream, OPENRESPONSES_STORE_URL=postgres_url)
+    one, other = Server(tmp_path / "one", env).start(), Server(tmp_path / "other", env).start()
+    try:
+        created = one.client().responses.create(model=model, input="Hello")
+        fetched = other.client().responses.retrieve(created.id)  # no wait in between
+        follow_up = other.client().responses.create(
+            model=model, input="Again", previous_response_id=created.id
+        )
+    finally:
+        other.stop()
+        one.stop()
+
+    assert fetched.model_dump() == created.model_dump()
+    assert follow_up.output_text == "Continued by another."
+    assert not (tmp_path / "one" / "journal").exists()  # written through, not journaled

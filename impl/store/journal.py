@@ -11,6 +11,11 @@ replayed before anything is served, so a response the client has seen is never l
 Reads see every save that returned before them: `get` answers from the records not yet
 applied, and the other reads wait for the writer to catch up (typically one batch).
 
+Only a store that one process holds (DuckDB) is journaled. Replicas sharing PostgreSQL
+write through: a response saved by one must be readable by the next request at once,
+whichever replica serves it, and must not wait in a file on the disk of a replica that may
+never come back.
+
 The journal is written without fsync by default: it survives the server process dying at
 any point. Surviving an operating-system crash too needs `fsync=True`, at a cost of a disk
 flush per save.
