@@ -108,8 +108,11 @@ def test_openai_responses_reasoning_that_is_only_encrypted_and_a_call(
     final = _final(server, f"native@{model}").response
 
     reasoning, call = final.output
+    # The upstream's id for its reasoning travels inside the opaque encrypted content, to go
+    # back with it (see providers.openai_responses.UPSTREAM_ID).
     assert (reasoning.content, reasoning.encrypted_content) == (
         [],
+        "upstream_id:rs_68af0c20a6f08190b0c6e58f4dd9b6a10c6b8f2d1a3e4f5b:"
         "gAAAAABor_wgZ3ZkYXNkZmFzZGZhc2RmYXNkZmFzZGY=",
     )
     assert (call.call_id, call.arguments) == ("call_Ue7mcpJ3WpJ1kxCTq9ELyJ8v", '{"city":"Paris"}')
