@@ -198,7 +198,7 @@ def create_app(settings: Settings) -> ASGIApp:
                 url, journal_dir=settings.data_dir / "journal", journal_fsync=settings.journal_fsync
             )
             # A second engine on the migrated database: its own pool for its own threads.
-            objects = ObjectStore(create_store_engine(url))
+            objects = ObjectStore(create_store_engine(url), day_seconds=settings.expiry_day_seconds)
             embedder = LocalMiniLM()
             blobs = Blobs(settings.data_dir / "files")
             index = ChunkIndex(
@@ -215,7 +215,7 @@ def create_app(settings: Settings) -> ASGIApp:
             tokens.seed_cache(settings.data_dir / "tiktoken")
             runs = Runs()
             pages = PageFetcher.from_settings(settings)
-            searcher = Searcher(index, embedder)
+            searcher = Searcher(index, embedder, objects)
             tools = ToolServices(
                 settings.allow_private_networks,
                 backend_from_settings(settings, client),

@@ -71,6 +71,9 @@ class Settings:
     max_file_bytes: int = 512 * 1024 * 1024
     # Chunks in the index from which an HNSW index is built and used (see vectors/index.py).
     hnsw_threshold: int = 50_000
+    # Seconds in a "day" of a vector store's `expires_after` policy. Only tests shorten it:
+    # the API counts expiry in whole days, too long to wait for.
+    expiry_day_seconds: int = 86_400
 
 
 @dataclass(frozen=True)
@@ -232,6 +235,8 @@ def load_settings(
         values["max_file_bytes"] = int(env["OPENRESPONSES_MAX_FILE_BYTES"])
     if env.get("OPENRESPONSES_HNSW_THRESHOLD"):
         values["hnsw_threshold"] = int(env["OPENRESPONSES_HNSW_THRESHOLD"])
+    if env.get("OPENRESPONSES_EXPIRY_DAY_SECONDS"):
+        values["expiry_day_seconds"] = int(env["OPENRESPONSES_EXPIRY_DAY_SECONDS"])
     if env.get("OPENRESPONSES_SECRET"):
         values["secret"] = env["OPENRESPONSES_SECRET"]
     if env.get("OPENRESPONSES_STORE_URL"):
