@@ -4,6 +4,7 @@ recall of the HNSW index against exact search. Figures go to docs/benchmarks.md.
     python bench/vectors.py embed                  # sentences/s of the local model
     python bench/vectors.py ingest --docs 40       # chunks/s: chunk, embed, index
     python bench/vectors.py search --chunks 100000 # p50/p99 exact and HNSW, recall@10
+    python bench/vectors.py calibrate              # real embeddings beside the generators
 
 Search runs on synthetic chunks, with texts of made-up words drawn with Zipf frequencies from
 a 20,000-word vocabulary, and vectors of one of two generators (`--data`): `spectral`, shaped
@@ -18,6 +19,7 @@ against the real classes, in a temporary directory.
 from __future__ import annotations
 
 import argparse
+import ast
 import asyncio
 import os
 import random
@@ -137,6 +139,51 @@ def dataset(name: str, n: int, queries: int, dimensions: int) -> tuple[Array, Ar
     return spectral(n, dimensions, 3, topics), spectral(queries, dimensions, 5, topics)
 
 
+def docstrings(count: int) -> list[str]:
+    """Real English text at hand offline: docstrings of the standard library's modules."""
+    texts = []
+    for path in sorted(Path(ast.__file__).parent.glob("*.py")):
+        try:
+            tree = ast.parse(path.read_text(encoding="utf-8"))
+        except (SyntaxError, UnicodeDecodeError):
+            continue
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Module | ast.ClassDef | ast.FunctionDef | ast.AsyncFunctionDef):
+                doc = ast.get_docstring(node)
+                if doc and len(doc.split()) >= 8:
+                    texts.append(" ".join(doc.split())[:1000])
+    random.Random(0).shuffle(texts)
+    return texts[:count]
+
+
+def neighbourhoods(name: str, corpus: Array, queries: Array) -> None:
+    """What makes nearest neighbours hard to find: how far the 1st, 10th and 100th are, the
+    relative contrast at 10 (mean cosine distance over the 10th neighbour's; near 1, every
+    point is about as far as the 10th) and the effective number of dimensions."""
+    similarity = queries @ corpus.T
+    ranked = -np.sort(-similarity, axis=1)
+    contrast = ((1 - similarity.mean(axis=1)) / (1 - ranked[:, 9])).mean()
+    variances = np.linalg.svd(corpus - corpus.mean(axis=0), compute_uv=False) ** 2
+    variances /= variances.sum()
+    print(
+        f"{name:10s} mean cosine {similarity.mean():.3f}; 1st {ranked[:, 0].mean():.3f}, "
+        f"10th {ranked[:, 9].mean():.3f}, 100th {ranked[:, 99].mean():.3f}; relative contrast "
+        f"@10 {contrast:.2f}; effective dimensions {1 / (variances**2).sum():.0f}"
+    )
+
+
+async def calibrate(args: argparse.Namespace) -> None:
+    """Real embeddings beside both generators at the same size, each point's neighbours
+    searched among the others (the first 10 % are the queries)."""
+    texts = docstrings(args.texts)
+    real = (await LocalMiniLM().embed(texts)).vectors
+    held = len(texts) // 10
+    neighbourhoods("real", real[held:], real[:held])
+    for name in ("spectral", "clustered"):
+        corpus, queries = dataset(name, len(texts) - held, held, real.shape[1])
+        neighbourhoods(name, corpus, queries)
+
+
 def exact_top10(corpus: Array, queries: Array) -> list[set[int]]:
     """The true 10 nearest chunk ids (row i has id i + 1), by numpy: SQL's exact search
     would take minutes for 200 queries at 1M chunks."""
@@ -239,6 +286,8 @@ def main() -> None:
     two = sub.add_parser("ingest")
     two.add_argument("--docs", type=int, default=40)
     two.add_argument("--words", type=int, default=3000)
+    calibration = sub.add_parser("calibrate")
+    calibration.add_argument("--texts", type=int, default=3000)
     three = sub.add_parser("search")
     three.add_argument("--chunks", type=int, default=100_000)
     three.add_argument("--queries", type=int, default=200)
@@ -261,6 +310,8 @@ def main() -> None:
             asyncio.run(embed(args))
         elif args.command == "ingest":
             asyncio.run(ingest(args, work))
+        elif args.command == "calibrate":
+            asyncio.run(calibrate(args))
         else:
             asyncio.run(search(args, work))
 
