@@ -208,3 +208,24 @@ def test_file_search_of_an_expired_store_is_a_400_before_the_model_runs(
 
     assert caught.value.body == expired_error(store.id, "tools[0].vector_store_ids")
     assert upstream.requests(model) == []
+
+
+def test_keyword_ranking_in_a_store_ignores_other_stores_files(
+    client: openai.OpenAI, upstream: ScriptedUpstream
+) -> None:
+    """BM25 weighs a term by how rare it is among the documents searched: those of the
+    store, not of every store on the server."""
+    store_id = store_with(
+        client,
+        {"one.txt": "quorvex quorvex plain words", "two.txt": "zintrap zintrap zintrap plain"},
+    )
+    keywords_only = {"hybrid_search": {"embedding_weight": 0, "text_weight": 1}}
+    tool = {"type": "file_search", "vector_store_ids": [store_id], "ranking_options": keywords_only}
+
+    alone = _searched(client, upstream, "quorvex zintrap", tool)
+    # Elsewhere, zintrap becomes a common word: in this store it is still as rare as quorvex.
+    store_with(client, {f"other-{n}.txt": f"zintrap note number {n}" for n in range(20)})
+    beside = _searched(client, upstream, "quorvex zintrap", tool)
+
+    assert [name for name, _ in alone] == ["two.txt", "one.txt"]  # more occurrences
+    assert beside == alone

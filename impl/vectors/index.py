@@ -128,6 +128,8 @@ class ChunkIndex:
         self._hnsw = False
         self._fts_dirty = True
         self._fts_ready = False
+        self._lengths: dict[str, tuple[int, int]] = {}
+        """Per store, as of the BM25 snapshot: (chunks, their total length in terms)."""
         self._next_id = 1
         self._sizes: dict[str, int] | None = None
         """Chunks per store, counted once after each write: whether a search may use the
@@ -336,6 +338,12 @@ class ChunkIndex:
                         "PRAGMA create_fts_index('chunks', 'id', 'text', overwrite = 1, "
                         "stemmer = 'english', stopwords = 'english')"
                     )
+                    rows = cursor.execute(
+                        "SELECT chunks.vector_store_id, count(*), sum(docs.len) "
+                        "FROM fts_main_chunks.docs AS docs JOIN chunks ON chunks.id = docs.name "
+                        "GROUP BY chunks.vector_store_id"
+                    ).fetchall()
+                    self._lengths = {store: (int(n), int(total)) for store, n, total in rows}
                 self._fts_ready = True
                 log.debug("BM25 index rebuilt in %.3f s", time.perf_counter() - started)
             if not self._hnsw:
@@ -426,7 +434,9 @@ class ChunkIndex:
     ) -> list[tuple[int, float]]:
         # BM25 (k1 = 1.2, b = 0.75) as fts's match_bm25 computes it, but set-based: only the
         # postings of the query's terms are read, where match_bm25 is evaluated once per row
-        # of the table (~1 s a query at 100k chunks).
+        # of the table (~1 s a query at 100k chunks). Its statistics (documents, their mean
+        # length, each term's document frequency) are those of the stores searched, not of
+        # the whole index: another store's files must not change how this one's rank.
         sql = f"""
             WITH tokens AS (
                 SELECT DISTINCT stem(unnest(fts_main_chunks.tokenize(?)), 'english') AS term
@@ -436,27 +446,36 @@ class ChunkIndex:
                 FROM fts_main_chunks.terms AS terms
                 JOIN fts_main_chunks.dict AS dict ON dict.termid = terms.termid
                 JOIN tokens ON tokens.term = dict.term
+                JOIN fts_main_chunks.docs AS docs ON docs.docid = terms.docid
+                JOIN chunks ON chunks.id = docs.name
+                WHERE list_contains(?, chunks.vector_store_id)
                 GROUP BY terms.docid, terms.termid
             ),
-            stats AS (SELECT num_docs, avgdl FROM fts_main_chunks.stats),
+            frequencies AS (SELECT termid, count(*) AS df FROM postings GROUP BY termid),
             scores AS (
                 SELECT docs.name AS id, sum(
-                    log((stats.num_docs - dict.df + 0.5) / (dict.df + 0.5) + 1)
+                    log((? - frequencies.df + 0.5) / (frequencies.df + 0.5) + 1)
                     * postings.tf * 2.2
-                    / (postings.tf + 1.2 * (0.25 + 0.75 * docs.len / stats.avgdl))
+                    / (postings.tf + 1.2 * (0.25 + 0.75 * docs.len / ?))
                 ) AS score
                 FROM postings
-                JOIN fts_main_chunks.dict AS dict ON dict.termid = postings.termid
+                JOIN frequencies ON frequencies.termid = postings.termid
                 JOIN fts_main_chunks.docs AS docs ON docs.docid = postings.docid
-                CROSS JOIN stats
                 GROUP BY docs.name
             )
             SELECT scores.id, scores.score FROM scores JOIN chunks ON chunks.id = scores.id
-            WHERE list_contains(?, chunks.vector_store_id) AND ({where})
+            WHERE ({where})
             ORDER BY scores.score DESC LIMIT {k}
         """
         with self._fts_lock:  # not while the rebuild replaces these tables
-            rows = self._cursor().execute(sql, [query, store_ids, *args]).fetchall()
+            found = [self._lengths.get(store, (0, 0)) for store in set(store_ids)]
+            documents = sum(n for n, _ in found)
+            mean_length = sum(total for _, total in found) / max(documents, 1) or 1.0
+            rows = (
+                self._cursor()
+                .execute(sql, [query, store_ids, documents, mean_length, *args])
+                .fetchall()
+            )
         return [(int(i), float(s)) for i, s in rows]
 
     async def rows(self, ids: Sequence[int]) -> dict[int, Row]:
