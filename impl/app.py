@@ -51,7 +51,7 @@ from openresponses.tools.base import ToolServices
 from openresponses.tools.web_search.page import PageFetcher
 from openresponses.tools.web_search.registry import backend_from_settings
 from openresponses.vectors.embedders import LocalMiniLM
-from openresponses.vectors.index import VECTORS_FILE, ChunkIndex
+from openresponses.vectors.index import VECTORS_FILE, ChunkIndex, HnswParams
 from openresponses.vectors.ingest import Ingestor
 from openresponses.vectors.search import Searcher
 
@@ -205,6 +205,7 @@ def create_app(settings: Settings) -> ASGIApp:
                 settings.data_dir / VECTORS_FILE,
                 embedder.dimensions,
                 hnsw_threshold=settings.hnsw_threshold,
+                hnsw=HnswParams.with_ef_search(settings.hnsw_ef_search),
             )
             ingestor = Ingestor(objects, blobs, index, embedder)
             await ingestor.resume()

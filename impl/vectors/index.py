@@ -105,7 +105,14 @@ class HnswParams:
     """Candidates considered when linking a new node: build time grows with it."""
     ef_search: int = 64
     """Candidates kept while searching: recall and latency grow with it. A query setting, so
-    an index built with other values still searches with this one."""
+    an index built with other values still searches with this one. `nearest` asks the index
+    for 10 times the results wanted (at least 100), and usearch keeps at least that many
+    candidates whatever ef_search says."""
+
+    @classmethod
+    def with_ef_search(cls, ef_search: int | None) -> HnswParams:
+        """The defaults, with this search width if one is configured."""
+        return cls() if ef_search is None else cls(ef_search=ef_search)
 
 
 class ChunkIndex:
