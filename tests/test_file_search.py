@@ -4,6 +4,7 @@ model searching them, the answer citing what it found."""
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -229,3 +230,22 @@ def test_keyword_ranking_in_a_store_ignores_other_stores_files(
 
     assert [name for name, _ in alone] == ["two.txt", "one.txt"]  # more occurrences
     assert beside == alone
+
+
+def test_a_file_search_marks_its_stores_active(
+    client: openai.OpenAI, upstream: ScriptedUpstream
+) -> None:
+    """Expiry counts from `last_active_at`: a store the tool keeps searching stays alive."""
+    store_id = store_with(client, {"notes.txt": "the meeting moved to Thursday"})
+    before = client.vector_stores.retrieve(store_id).last_active_at
+    time.sleep(1.1)  # timestamps are whole seconds
+
+    _searched(
+        client,
+        upstream,
+        "When is the meeting?",
+        {"type": "file_search", "vector_store_ids": [store_id]},
+    )
+
+    after = client.vector_stores.retrieve(store_id).last_active_at
+    assert after is not None and before is not None and after > before

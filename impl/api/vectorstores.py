@@ -316,7 +316,7 @@ async def search_vector_store(vector_store_id: str) -> Response:
         filters=body.filters,
         ranking_options=body.ranking_options,
     )
-    await found.objects.touch([vector_store_id])
+    await found.searcher.mark_active([vector_store_id])
     return json_response(
         {
             "object": "vector_store.search_results.page",

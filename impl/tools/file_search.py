@@ -109,6 +109,7 @@ class FileSearch:
             # reads why, and may try again or tell the user
             self.results[item.id] = f"Error: {exc.message}"
             return item.model_copy(update={"status": "failed"})
+        await self.searcher.mark_active(self.spec.vector_store_ids)
         lines = []
         for hit in hits:
             number = self.citations.add("file", hit.file_id, hit.filename)

@@ -214,6 +214,11 @@ class Searcher:
         self.objects = objects
         """Where stores' expiry is read (None: no store expires, as in benchmarks)."""
 
+    async def mark_active(self, store_ids: Sequence[str]) -> None:
+        """Searched stores are active: `expires_after` counts from their last activity."""
+        if self.objects is not None:
+            await self.objects.touch(store_ids)
+
     async def refuse_expired(self, store_ids: Sequence[str], param: str) -> None:
         """Raises `expired` for the first of the stores that has expired. Unknown stores
         pass: they hold nothing to find."""
