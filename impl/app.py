@@ -52,7 +52,7 @@ from openresponses.tools.base import ToolServices
 from openresponses.tools.web_search.page import PageFetcher
 from openresponses.tools.web_search.registry import backend_from_settings
 from openresponses.vectors.embedders import LocalMiniLM
-from openresponses.vectors.index import VECTORS_FILE, ChunkIndex
+from openresponses.vectors.index import VECTORS_FILE, ChunkIndex, HnswParams
 from openresponses.vectors.ingest import Ingestor
 from openresponses.vectors.search import Searcher
 
@@ -210,13 +210,14 @@ def create_app(settings: Settings) -> ASGIApp:
                         "%d response(s) interrupted by a stop marked failed", len(interrupted)
                     )
             # A second engine on the migrated database: its own pool for its own threads.
-            objects = ObjectStore(create_store_engine(url))
+            objects = ObjectStore(create_store_engine(url), day_seconds=settings.expiry_day_seconds)
             embedder = LocalMiniLM()
             blobs = Blobs(settings.data_dir / "files")
             index = ChunkIndex(
                 settings.data_dir / VECTORS_FILE,
                 embedder.dimensions,
                 hnsw_threshold=settings.hnsw_threshold,
+                hnsw=HnswParams.with_ef_search(settings.hnsw_ef_search),
             )
             ingestor = Ingestor(objects, blobs, index, embedder)
             await ingestor.resume()
@@ -227,7 +228,7 @@ def create_app(settings: Settings) -> ASGIApp:
             tokens.seed_cache(settings.data_dir / "tiktoken")
             runs = Runs()
             pages = PageFetcher.from_settings(settings)
-            searcher = Searcher(index, embedder)
+            searcher = Searcher(index, embedder, objects)
             tools = ToolServices(
                 settings.allow_private_networks,
                 backend_from_settings(settings, client),

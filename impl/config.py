@@ -75,6 +75,12 @@ class Settings:
     max_attachment_bytes: int = 32 * 1024 * 1024
     # Chunks in the index from which an HNSW index is built and used (see vectors/index.py).
     hnsw_threshold: int = 50_000
+    # Candidates the HNSW search keeps: higher finds more of the true neighbours, and takes
+    # longer. None: vectors/index.py's HnswParams default.
+    hnsw_ef_search: int | None = None
+    # Seconds in a "day" of a vector store's `expires_after` policy. Only tests shorten it:
+    # the API counts expiry in whole days, too long to wait for.
+    expiry_day_seconds: int = 86_400
 
 
 @dataclass(frozen=True)
@@ -238,6 +244,10 @@ def load_settings(
         values["max_attachment_bytes"] = int(env["OPENRESPONSES_MAX_ATTACHMENT_BYTES"])
     if env.get("OPENRESPONSES_HNSW_THRESHOLD"):
         values["hnsw_threshold"] = int(env["OPENRESPONSES_HNSW_THRESHOLD"])
+    if env.get("OPENRESPONSES_HNSW_EF_SEARCH"):
+        values["hnsw_ef_search"] = int(env["OPENRESPONSES_HNSW_EF_SEARCH"])
+    if env.get("OPENRESPONSES_EXPIRY_DAY_SECONDS"):
+        values["expiry_day_seconds"] = int(env["OPENRESPONSES_EXPIRY_DAY_SECONDS"])
     if env.get("OPENRESPONSES_SECRET"):
         values["secret"] = env["OPENRESPONSES_SECRET"]
     if env.get("OPENRESPONSES_STORE_URL"):

@@ -6,6 +6,7 @@ from __future__ import annotations
 import io
 import json
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -40,6 +41,43 @@ def store_with(client: openai.OpenAI, files: dict[str, str | bytes], **fields: A
     ids = [upload(client, name, text) for name, text in files.items()]
     store = client.vector_stores.create(name="test", file_ids=ids, **fields)
     return settled(client, store.id).id
+
+
+def start_expiring_server(upstream: ScriptedUpstream, data_dir: Path) -> Server:
+    """A server on which a day of `expires_after` lasts a second, so expiry can be seen."""
+    env = server_env(upstream, OPENRESPONSES_EXPIRY_DAY_SECONDS="1")
+    return Server(data_dir, env).start()
+
+
+def expired_store(client: openai.OpenAI, files: dict[str, str | bytes]) -> Any:
+    """A store of these files, once it has expired (a one-day policy on a one-second day)."""
+    store_id = store_with(client, files, expires_after={"anchor": "last_active_at", "days": 1})
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        store = client.vector_stores.retrieve(store_id)
+        if store.status == "expired":
+            return store
+        time.sleep(0.2)
+    raise AssertionError(f"{store_id} did not expire")
+
+
+def expired_error(store_id: str, param: str) -> dict[str, Any]:
+    return {
+        "message": f"Vector store '{store_id}' has expired; create a new vector store with its "
+        "files.",
+        "type": "invalid_request_error",
+        "param": param,
+        "code": "vector_store_expired",
+    }
+
+
+@pytest.fixture(scope="module")
+def expiring(
+    upstream: ScriptedUpstream, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Server]:
+    server = start_expiring_server(upstream, tmp_path_factory.mktemp("expiring"))
+    yield server
+    server.stop()
 
 
 def test_a_store_is_created_retrieved_modified_listed_and_deleted(client: openai.OpenAI) -> None:
@@ -477,3 +515,46 @@ def test_search_through_the_hnsw_index_finds_the_right_documents(
     for name in EXTENSIONS:
         index.execute(f"LOAD '{extension_path(name)}'")
     assert index.execute("SELECT index_name FROM duckdb_indexes()").fetchall() == [("chunks_hnsw",)]
+
+
+def test_a_store_past_its_expiry_reports_expired_and_its_search_is_a_400(
+    expiring: Server,
+) -> None:
+    client = expiring.client()
+    store = expired_store(client, {"tides.txt": "The moon's pull raises the tides."})
+
+    with pytest.raises(openai.BadRequestError) as caught:
+        client.vector_stores.search(store.id, query="What raises the tides?")
+
+    assert store.model_dump() == {
+        "id": store.id,
+        "object": "vector_store",
+        "created_at": store.created_at,
+        "name": "test",
+        "usage_bytes": store.usage_bytes,
+        "file_counts": {"in_progress": 0, "completed": 1, "failed": 0, "cancelled": 0, "total": 1},
+        "status": "expired",
+        "expires_after": {"anchor": "last_active_at", "days": 1},
+        "expires_at": store.last_active_at + 1,
+        "last_active_at": store.last_active_at,
+        "metadata": None,
+    }
+    assert caught.value.status_code == 400
+    assert caught.value.body == expired_error(store.id, "vector_store_id")
+    # The refused search did not mark the store active again.
+    assert client.vector_stores.retrieve(store.id).status == "expired"
+
+
+def test_files_cannot_be_added_to_an_expired_store(expiring: Server) -> None:
+    client = expiring.client()
+    store = expired_store(client, {"old.txt": "old notes"})
+    new_file = upload(client, "new.txt", "new notes")
+
+    with pytest.raises(openai.BadRequestError) as single:
+        client.vector_stores.files.create(store.id, file_id=new_file)
+    with pytest.raises(openai.BadRequestError) as batch:
+        client.vector_stores.file_batches.create(store.id, file_ids=[new_file])
+
+    assert single.value.body == expired_error(store.id, "vector_store_id")
+    assert batch.value.body == expired_error(store.id, "vector_store_id")
+    assert client.vector_stores.retrieve(store.id).file_counts.total == 1

@@ -19,7 +19,7 @@ from openresponses.errors import invalid, not_found
 from openresponses.generated import openai_models as m
 from openresponses.store.objects import StoreFile, Window
 from openresponses.vectors import chunking
-from openresponses.vectors.search import rewrite
+from openresponses.vectors.search import expired, rewrite
 
 Order = Literal["asc", "desc"]
 
@@ -45,6 +45,15 @@ async def _store(found: Services, store_id: str) -> m.VectorStoreObject:
     store = await found.objects.get_vector_store(store_id)
     if store is None:
         raise _missing_store(store_id)
+    return store
+
+
+async def _live_store(found: Services, store_id: str) -> m.VectorStoreObject:
+    """A store that has not expired: searching or adding files would mark an expired store
+    active, and so bring it back."""
+    store = await _store(found, store_id)
+    if store.status == "expired":
+        raise expired(store_id, param="vector_store_id")
     return store
 
 
@@ -162,7 +171,7 @@ async def create_vector_store_file(vector_store_id: str) -> Response:
     req = current()
     body = await read_body(req, m.CreateVectorStoreFileRequest)
     found = services(req)
-    await _store(found, vector_store_id)
+    await _live_store(found, vector_store_id)
     entry = (body.file_id, body.chunking_strategy, _attributes(body))
     await _add_files(found, vector_store_id, [entry])
     added = await _store_file(found, vector_store_id, body.file_id)
@@ -231,7 +240,7 @@ async def create_vector_store_file_batch(vector_store_id: str) -> Response:
     req = current()
     body = (await read_body(req, m.CreateVectorStoreFileBatchRequest)).root
     found = services(req)
-    await _store(found, vector_store_id)
+    await _live_store(found, vector_store_id)
     shared = _attributes(body)
     entries: list[tuple[str, Any, dict[str, Any] | None]] = [
         (file_id, body.chunking_strategy, shared) for file_id in body.file_ids or []
@@ -295,7 +304,7 @@ async def search_vector_store(vector_store_id: str) -> Response:
     req = current()
     body = await read_body(req, m.VectorStoreSearchRequest)
     found = services(req)
-    await _store(found, vector_store_id)
+    await _live_store(found, vector_store_id)
     raw = body.query.root if hasattr(body.query, "root") else body.query
     queries = [raw] if isinstance(raw, str) else [str(q) for q in raw]
     if body.rewrite_query:
@@ -307,7 +316,7 @@ async def search_vector_store(vector_store_id: str) -> Response:
         filters=body.filters,
         ranking_options=body.ranking_options,
     )
-    await found.objects.touch([vector_store_id])
+    await found.searcher.mark_active([vector_store_id])
     return json_response(
         {
             "object": "vector_store.search_results.page",

@@ -216,8 +216,10 @@ def _page(
 class ObjectStore:
     """Metadata of files and vector stores over an engine `migrations.migrate` has prepared."""
 
-    def __init__(self, engine: Engine) -> None:
+    def __init__(self, engine: Engine, *, day_seconds: int = DAY) -> None:
         self._engine = engine
+        self._day = day_seconds
+        """Seconds per day of `expires_after` (shorter in tests, see config.Settings)."""
         self._executor = ThreadPoolExecutor(4, thread_name_prefix="objects")
         self._lock: AbstractContextManager[Any] = (
             threading.Lock() if engine.dialect.name == "duckdb" else nullcontext()
@@ -351,7 +353,9 @@ class ObjectStore:
             mine = [s for s in sums if s.vector_store_id == row.id]
             counts = _counts(mine)
             expires_after = _loads(row.expires_after)
-            expires_at = row.last_active_at + expires_after["days"] * DAY if expires_after else None
+            expires_at = (
+                row.last_active_at + expires_after["days"] * self._day if expires_after else None
+            )
             if expires_at is not None and expires_at <= now:
                 status = "expired"
             else:

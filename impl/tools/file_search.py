@@ -17,6 +17,7 @@ from openresponses.core.items import new_id
 from openresponses.errors import APIError, invalid
 from openresponses.generated import openai_models as m
 from openresponses.tools.base import Citations, ToolServices
+from openresponses.vectors.search import fusion_weights
 
 if TYPE_CHECKING:
     from openresponses.vectors.search import Searcher
@@ -49,14 +50,18 @@ class FileSearch:
                 "file_search needs at least one vector store id.",
                 param=f"tools[{index}].vector_store_ids",
             )
+        fusion_weights(spec.ranking_options, f"tools[{index}].ranking_options.hybrid_search")
         self.searcher: Searcher = services.searcher
         self.spec = spec
+        self.param = f"tools[{index}].vector_store_ids"
         self.citations = citations
         self.results: dict[str, str] = {}
         """What the model read for each call of this response, by item id."""
 
     async def check(self, *, allow_private: bool) -> None:
-        """Nothing to check: unknown stores hold nothing to find."""
+        """An expired store is the client's error, before the model runs (unknown stores
+        pass: they hold nothing to find)."""
+        await self.searcher.refuse_expired(self.spec.vector_store_ids, self.param)
 
     async def prepare(self, history: Sequence[Any]) -> list[Any]:
         return []
@@ -91,6 +96,8 @@ class FileSearch:
 
     async def run(self, item: m.FileSearchToolCall) -> m.FileSearchToolCall:
         try:
+            # Again: a store may expire while the response runs, and must not be searched.
+            await self.searcher.refuse_expired(self.spec.vector_store_ids, self.param)
             hits = await self.searcher.search(
                 self.spec.vector_store_ids,
                 item.queries,
@@ -98,9 +105,11 @@ class FileSearch:
                 filters=self.spec.filters,
                 ranking_options=self.spec.ranking_options,
             )
-        except APIError as exc:  # an empty query, a bad filter: the model may try again
+        except APIError as exc:  # an empty query, a bad filter, an expired store: the model
+            # reads why, and may try again or tell the user
             self.results[item.id] = f"Error: {exc.message}"
             return item.model_copy(update={"status": "failed"})
+        await self.searcher.mark_active(self.spec.vector_store_ids)
         lines = []
         for hit in hits:
             number = self.citations.add("file", hit.file_id, hit.filename)

@@ -16,7 +16,10 @@ Facts measured on this machine that shape it (docs/benchmarks.md):
   index is built only once the index holds `hnsw_threshold` chunks (a bulk build; an HNSW
   build costs minutes per 100k vectors) and is used for stores that large; the rows it
   proposes are then filtered in SQL, falling back to exact search when too few survive.
-* The query vector is inlined as a literal: bound as a parameter it made the search ~9 times slower.
+* The query vector is inlined as a constant (vss's optimizer only rewrites a top-k over a
+  constant into an index scan; bound as a parameter it made the search ~9 times slower), and
+  as one string cast to the array type: a list of 384 numeric literals took ~5 ms more per
+  query to bind.
 * BM25's index is a snapshot (fts has no incremental update), rebuilt `fts_delay` seconds
   after writes (coalesced), or by the first keyword search that finds it stale, so a file
   reported `completed` is found by keyword too. Keyword queries wait while it is rebuilt (it
@@ -84,7 +87,34 @@ class Row:
 
 def vector_literal(vector: Array) -> str:
     """The query vector as SQL (numbers only, formatted here: nothing of the client's)."""
-    return f"[{','.join(repr(float(x)) for x in vector)}]::FLOAT[{len(vector)}]"
+    return f"'[{','.join(repr(float(x)) for x in vector)}]'::FLOAT[{len(vector)}]"
+
+
+@dataclass(frozen=True)
+class HnswParams:
+    """The HNSW index's parameters (usearch's, as the vss extension passes them on).
+
+    vss's own defaults, kept after `bench/vectors.py search` (docs/benchmarks.md): at 100k
+    chunks shaped like real embeddings they find 0.985 of the true top 10 in ~13 ms. At 1M
+    recall falls to ~0.5 (built with ef_construction 64, the most this machine could build
+    in the time it had); a denser graph costs build time, slow here because the vss wheel's
+    distance kernel has no SIMD.
+    """
+
+    m: int = 16
+    """Links per node (the bottom layer has twice as many)."""
+    ef_construction: int = 128
+    """Candidates considered when linking a new node: build time grows with it."""
+    ef_search: int = 64
+    """Candidates kept while searching: recall and latency grow with it. A query setting, so
+    an index built with other values still searches with this one. `nearest` asks the index
+    for 10 times the results wanted (at least 100), and usearch keeps at least that many
+    candidates whatever ef_search says."""
+
+    @classmethod
+    def with_ef_search(cls, ef_search: int | None) -> HnswParams:
+        """The defaults, with this search width if one is configured."""
+        return cls() if ef_search is None else cls(ef_search=ef_search)
 
 
 class ChunkIndex:
@@ -94,18 +124,27 @@ class ChunkIndex:
         dimensions: int,
         *,
         hnsw_threshold: int = 50_000,
+        hnsw: HnswParams = HnswParams(),
         fts_delay: float = 0.5,
     ) -> None:
         self.path = path
         self.dimensions = dimensions
         self.hnsw_threshold = hnsw_threshold
+        self.hnsw = hnsw
         self.fts_delay = fts_delay
         self._db: duckdb.DuckDBPyConnection | None = None
         self._opening = asyncio.Lock()
         self._hnsw = False
         self._fts_dirty = True
         self._fts_ready = False
+        self._lengths: dict[str, tuple[int, int]] = {}
+        """Per store, as of the BM25 snapshot: (chunks, their total length in terms)."""
         self._next_id = 1
+        self._sizes: dict[str, int] | None = None
+        """Chunks per store, counted once after each write: whether a search may use the
+        HNSW index depends on them, and counting per search took ~7 ms at 100k chunks,
+        ~75 ms at 1M."""
+        self._writes = 0
         self._write_lock = threading.Lock()
         # The BM25 rebuild drops and recreates the tables keyword queries read.
         self._fts_lock = threading.Lock()
@@ -145,13 +184,13 @@ class ChunkIndex:
         self._hnsw = bool(found and found[0])
         return db
 
-    @staticmethod
-    def _prepare(connection: duckdb.DuckDBPyConnection) -> None:
-        """Every connection: the extensions (a no-op once the database has them) and the
-        HNSW persistence switch, which is a setting of the connection."""
+    def _prepare(self, connection: duckdb.DuckDBPyConnection) -> None:
+        """Every connection: the extensions (a no-op once the database has them), the HNSW
+        persistence switch and the search width, which are settings of the connection."""
         for name in EXTENSIONS:
             connection.execute(f"LOAD '{extension_path(name)}'")
         connection.execute("SET hnsw_enable_experimental_persistence = true")
+        connection.execute(f"SET hnsw_ef_search = {int(self.hnsw.ef_search)}")
 
     def _cursor(self) -> duckdb.DuckDBPyConnection:
         """This thread's connection to the index (connections are not shared by threads)."""
@@ -242,6 +281,7 @@ class ChunkIndex:
             except BaseException:
                 cursor.execute("ROLLBACK")
                 raise
+            self._counted_stale()
 
     async def remove(self, vector_store_id: str | None, file_id: str | None) -> None:
         """Drops the chunks of a file in a store, of a store, or of a file everywhere."""
@@ -260,9 +300,27 @@ class ChunkIndex:
         def run() -> None:
             with self._write_lock:
                 self._cursor().execute(sql, args)
+                self._counted_stale()
 
         await self._run(run)
         self._changed()
+
+    def _counted_stale(self) -> None:
+        """After a committed write: the per-store counts must be read again."""
+        self._writes += 1
+        self._sizes = None
+
+    def _store_sizes(self, cursor: duckdb.DuckDBPyConnection) -> dict[str, int]:
+        sizes = self._sizes
+        if sizes is None:
+            seen = self._writes
+            rows = cursor.execute(
+                "SELECT vector_store_id, count(*) FROM chunks GROUP BY vector_store_id"
+            ).fetchall()
+            sizes = {store: int(n) for store, n in rows}
+            if seen == self._writes:  # no write committed meanwhile: the counts hold
+                self._sizes = sizes
+        return sizes
 
     def _changed(self) -> None:
         """Schedules the BM25 snapshot's rebuild (and the HNSW build, once large enough)."""
@@ -289,15 +347,22 @@ class ChunkIndex:
                         "PRAGMA create_fts_index('chunks', 'id', 'text', overwrite = 1, "
                         "stemmer = 'english', stopwords = 'english')"
                     )
+                    rows = cursor.execute(
+                        "SELECT chunks.vector_store_id, count(*), sum(docs.len) "
+                        "FROM fts_main_chunks.docs AS docs JOIN chunks ON chunks.id = docs.name "
+                        "GROUP BY chunks.vector_store_id"
+                    ).fetchall()
+                    self._lengths = {store: (int(n), int(total)) for store, n, total in rows}
                 self._fts_ready = True
                 log.debug("BM25 index rebuilt in %.3f s", time.perf_counter() - started)
             if not self._hnsw:
-                count = cursor.execute("SELECT count(*) FROM chunks").fetchone()[0]  # type: ignore[index]
+                count = sum(self._store_sizes(cursor).values())
                 if count >= self.hnsw_threshold:
                     started = time.perf_counter()
                     cursor.execute(
-                        "CREATE INDEX chunks_hnsw ON chunks USING HNSW (embedding) "
-                        "WITH (metric = 'cosine')"
+                        "CREATE INDEX chunks_hnsw ON chunks USING HNSW (embedding) WITH "
+                        f"(metric = 'cosine', m = {int(self.hnsw.m)}, "
+                        f"ef_construction = {int(self.hnsw.ef_construction)})"
                     )
                     self._hnsw = True
                     log.info(
@@ -362,10 +427,8 @@ class ChunkIndex:
         return [(int(i), float(s)) for i, s in rows]
 
     def _large(self, cursor: duckdb.DuckDBPyConnection, store_ids: list[str]) -> bool:
-        count = cursor.execute(
-            "SELECT count(*) FROM chunks WHERE list_contains(?, vector_store_id)", [store_ids]
-        ).fetchone()[0]  # type: ignore[index]
-        return bool(count >= self.hnsw_threshold)
+        sizes = self._store_sizes(cursor)
+        return sum(sizes.get(store, 0) for store in set(store_ids)) >= self.hnsw_threshold
 
     async def keyword(
         self, vector_store_ids: Sequence[str], where: str, args: list[Any], query: str, k: int
@@ -380,7 +443,9 @@ class ChunkIndex:
     ) -> list[tuple[int, float]]:
         # BM25 (k1 = 1.2, b = 0.75) as fts's match_bm25 computes it, but set-based: only the
         # postings of the query's terms are read, where match_bm25 is evaluated once per row
-        # of the table (~1 s a query at 100k chunks).
+        # of the table (~1 s a query at 100k chunks). Its statistics (documents, their mean
+        # length, each term's document frequency) are those of the stores searched, not of
+        # the whole index: another store's files must not change how this one's rank.
         sql = f"""
             WITH tokens AS (
                 SELECT DISTINCT stem(unnest(fts_main_chunks.tokenize(?)), 'english') AS term
@@ -390,27 +455,36 @@ class ChunkIndex:
                 FROM fts_main_chunks.terms AS terms
                 JOIN fts_main_chunks.dict AS dict ON dict.termid = terms.termid
                 JOIN tokens ON tokens.term = dict.term
+                JOIN fts_main_chunks.docs AS docs ON docs.docid = terms.docid
+                JOIN chunks ON chunks.id = docs.name
+                WHERE list_contains(?, chunks.vector_store_id)
                 GROUP BY terms.docid, terms.termid
             ),
-            stats AS (SELECT num_docs, avgdl FROM fts_main_chunks.stats),
+            frequencies AS (SELECT termid, count(*) AS df FROM postings GROUP BY termid),
             scores AS (
                 SELECT docs.name AS id, sum(
-                    log((stats.num_docs - dict.df + 0.5) / (dict.df + 0.5) + 1)
+                    log((? - frequencies.df + 0.5) / (frequencies.df + 0.5) + 1)
                     * postings.tf * 2.2
-                    / (postings.tf + 1.2 * (0.25 + 0.75 * docs.len / stats.avgdl))
+                    / (postings.tf + 1.2 * (0.25 + 0.75 * docs.len / ?))
                 ) AS score
                 FROM postings
-                JOIN fts_main_chunks.dict AS dict ON dict.termid = postings.termid
+                JOIN frequencies ON frequencies.termid = postings.termid
                 JOIN fts_main_chunks.docs AS docs ON docs.docid = postings.docid
-                CROSS JOIN stats
                 GROUP BY docs.name
             )
             SELECT scores.id, scores.score FROM scores JOIN chunks ON chunks.id = scores.id
-            WHERE list_contains(?, chunks.vector_store_id) AND ({where})
+            WHERE ({where})
             ORDER BY scores.score DESC LIMIT {k}
         """
         with self._fts_lock:  # not while the rebuild replaces these tables
-            rows = self._cursor().execute(sql, [query, store_ids, *args]).fetchall()
+            found = [self._lengths.get(store, (0, 0)) for store in set(store_ids)]
+            documents = sum(n for n, _ in found)
+            mean_length = sum(total for _, total in found) / max(documents, 1) or 1.0
+            rows = (
+                self._cursor()
+                .execute(sql, [query, store_ids, documents, mean_length, *args])
+                .fetchall()
+            )
         return [(int(i), float(s)) for i, s in rows]
 
     async def rows(self, ids: Sequence[int]) -> dict[int, Row]:

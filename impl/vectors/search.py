@@ -11,10 +11,12 @@ stores and the `filters` (comparison and compound filters over file attributes, 
 SQL here; nothing is filtered in Python): the chunks nearest the query's embedding (cosine
 similarity) and the best BM25 keyword matches. The legs are fused by weighted reciprocal rank
 fusion, `w_e / (60 + rank_e) + w_t / (60 + rank_t)`, with `ranking_options.hybrid_search`'s
-weights (1 and 1 by default). A hit's `score`, in [0, 1], is that sum divided by the best
-possible one, `(w_e + w_t) / 61`: 1 for a chunk first by both measures. With the ranker
-`none`, only the vector leg runs and the score is the cosine similarity. Hits scoring below
-`score_threshold` are dropped. Several queries fuse all their legs the same way.
+weights (1 and 1 by default; the file_search tool's field, which OpenAI's search endpoint
+lacks). A hit's `score`, in [0, 1], is that sum divided by the best possible one,
+`(w_e + w_t) / 61`: 1 for a chunk first by both measures. A weight of 0 leaves its leg out:
+text weight 0 is vector search, embedding weight 0 keyword search. With the ranker `none`,
+or text weight 0, only the vector leg runs and the score is the cosine similarity. Hits
+scoring below `score_threshold` are dropped. Several queries fuse all their legs the same way.
 """
 
 from __future__ import annotations
@@ -24,8 +26,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from openresponses.errors import invalid
+from openresponses.errors import APIError, invalid
 from openresponses.generated import openai_models as m
+from openresponses.store.objects import ObjectStore
 from openresponses.vectors.embedders import Embedder
 from openresponses.vectors.index import ChunkIndex
 
@@ -173,10 +176,58 @@ def _as_filter(child: Any) -> Filter:
 # --- search ----------------------------------------------------------------------------------
 
 
+def fusion_weights(
+    ranking_options: RankingOptions | None, param: str = "ranking_options.hybrid_search"
+) -> tuple[float, float]:
+    """(embedding weight, text weight) of `ranking_options.hybrid_search`, 1 and 1 without
+    it. Weights scale reciprocal ranks, so a negative one would rank a match below no
+    match, and two zeros leave nothing to rank by: both are the client's error."""
+    hybrid = getattr(ranking_options, "hybrid_search", None)
+    if hybrid is None:
+        return 1.0, 1.0
+    weights = (hybrid.embedding_weight, hybrid.text_weight)
+    if min(weights) < 0 or max(weights) == 0:
+        raise invalid(
+            "hybrid_search weights must not be negative, and one must be above 0.",
+            param=param,
+            code="invalid_value",
+        )
+    return weights
+
+
+def expired(store_id: str, param: str) -> APIError:
+    """The error for searching (or adding to) an expired store. OpenAI documents only that
+    runs on an expired store fail; a 400 that names the store says why and what to do."""
+    return invalid(
+        f"Vector store '{store_id}' has expired; create a new vector store with its files.",
+        param=param,
+        code="vector_store_expired",
+    )
+
+
 class Searcher:
-    def __init__(self, index: ChunkIndex, embedder: Embedder) -> None:
+    def __init__(
+        self, index: ChunkIndex, embedder: Embedder, objects: ObjectStore | None = None
+    ) -> None:
         self.index = index
         self.embedder = embedder
+        self.objects = objects
+        """Where stores' expiry is read (None: no store expires, as in benchmarks)."""
+
+    async def mark_active(self, store_ids: Sequence[str]) -> None:
+        """Searched stores are active: `expires_after` counts from their last activity."""
+        if self.objects is not None:
+            await self.objects.touch(store_ids)
+
+    async def refuse_expired(self, store_ids: Sequence[str], param: str) -> None:
+        """Raises `expired` for the first of the stores that has expired. Unknown stores
+        pass: they hold nothing to find."""
+        if self.objects is None:
+            return
+        for store_id in store_ids:
+            store = await self.objects.get_vector_store(store_id)
+            if store is not None and store.status == "expired":
+                raise expired(store_id, param)
 
     async def search(
         self,
@@ -193,17 +244,22 @@ class Searcher:
             raise invalid("The search query must not be empty.", param="query")
         where, args = compile_filter(filters)
         ranker = ranking_options.ranker if ranking_options else None
-        hybrid = getattr(ranking_options, "hybrid_search", None)
-        weight_e = hybrid.embedding_weight if hybrid else 1.0
-        weight_t = hybrid.text_weight if hybrid else 1.0
+        weight_e, weight_t = fusion_weights(ranking_options)
         threshold = (ranking_options.score_threshold if ranking_options else None) or 0.0
         keywords = ranker != "none" and weight_t > 0
+        # A zero embedding weight asks for keyword order alone: the vector leg would only
+        # add chunks that match no term, at score 0.
+        semantic = not keywords or weight_e > 0
         depth = max(max_num_results * 2, 20)  # fusion needs more than the final count
 
-        vectors = (await self.embedder.embed(queries)).vectors
+        vectors = (await self.embedder.embed(queries)).vectors if semantic else None
         scores: dict[int, float] = {}
-        for text, vector in zip(queries, vectors, strict=True):
-            near = await self.index.nearest(store_ids, where, args, vector, depth)
+        for number, text in enumerate(queries):
+            near = (
+                await self.index.nearest(store_ids, where, args, vectors[number], depth)
+                if vectors is not None
+                else []
+            )
             if not keywords:
                 for chunk_id, similarity in near:
                     scores[chunk_id] = max(scores.get(chunk_id, 0.0), max(0.0, similarity))
