@@ -170,7 +170,7 @@ def test_hybrid_search_weights_all_zero_or_negative_are_a_400(
     model = upstream.script(Text("never asked"))
     tool = {
         "type": "file_search",
-        "vector_store_ids": ["vs_any"],
+        "vector_store_ids": [store_with(client, {"any.txt": "anything"})],
         "ranking_options": {"hybrid_search": weights},
     }
 
@@ -182,6 +182,25 @@ def test_hybrid_search_weights_all_zero_or_negative_are_a_400(
         "type": "invalid_request_error",
         "param": "tools[0].ranking_options.hybrid_search",
         "code": "invalid_value",
+    }
+    assert upstream.requests(model) == []
+
+
+def test_file_search_of_an_unknown_store_is_a_404_before_the_model_runs(
+    client: openai.OpenAI, upstream: ScriptedUpstream
+) -> None:
+    live = store_with(client, {"live.txt": "still here"})
+    model = upstream.script(Text("never asked"))
+    tool = {"type": "file_search", "vector_store_ids": [live, "vs_mistyped"]}
+
+    with pytest.raises(openai.NotFoundError) as caught:
+        client.responses.create(model=model, input="Hi", tools=[tool])  # type: ignore[list-item]
+
+    assert caught.value.body == {
+        "message": "No vector store found with id 'vs_mistyped'.",
+        "type": "invalid_request_error",
+        "param": "tools[0].vector_store_ids",
+        "code": "vector_store_not_found",
     }
     assert upstream.requests(model) == []
 

@@ -19,7 +19,7 @@ from openresponses.errors import invalid, not_found
 from openresponses.generated import openai_models as m
 from openresponses.store.objects import StoreFile, Window
 from openresponses.vectors import chunking
-from openresponses.vectors.search import expired, rewrite
+from openresponses.vectors.search import expired, missing, rewrite
 
 Order = Literal["asc", "desc"]
 
@@ -34,11 +34,7 @@ def _dump(model: Any) -> dict[str, Any]:
 
 
 def _missing_store(store_id: str) -> Exception:
-    return not_found(
-        f"No vector store found with id '{store_id}'.",
-        param="vector_store_id",
-        code="vector_store_not_found",
-    )
+    return missing(store_id, param="vector_store_id")
 
 
 async def _store(found: Services, store_id: str) -> m.VectorStoreObject:

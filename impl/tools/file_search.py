@@ -59,9 +59,8 @@ class FileSearch:
         """What the model read for each call of this response, by item id."""
 
     async def check(self, *, allow_private: bool) -> None:
-        """An expired store is the client's error, before the model runs (unknown stores
-        pass: they hold nothing to find)."""
-        await self.searcher.refuse_expired(self.spec.vector_store_ids, self.param)
+        """An unknown or expired store is the client's error, before the model runs."""
+        await self.searcher.refuse_unusable(self.spec.vector_store_ids, self.param)
 
     async def prepare(self, history: Sequence[Any]) -> list[Any]:
         return []
@@ -96,8 +95,8 @@ class FileSearch:
 
     async def run(self, item: m.FileSearchToolCall) -> m.FileSearchToolCall:
         try:
-            # Again: a store may expire while the response runs, and must not be searched.
-            await self.searcher.refuse_expired(self.spec.vector_store_ids, self.param)
+            # Again: a store may expire (or be deleted) while the response runs.
+            await self.searcher.refuse_unusable(self.spec.vector_store_ids, self.param)
             hits = await self.searcher.search(
                 self.spec.vector_store_ids,
                 item.queries,
@@ -105,7 +104,7 @@ class FileSearch:
                 filters=self.spec.filters,
                 ranking_options=self.spec.ranking_options,
             )
-        except APIError as exc:  # an empty query, a bad filter, an expired store: the model
+        except APIError as exc:  # an empty query, a bad filter, a store gone: the model
             # reads why, and may try again or tell the user
             self.results[item.id] = f"Error: {exc.message}"
             return item.model_copy(update={"status": "failed"})

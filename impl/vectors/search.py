@@ -26,7 +26,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from openresponses.errors import APIError, invalid
+from openresponses.errors import APIError, invalid, not_found
 from openresponses.generated import openai_models as m
 from openresponses.store.objects import ObjectStore
 from openresponses.vectors.embedders import Embedder
@@ -195,6 +195,13 @@ def fusion_weights(
     return weights
 
 
+def missing(store_id: str, param: str) -> APIError:
+    """The error for a vector store id that names no store."""
+    return not_found(
+        f"No vector store found with id '{store_id}'.", param=param, code="vector_store_not_found"
+    )
+
+
 def expired(store_id: str, param: str) -> APIError:
     """The error for searching (or adding to) an expired store. OpenAI documents only that
     runs on an expired store fail; a 400 that names the store says why and what to do."""
@@ -219,14 +226,16 @@ class Searcher:
         if self.objects is not None:
             await self.objects.touch(store_ids)
 
-    async def refuse_expired(self, store_ids: Sequence[str], param: str) -> None:
-        """Raises `expired` for the first of the stores that has expired. Unknown stores
-        pass: they hold nothing to find."""
+    async def refuse_unusable(self, store_ids: Sequence[str], param: str) -> None:
+        """Raises for the first of the stores that does not exist (`missing`: a mistyped id
+        would otherwise find nothing, silently) or has expired (`expired`)."""
         if self.objects is None:
             return
         for store_id in store_ids:
             store = await self.objects.get_vector_store(store_id)
-            if store is not None and store.status == "expired":
+            if store is None:
+                raise missing(store_id, param)
+            if store.status == "expired":
                 raise expired(store_id, param)
 
     async def search(
