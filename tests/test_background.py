@@ -121,38 +121,6 @@ def test_resuming_without_starting_after_replays_the_stream_from_the_start(
     assert _text(events) == "replayed"
 
 
-def test_cancel_returns_the_cancelled_response_and_a_stream_ends_with_response_cancelled(
-    client: openai.OpenAI, upstream: ScriptedUpstream
-) -> None:
-    model = upstream.script(Text("y" * 200, **SLOW))
-    with client.responses.create(model=model, input="Hi", background=True, stream=True) as stream:
-        events = []
-        for event in stream:
-            events.append(event)
-            if event.type == "response.output_text.delta":
-                break
-        response_id = events[0].response.id
-        began = time.monotonic()
-        cancelled = client.responses.cancel(response_id)
-        events += list(stream)
-
-    assert time.monotonic() - began < 5, "the cancel waited for the model to finish"
-    assert cancelled.id == response_id
-    assert cancelled.status == "cancelled"
-    assert cancelled.background is True
-    [message] = cancelled.output
-    assert message.status == "incomplete"
-    assert 0 < len(message.content[0].text) < 200
-    assert [e.type for e in events[-4:]] == [
-        "response.output_text.done",
-        "response.content_part.done",
-        "response.output_item.done",
-        "response.cancelled",
-    ]
-    assert [e.sequence_number for e in events] == list(range(len(events)))
-    assert client.responses.retrieve(response_id).status == "cancelled"
-
-
 def test_cancelling_twice_returns_the_same_cancelled_response(
     client: openai.OpenAI, upstream: ScriptedUpstream
 ) -> None:
@@ -201,12 +169,18 @@ def test_cancelling_a_completed_foreground_response_is_a_400(
     }
 
 
-@pytest.mark.parametrize("store", [True, False])
-def test_a_foreground_stream_cancelled_in_flight_ends_with_response_cancelled(
-    client: openai.OpenAI, upstream: ScriptedUpstream, store: bool
+@pytest.mark.parametrize(
+    ("background", "store"),
+    [(True, True), (False, True), (False, False)],
+    ids=["background", "foreground", "foreground not stored"],
+)
+def test_a_stream_cancelled_in_flight_returns_the_response_and_ends_with_response_cancelled(
+    client: openai.OpenAI, upstream: ScriptedUpstream, background: bool, store: bool
 ) -> None:
     model = upstream.script(Text("w" * 200, **SLOW))
-    with client.responses.create(model=model, input="Hi", stream=True, store=store) as stream:
+    with client.responses.create(
+        model=model, input="Hi", stream=True, background=background, store=store
+    ) as stream:
         events = []
         for event in stream:
             events.append(event)
@@ -220,7 +194,7 @@ def test_a_foreground_stream_cancelled_in_flight_ends_with_response_cancelled(
     assert time.monotonic() - began < 5, "the cancel waited for the model to finish"
     assert cancelled.id == response_id
     assert cancelled.status == "cancelled"
-    assert cancelled.background is False
+    assert cancelled.background is background
     [message] = cancelled.output
     assert message.status == "incomplete"
     assert 0 < len(message.content[0].text) < 200
@@ -237,11 +211,14 @@ def test_a_foreground_stream_cancelled_in_flight_ends_with_response_cancelled(
     assert [e.sequence_number for e in events] == list(range(len(events)))
 
 
-def test_a_cancelled_foreground_stream_is_stored_cancelled(
-    client: openai.OpenAI, upstream: ScriptedUpstream
+@pytest.mark.parametrize("background", [True, False])
+def test_a_cancelled_stream_is_stored_cancelled(
+    client: openai.OpenAI, upstream: ScriptedUpstream, background: bool
 ) -> None:
     model = upstream.script(Text("v" * 200, **SLOW))
-    with client.responses.create(model=model, input="Hi", stream=True) as stream:
+    with client.responses.create(
+        model=model, input="Hi", stream=True, background=background
+    ) as stream:
         response_id = next(iter(stream)).response.id
         cancelled = client.responses.cancel(response_id)
 
