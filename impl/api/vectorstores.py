@@ -19,7 +19,7 @@ from openresponses.errors import invalid, not_found
 from openresponses.generated import openai_models as m
 from openresponses.store.objects import StoreFile, Window
 from openresponses.vectors import chunking
-from openresponses.vectors.search import expired, missing, rewrite
+from openresponses.vectors.search import missing, rewrite, usable_store
 
 Order = Literal["asc", "desc"]
 
@@ -47,10 +47,7 @@ async def _store(found: Services, store_id: str) -> m.VectorStoreObject:
 async def _live_store(found: Services, store_id: str) -> m.VectorStoreObject:
     """A store that has not expired: searching or adding files would mark an expired store
     active, and so bring it back."""
-    store = await _store(found, store_id)
-    if store.status == "expired":
-        raise expired(store_id, param="vector_store_id")
-    return store
+    return await usable_store(found.objects, store_id, param="vector_store_id")
 
 
 async def _store_file(found: Services, store_id: str, file_id: str) -> StoreFile:

@@ -45,15 +45,12 @@ class FileSearch:
     ) -> None:
         if services.searcher is None:  # pragma: no cover - every server has one
             raise invalid("file_search is not available on this server.", param=f"tools[{index}]")
+        self.param = f"tools[{index}].vector_store_ids"
         if not spec.vector_store_ids:
-            raise invalid(
-                "file_search needs at least one vector store id.",
-                param=f"tools[{index}].vector_store_ids",
-            )
+            raise invalid("file_search needs at least one vector store id.", param=self.param)
         fusion_weights(spec.ranking_options, f"tools[{index}].ranking_options.hybrid_search")
         self.searcher: Searcher = services.searcher
         self.spec = spec
-        self.param = f"tools[{index}].vector_store_ids"
         self.citations = citations
         self.results: dict[str, str] = {}
         """What the model read for each call of this response, by item id."""

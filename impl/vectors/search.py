@@ -212,6 +212,16 @@ def expired(store_id: str, param: str) -> APIError:
     )
 
 
+async def usable_store(objects: ObjectStore, store_id: str, param: str) -> m.VectorStoreObject:
+    """The store, when it exists and has not expired; else the error that says which."""
+    store = await objects.get_vector_store(store_id)
+    if store is None:
+        raise missing(store_id, param)
+    if store.status == "expired":
+        raise expired(store_id, param)
+    return store
+
+
 class Searcher:
     def __init__(
         self, index: ChunkIndex, embedder: Embedder, objects: ObjectStore | None = None
@@ -232,11 +242,7 @@ class Searcher:
         if self.objects is None:
             return
         for store_id in store_ids:
-            store = await self.objects.get_vector_store(store_id)
-            if store is None:
-                raise missing(store_id, param)
-            if store.status == "expired":
-                raise expired(store_id, param)
+            await usable_store(self.objects, store_id, param)
 
     async def search(
         self,
