@@ -3,38 +3,28 @@
 Connexion reads the generated OpenAPI 3.0 rendering of `spec/openapi.yaml` (as a loaded dict,
 because connexion would otherwise render the YAML through Jinja2, and OpenAI's text contains
 `{{…}}`), validates path and query parameters, and resolves each operationId through the
-generated operations table. Request bodies are validated by the handlers with the generated
-pydantic models (see api/common.py). Every error leaves in OpenAI's error shape.
+generated operations table (routing.py: which of connexion's per-request work is kept).
+Request bodies are validated by the handlers with the generated pydantic models (see
+api/common.py). Every error leaves in OpenAI's error shape.
 """
 
 from __future__ import annotations
 
-import inspect
 import json
 import logging
-from collections.abc import AsyncIterator, MutableMapping
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from importlib import import_module, resources
 from typing import Any
 
 from connexion import AsyncApp
-from connexion.apps.asynchronous import AsyncApi, AsyncOperation
-from connexion.datastructures import MediaTypeDict
 from connexion.exceptions import ProblemException
 from connexion.lifecycle import ConnexionRequest, ConnexionResponse
-from connexion.middleware.context import ContextMiddleware
-from connexion.middleware.exceptions import ExceptionMiddleware
-from connexion.middleware.lifespan import LifespanMiddleware
-from connexion.middleware.request_validation import RequestValidationMiddleware
-from connexion.middleware.routing import RoutingMiddleware
-from connexion.middleware.server_error import ServerErrorMiddleware
 from connexion.resolver import Resolver
-from connexion.validators import VALIDATOR_MAP
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from openresponses.api import websocket
-from openresponses.auth import ApiKeyMiddleware
 from openresponses.config import Settings
 from openresponses.core import compaction, tokens
 from openresponses.core.attachments import Attachments
@@ -43,10 +33,10 @@ from openresponses.core.dialects import Dialect, error_body, select
 from openresponses.core.runner import Services
 from openresponses.errors import APIError, ErrorKind
 from openresponses.files.blobs import Blobs
-from openresponses.files.limits import UploadLimitMiddleware
 from openresponses.generated.operations import OPERATIONS
 from openresponses.providers import http
 from openresponses.providers.registry import Registry
+from openresponses.routing import MIDDLEWARES, VALIDATORS, OperationsApi
 from openresponses.store import duckdb_url, open_store, single_process
 from openresponses.store.objects import ObjectStore
 from openresponses.store.sql import create_store_engine
@@ -73,20 +63,6 @@ _STATUS_KIND = {
 }
 
 
-# connexion's stack without Swagger UI (not installed), connexion's security (the server
-# checks its own keys, if any, in ApiKeyMiddleware), or response validation (tests do that).
-MIDDLEWARES = [
-    ServerErrorMiddleware,
-    ExceptionMiddleware,
-    ApiKeyMiddleware,
-    UploadLimitMiddleware,
-    RoutingMiddleware,
-    RequestValidationMiddleware,
-    LifespanMiddleware,
-    ContextMiddleware,
-]
-
-
 def load_spec() -> dict[str, Any]:
     text = resources.files("openresponses.generated").joinpath("openapi.json").read_text("utf-8")
     spec: dict[str, Any] = json.loads(text)
@@ -96,47 +72,6 @@ def load_spec() -> dict[str, Any]:
 def _resolve(operation_id: str) -> Any:
     module, function = OPERATIONS[operation_id].handler.rsplit(".", 1)
     return getattr(import_module(f"openresponses.api.{module}"), function)
-
-
-class _Operation(AsyncOperation):
-    """connexion's operation, without its per-request work where a handler does not need it.
-
-    connexion decorates the handler anew on every request (inspecting its signature, mapping
-    request parameters to arguments, converting what it returns): about a quarter of a small
-    request's CPU. Handlers without parameters read the request themselves and return a
-    Starlette response (see api/common.py), so they are called directly; the others are
-    decorated once, not per request.
-    """
-
-    def __init__(self, fn: Any, *args: Any, **kwargs: Any) -> None:
-        super().__init__(fn, *args, **kwargs)
-        self._direct = not inspect.signature(fn).parameters
-        self._decorated = super().fn
-
-    @property
-    def fn(self) -> Any:
-        return self._decorated
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> Any:
-        response = await (self._fn() if self._direct else self._decorated())
-        return await response(scope, receive, send)
-
-
-class _Api(AsyncApi):
-    def make_operation(self, operation: Any) -> AsyncOperation:
-        return _Operation.from_operation(
-            operation, pythonic_params=self.pythonic_params, jsonifier=self.jsonifier
-        )
-
-
-class _UnvalidatedBody:
-    """Connexion body validator that lets the body through; handlers validate it (see above)."""
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        pass
-
-    async def wrap_receive(self, receive: Any, *, scope: MutableMapping[str, Any]) -> Any:
-        return receive, scope
 
 
 def _dialect(request: ConnexionRequest) -> Dialect:
@@ -301,10 +236,8 @@ def create_app(settings: Settings) -> ASGIApp:
                 await objects.close()
                 await store.close()
 
-    validators = dict(VALIDATOR_MAP)
-    validators["body"] = MediaTypeDict({"*/*": _UnvalidatedBody})
-    app = AsyncApp(__name__, lifespan=lifespan, validator_map=validators, middlewares=MIDDLEWARES)
-    app._middleware_app.api_cls = _Api  # connexion has no argument for its operation class
+    app = AsyncApp(__name__, lifespan=lifespan, validator_map=VALIDATORS, middlewares=MIDDLEWARES)
+    app._middleware_app.api_cls = OperationsApi
     app.add_api(
         load_spec(),
         resolver=Resolver(_resolve),

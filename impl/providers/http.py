@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import aiohttp
+import orjson
 
 from openresponses.config import ProviderConfig
 from openresponses.errors import ErrorKind
@@ -158,10 +159,14 @@ class Upstream:
         self, method: str, url: str, headers: Mapping[str, str], body: dict[str, Any] | None
     ) -> aiohttp.ClientResponse:
         """The first successful answer (status < 400), its body unread; the caller releases it."""
+        payload = None
+        if body is not None:  # orjson: aiohttp's `json=` encodes with the slower json module
+            payload = orjson.dumps(body)
+            headers = {**headers, "Content-Type": "application/json"}
         for attempt in itertools.count():
             try:
                 response = await self.client.request(
-                    method, url, json=body, headers=headers, **self._options()
+                    method, url, data=payload, headers=headers, **self._options()
                 )
             except aiohttp.ClientConnectorError as exc:  # nothing reached the server
                 wait = self._wait(attempt, None)
@@ -199,7 +204,7 @@ class Upstream:
         finally:
             response.release()
         try:
-            data = json.loads(raw)
+            data = orjson.loads(raw)
         except ValueError as exc:
             raise ProviderError(f"{self.name} answered with a body that is not JSON") from exc
         if not isinstance(data, dict):
@@ -318,7 +323,7 @@ async def sse_json(
                 yield DONE
                 continue
             try:
-                event = json.loads(data)
+                event = orjson.loads(data)
             except ValueError as exc:
                 raise ProviderError(f"{provider} sent a stream event that is not JSON") from exc
             if not isinstance(event, dict):
