@@ -6,11 +6,13 @@ as they are): the models are the schema.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any, Literal
 
 from pydantic import BaseModel, TypeAdapter
 
-from openresponses.core.items import ITEM_RESOURCE, OUTPUT_ITEM
+from openresponses.core.items import ITEM_RESOURCE, OUTPUT_ITEM, item_id
+from openresponses.store.base import StoredResponse
 
 Role = Literal["input", "output"]
 
@@ -32,3 +34,48 @@ def dump(model: BaseModel) -> str:
 def load_item(role: str, body: str) -> Any:
     """An item saved from a list of `role` (input items, or a response's output)."""
     return _ADAPTERS[role].validate_json(body)
+
+
+@dataclass(frozen=True)
+class Encoded:
+    """A stored response as its rows hold it, every model serialized exactly once.
+
+    A save is written twice, to the journal and then to the tables, and the response's body
+    contains its output items, which have rows of their own: dumped naively, each model was
+    serialized two or three times per save. Here the output items are dumped once and the
+    response's body is assembled around them.
+    """
+
+    id: str
+    created_at: int
+    status: str | None
+    model: str | None
+    previous_response_id: str | None
+    body: str
+    inputs: list[tuple[str, str]]
+    """(item id, JSON) of each input item, in order."""
+    outputs: list[tuple[str, str]]
+
+    def journal_line(self) -> bytes:
+        """One JSON line: `{"response": …, "input_items": [...]}`."""
+        inputs = ",".join(body for _, body in self.inputs)
+        return f'{{"response":{self.body},"input_items":[{inputs}]}}\n'.encode()
+
+
+def encode(record: StoredResponse) -> Encoded:
+    response = record.response
+    outputs = [(item_id(item), dump(item)) for item in response.output]
+    rest = response.model_dump_json(by_alias=True, exclude_unset=True, exclude={"output"})
+    # `rest` is an object with an id, never empty. The output goes last: key order means
+    # nothing to the model that reads the body back.
+    listed = ",".join(body for _, body in outputs)
+    return Encoded(
+        id=response.id,
+        created_at=response.created_at,
+        status=response.status,
+        model=response.model,
+        previous_response_id=response.previous_response_id,
+        body=f'{rest[:-1]},"output":[{listed}]}}',
+        inputs=[(item_id(item), dump(item)) for item in record.input_items],
+        outputs=outputs,
+    )

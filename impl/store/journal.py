@@ -35,6 +35,7 @@ from typing import Any, Literal, Protocol
 from openresponses.core.items import ITEM_RESOURCE
 from openresponses.generated.openai_models import Response
 from openresponses.store.base import Conversations, ItemPage, Store, StoredResponse
+from openresponses.store.codec import Encoded, encode
 
 log = logging.getLogger("openresponses.store")
 
@@ -51,16 +52,8 @@ database current (`context`, `input_items`…) cut the wait short, so they never
 
 
 class BatchStore(Store, Protocol):
-    async def save_many(self, records: Sequence[StoredResponse]) -> None:
+    async def save_many(self, records: Sequence[Encoded]) -> None:
         """Apply all `records` in one transaction, in order (a later one replaces an earlier)."""
-
-
-def _line(record: StoredResponse) -> bytes:
-    response = record.response.model_dump_json(by_alias=True, exclude_unset=True)
-    items = ",".join(
-        i.model_dump_json(by_alias=True, exclude_unset=True) for i in record.input_items
-    )
-    return f'{{"response":{response},"input_items":[{items}]}}\n'.encode()
 
 
 def _record(line: bytes) -> StoredResponse:
@@ -89,8 +82,9 @@ class JournaledStore:
         self._inner = inner
         self._directory = directory
         self._fsync = fsync
-        self._pending: dict[str, StoredResponse] = {}  # saved, not yet applied: newest wins
-        self._queue: list[StoredResponse] = []
+        # Saved, not yet applied (newest wins): the record, and what is queued for the tables.
+        self._pending: dict[str, tuple[StoredResponse, Encoded]] = {}
+        self._queue: list[Encoded] = []
         self._segment_number = 0
         self._segment: int | None = None  # file descriptor of the open segment
         self._wake = asyncio.Event()
@@ -107,7 +101,7 @@ class JournaledStore:
         for path in self._segments():
             records = await asyncio.to_thread(read_segment, path)
             if records:
-                await self._inner.save_many(records)
+                await self._inner.save_many([encode(r) for r in records])
                 log.info("replayed %d journaled response(s) from %s", len(records), path.name)
             path.unlink()
         self._open_segment()
@@ -143,11 +137,12 @@ class JournaledStore:
 
     async def save(self, record: StoredResponse) -> None:
         assert self._segment is not None, "JournaledStore.start() was not awaited"
-        os.write(self._segment, _line(record))
+        encoded = encode(record)
+        os.write(self._segment, encoded.journal_line())
         if self._fsync:
             await asyncio.to_thread(os.fsync, self._segment)
-        self._pending[record.response.id] = record
-        self._queue.append(record)
+        self._pending[record.response.id] = (record, encoded)
+        self._queue.append(encoded)
         self._idle.clear()
         self._wake.set()
 
@@ -172,9 +167,10 @@ class JournaledStore:
                     await asyncio.sleep(_RETRY_SECONDS)
             if applied is not None:
                 applied.unlink(missing_ok=True)
-            for record in batch:
-                if self._pending.get(record.response.id) is record:
-                    del self._pending[record.response.id]
+            for encoded in batch:
+                pending = self._pending.get(encoded.id)
+                if pending is not None and pending[1] is encoded:
+                    del self._pending[encoded.id]
             if not self._queue:
                 self._idle.set()
 
@@ -189,7 +185,7 @@ class JournaledStore:
     async def get(self, response_id: str) -> StoredResponse | None:
         pending = self._pending.get(response_id)
         if pending is not None:
-            return pending
+            return pending[0]
         return await self._inner.get(response_id)
 
     async def delete(self, response_id: str) -> bool:

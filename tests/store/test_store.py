@@ -22,6 +22,7 @@ from openresponses.core.items import new_id
 from openresponses.generated import openai_models as m
 from openresponses.store import duckdb_url, open_store
 from openresponses.store.base import Store, StoredResponse
+from openresponses.store.codec import encode
 from openresponses.store.migrations import MIGRATIONS, migrate
 from openresponses.store.sql import SqlStore, create_store_engine
 
@@ -179,7 +180,7 @@ def test_save_many_keeps_the_last_record_of_a_response(store: SqlStore) -> None:
     )
     other = record()
 
-    run(store.save_many([first, other, last]))
+    run(store.save_many([encode(r) for r in (first, other, last)]))
 
     assert run(store.get(first.response.id)) == last
     assert run(store.get(other.response.id)) == other
