@@ -5,7 +5,8 @@
 A small asyncio upstream on loopback answers chat completions with a canned reply (after
 `--delay-ms`, to imitate a model's latency). The same load generator then measures, side by
 side, the upstream called directly and the gateway in front of it (stored and `store: false`,
-streaming and not). The machine is noisy, so only ratios within one run mean anything.
+streaming and not, and chains of ten stored responses linked by `previous_response_id`, as an
+agent's turns are). The machine is noisy, so only ratios within one run mean anything.
 
 Targets (issue 2): p50 overhead <= 1 ms at concurrency 1; throughput >= 80 % of direct at
 concurrency 16.
@@ -15,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import itertools
 import json
 import os
 import statistics
@@ -136,7 +138,8 @@ class Connection:
         self.reader: asyncio.StreamReader | None = None
         self.writer: asyncio.StreamWriter | None = None
 
-    async def post(self, path: str, body: bytes) -> int:
+    async def post(self, path: str, body: bytes) -> tuple[int, bytes]:
+        """The status and, unless the answer was chunked (a stream), the body."""
         if self.writer is None:
             self.reader, self.writer = await asyncio.open_connection("127.0.0.1", self.port)
         assert self.reader is not None
@@ -153,11 +156,9 @@ class Connection:
                 size = int((await self.reader.readuntil(b"\r\n")).strip(), 16)
                 await self.reader.readexactly(size + 2)
                 if size == 0:
-                    break
-        else:
-            length = int(headers.split(b"content-length:")[1].split(b"\r\n")[0])
-            await self.reader.readexactly(length)
-        return status
+                    return status, b""
+        length = int(headers.split(b"content-length:")[1].split(b"\r\n")[0])
+        return status, await self.reader.readexactly(length)
 
 
 @dataclass
@@ -182,6 +183,15 @@ class Target:
     port: int
     path: str
     body: bytes
+    chain: int = 0
+    """Chains of this many responses, each continuing the one before by
+    `previous_response_id`, as an agent's turns do (0: independent requests)."""
+
+    def next_body(self, turn: int, previous: bytes) -> bytes:
+        if not self.chain or turn % self.chain == 0:
+            return self.body
+        previous_id = json.loads(previous)["id"]
+        return self.body[:-1] + f', "previous_response_id": "{previous_id}"}}'.encode()
 
 
 async def load(target: Target, concurrency: int, seconds: float) -> Result:
@@ -190,9 +200,13 @@ async def load(target: Target, concurrency: int, seconds: float) -> Result:
 
     async def worker() -> None:
         connection = Connection(target.port)
-        while time.perf_counter() < deadline:
+        answer = b""
+        for turn in itertools.count():
+            if time.perf_counter() >= deadline:
+                break
+            body = target.next_body(turn, answer)
             start = time.perf_counter()
-            status = await connection.post(target.path, target.body)
+            status, answer = await connection.post(target.path, body)
             latencies.append(time.perf_counter() - start)
             if status != 200:
                 raise RuntimeError(f"{target.name}: HTTP {status}")
@@ -245,9 +259,9 @@ async def run(seconds: float, delay_ms: float) -> list[Result]:
         process, port = await asyncio.to_thread(start_server, upstream_port, data_dir)
         try:
 
-            def gateway(name: str, **extra: object) -> Target:
+            def gateway(name: str, chain: int = 0, **extra: object) -> Target:
                 body = {"model": "bench", "input": "Say hello", **extra}
-                return Target(name, port, "/v1/responses", json.dumps(body).encode())
+                return Target(name, port, "/v1/responses", json.dumps(body).encode(), chain)
 
             targets = [
                 Target(
@@ -258,6 +272,7 @@ async def run(seconds: float, delay_ms: float) -> list[Result]:
                 ),
                 gateway("gateway store=true"),
                 gateway("gateway store=false", store=False),
+                gateway("gateway chained (10 turns)", chain=10),
                 gateway("gateway stream", stream=True, store=False),
             ]
             for target in targets:  # warm up connections, caches, DuckDB

@@ -156,20 +156,48 @@ def test_a_later_save_of_the_same_response_wins(tmp_path: Path) -> None:
     asyncio.run(scenario())
 
 
-def test_context_waits_for_pending_saves_of_the_chain(tmp_path: Path) -> None:
+def test_context_of_a_chain_still_in_the_journal_needs_no_commit(tmp_path: Path) -> None:
     async def scenario() -> None:
-        store = await _journaled(tmp_path)
+        store = await _journaled(tmp_path, start_writer=False)  # nothing is ever applied
         parent = _record("one")
         child = _record("two", previous=parent.response.id)
         await store.save(parent)
         await store.save(child)
-        context = await store.context(child.response.id)
+        context = await asyncio.wait_for(store.context(child.response.id), 10)
         assert context == [
             *parent.input_items,
             *parent.response.output,
             *child.input_items,
             *child.response.output,
         ]
+
+    asyncio.run(scenario())
+
+
+def test_context_joins_journaled_responses_to_their_applied_ancestors(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(journal, "GATHER_SECONDS", 60.0)
+
+    async def scenario() -> None:
+        store = await _journaled(tmp_path)
+        root = _record("one")
+        await store.save(root)
+        await store.input_items(root.response.id, after=None, limit=1, order="asc")  # applied
+        parent = _record("two", previous=root.response.id)
+        child = _record("three", previous=parent.response.id)
+        await store.save(parent)
+        await store.save(child)
+        context = await asyncio.wait_for(store.context(child.response.id), 10)
+        assert context == [
+            *root.input_items,
+            *root.response.output,
+            *parent.input_items,
+            *parent.response.output,
+            *child.input_items,
+            *child.response.output,
+        ]
+        assert await store.context(new_id("response")) is None
         await store.close()
 
     asyncio.run(scenario())
@@ -223,8 +251,8 @@ def test_a_read_that_needs_the_database_cuts_the_gathering_short(
         store = await _journaled(tmp_path)
         record = _record("urgent")
         await store.save(record)
-        context = await asyncio.wait_for(store.context(record.response.id), 10)
-        assert context == [*record.input_items, *record.response.output]
+        found = await asyncio.wait_for(store.find_item(record.input_items[0].id), 10)
+        assert found == record.input_items[0]
         await store.close()
 
     asyncio.run(scenario())

@@ -8,8 +8,8 @@ applies whatever has accumulated to the database in one transaction (group commi
 deletes the journal segments it has applied. On start, segments left by a crash are
 replayed before anything is served, so a response the client has seen is never lost.
 
-Reads see every save that returned before them: `get` answers from the records not yet
-applied, and the other reads wait for the writer to catch up (typically one batch).
+Reads see every save that returned before them: `get` and `context` answer from the records
+not yet applied, and the other reads wait for the writer to catch up (typically one batch).
 
 Only a store that one process holds (DuckDB) is journaled. Replicas sharing PostgreSQL
 write through: a response saved by one must be readable by the next request at once,
@@ -199,8 +199,20 @@ class JournaledStore:
         return await self._inner.input_items(response_id, after=after, limit=limit, order=order)
 
     async def context(self, response_id: str) -> list[Any] | None:
-        await self._flush()
-        return await self._inner.context(response_id)
+        """The chain's items, its newest responses from the journal: an agent sends its next
+        request as soon as a response ends, and waiting for that response's commit made
+        every chained request wait for the writer (several milliseconds)."""
+        newest: list[list[Any]] = []  # newest first
+        current: str | None = response_id
+        while current is not None and current in self._pending:
+            record = self._pending[current][0]
+            newest.append([*record.input_items, *record.response.output])
+            current = record.response.previous_response_id
+        # Not pending means applied (a record leaves `_pending` once committed), or absent.
+        older = await self._inner.context(current) if current is not None else []
+        if older is None and not newest:
+            return None
+        return [item for items in [older or [], *reversed(newest)] for item in items]
 
     async def find_item(self, item_id: str) -> Any | None:
         await self._flush()
