@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from typing import Any, Literal
 
-from starlette.responses import Response, StreamingResponse
+from starlette.responses import Response
 
 from openresponses.api.common import (
     check_limit,
@@ -80,14 +80,8 @@ async def _start_in_background(turn: Turn, which: Dialect, *, stream: bool) -> R
     return json_response(response_body(queued, which, store=True))
 
 
-def _event_stream(
-    events: AsyncIterator[Event], which: Dialect, *, store: bool
-) -> StreamingResponse:
-    return StreamingResponse(
-        sse.coalesce(_frames(events, which, store)),
-        media_type="text/event-stream",
-        headers=_NO_BUFFERING,
-    )
+def _event_stream(events: AsyncIterator[Event], which: Dialect, *, store: bool) -> sse.EventStream:
+    return sse.EventStream(_frames(events, which, store), _NO_BUFFERING)
 
 
 async def _frames(
