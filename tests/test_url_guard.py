@@ -19,8 +19,9 @@ from openresponses.tools.guard import check_url, guarded_session
 from tests.loopback import LoopbackServer
 
 HINT = (
-    " Tool URLs must reach public addresses; set OPENRESPONSES_ALLOW_PRIVATE_NETWORKS=true on "
-    "the server to allow loopback and private networks (local development)."
+    " URLs the server fetches (tools, file_url inputs) must reach public addresses; set "
+    "OPENRESPONSES_ALLOW_PRIVATE_NETWORKS=true on the server to allow loopback and private "
+    "networks (local development)."
 )
 
 

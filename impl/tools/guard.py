@@ -72,8 +72,9 @@ def non_public(address: str) -> str | None:
 
 def _refused(message: str, param: str) -> APIError:
     return invalid(
-        f"{message} Tool URLs must reach public addresses; set {ALLOW_SETTING} on the server "
-        "to allow loopback and private networks (local development).",
+        f"{message} URLs the server fetches (tools, file_url inputs) must reach public "
+        f"addresses; set {ALLOW_SETTING} on the server to allow loopback and private networks "
+        "(local development).",
         param=param,
         code="url_not_allowed",
     )
