@@ -42,12 +42,22 @@ _PASS_THROUGH = {
 }
 
 
+KEEPALIVE_SECONDS = 4.0
+"""How long an idle upstream connection is kept for reuse: less than the 5 s after which
+uvicorn (vLLM's server, and many a self-hosted provider's) closes one. With aiohttp's 15 s, a
+request could be written to a connection the upstream was closing at that moment, and fail
+with "Can not write request body": the likely cause of one such failure, seen once under heavy
+load between the two model calls of an MCP turn."""
+
+
 def session(*, read_timeout: float, connect_timeout: float = 10.0) -> aiohttp.ClientSession:
     """The one upstream client of a server: pooled keep-alive connections to every provider."""
     timeout = aiohttp.ClientTimeout(
         total=None, sock_connect=connect_timeout, sock_read=read_timeout
     )
-    connector = aiohttp.TCPConnector(limit=1000, limit_per_host=0, ttl_dns_cache=300)
+    connector = aiohttp.TCPConnector(
+        limit=1000, limit_per_host=0, ttl_dns_cache=300, keepalive_timeout=KEEPALIVE_SECONDS
+    )
     return aiohttp.ClientSession(timeout=timeout, connector=connector, auto_decompress=True)
 
 
