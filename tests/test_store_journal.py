@@ -11,6 +11,7 @@ from openresponses.core.items import new_id
 from openresponses.generated import openai_models as m
 from openresponses.store import duckdb_url, journal, open_store
 from openresponses.store.base import StoredResponse
+from openresponses.store.codec import encode
 from openresponses.store.journal import JournaledStore, read_segment
 
 
@@ -253,6 +254,65 @@ def test_a_read_that_needs_the_database_cuts_the_gathering_short(
         await store.save(record)
         found = await asyncio.wait_for(store.find_item(record.input_items[0].id), 10)
         assert found == record.input_items[0]
+        await store.close()
+
+    asyncio.run(scenario())
+
+
+def _database_reads_fail(store: JournaledStore) -> None:
+    async def unavailable(*args: object, **kwargs: object) -> None:
+        raise AssertionError("read from the database")
+
+    store._inner.context = unavailable  # type: ignore[method-assign]
+    store._inner.get = unavailable  # type: ignore[method-assign]
+
+
+def test_a_chain_applied_lately_is_read_from_memory(tmp_path: Path) -> None:
+    async def scenario() -> None:
+        store = await _journaled(tmp_path)
+        parent = _record("one")
+        child = _record("two", previous=parent.response.id)
+        await store.save(parent)
+        await store.save(child)
+        await store.input_items(child.response.id, after=None, limit=1, order="asc")  # applied
+        _database_reads_fail(store)
+        assert await store.context(child.response.id) == [
+            *parent.input_items,
+            *parent.response.output,
+            *child.input_items,
+            *child.response.output,
+        ]
+        assert await store.get(parent.response.id) == parent
+
+    asyncio.run(scenario())
+
+
+def test_memory_keeps_the_newest_responses_within_its_budget(tmp_path: Path) -> None:
+    async def scenario() -> None:
+        inner = await open_store(duckdb_url(tmp_path))
+        records = [_record(f"n{i}") for i in range(3)]
+        size = encode(records[0]).size()
+        store = JournaledStore(inner, tmp_path / "journal", recent_bytes=2 * size)  # type: ignore[arg-type]
+        await store.start()
+        for record in records:
+            await store.save(record)
+        await store.input_items(records[-1].response.id, after=None, limit=1, order="asc")
+        oldest, *newest = records
+        assert [store._in_memory(r.response.id) for r in records] == [None, *newest]
+        assert await store.get(oldest.response.id) == oldest  # from the database
+        await store.close()
+
+    asyncio.run(scenario())
+
+
+def test_a_deleted_response_leaves_memory_too(tmp_path: Path) -> None:
+    async def scenario() -> None:
+        store = await _journaled(tmp_path)
+        record = _record("gone")
+        await store.save(record)
+        assert await store.delete(record.response.id)
+        assert await store.get(record.response.id) is None
+        assert await store.context(record.response.id) is None
         await store.close()
 
     asyncio.run(scenario())

@@ -56,6 +56,10 @@ class Encoded:
     """(item id, JSON) of each input item, in order."""
     outputs: list[tuple[str, str]]
 
+    def size(self) -> int:
+        """Characters of JSON: what holding the response in memory costs, roughly."""
+        return len(self.body) + sum(len(body) for _, body in self.inputs)
+
     def journal_line(self) -> bytes:
         """One JSON line: `{"response": …, "input_items": [...]}`."""
         inputs = ",".join(body for _, body in self.inputs)
