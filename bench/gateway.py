@@ -167,6 +167,9 @@ class Result:
     concurrency: int
     latencies: list[float]
     seconds: float
+    server_cpu: float | None = None
+    """Seconds of CPU the gateway's process spent on the run (None for the direct upstream):
+    on a noisy machine, a steadier way than latency to compare two commits."""
 
     @property
     def rps(self) -> float:
@@ -214,6 +217,12 @@ async def load(target: Target, concurrency: int, seconds: float) -> Result:
     begin = time.perf_counter()
     await asyncio.gather(*(worker() for _ in range(concurrency)))
     return Result(target.name, concurrency, latencies, time.perf_counter() - begin)
+
+
+def process_cpu(pid: int) -> float:
+    """User and system CPU seconds of a process so far (Linux: /proc/<pid>/stat)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def start_server(upstream_port: int, data_dir: str) -> tuple[subprocess.Popen[bytes], int]:
@@ -277,11 +286,15 @@ async def run(seconds: float, delay_ms: float) -> list[Result]:
             ]
             for target in targets:  # warm up connections, caches, DuckDB
                 await load(target, 1, min(seconds, 1.0))
-            return [
-                await load(target, concurrency, seconds)
-                for concurrency in (1, 16)
-                for target in targets
-            ]
+            results = []
+            for concurrency in (1, 16):
+                for target in targets:
+                    before = process_cpu(process.pid)
+                    result = await load(target, concurrency, seconds)
+                    if target.port == port:
+                        result.server_cpu = process_cpu(process.pid) - before
+                    results.append(result)
+            return results
         finally:
             process.terminate()
             process.wait()
@@ -291,16 +304,18 @@ def report(results: list[Result], delay_ms: float) -> str:
     lines = [
         f"upstream delay {delay_ms:g} ms",
         "",
-        "| variant | conc. | req/s | p50 ms | p99 ms | p50 overhead ms | throughput vs direct |",
-        "|---|---|---|---|---|---|---|",
+        "| variant | conc. | req/s | p50 ms | p99 ms | p50 overhead ms | throughput vs direct "
+        "| server CPU ms/req |",
+        "|---|---|---|---|---|---|---|---|",
     ]
     direct = {r.concurrency: r for r in results if r.name == "direct upstream"}
     for r in results:
         base = direct[r.concurrency]
         overhead = r.pct(0.5) - base.pct(0.5)
+        cpu = "" if r.server_cpu is None else f"{r.server_cpu / len(r.latencies) * 1000:.2f}"
         lines.append(
             f"| {r.name} | {r.concurrency} | {r.rps:,.0f} | {r.pct(0.5):.2f} | "
-            f"{r.pct(0.99):.2f} | {overhead:+.2f} | {r.rps / base.rps:.0%} |"
+            f"{r.pct(0.99):.2f} | {overhead:+.2f} | {r.rps / base.rps:.0%} | {cpu} |"
         )
     return "\n".join(lines)
 
