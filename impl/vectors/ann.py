@@ -28,6 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import numpy.typing as npt
 from usearch.index import Index
 
 log = logging.getLogger("openresponses.vectors")
@@ -67,7 +68,7 @@ Keys = np.ndarray
 """Chunk ids as usearch takes and gives them (uint64)."""
 
 
-def as_keys(ids: np.ndarray | list[int]) -> Keys:
+def as_keys(ids: npt.ArrayLike) -> Keys:
     return np.asarray(ids, dtype=np.uint64)
 
 
@@ -81,7 +82,6 @@ class AnnIndex:
         self.dirty = False
         """Changed since it was last saved (or loaded)."""
         self._graph = self._load() or self._new()
-        self._graph.expansion_search = params.ef_search
         self._lock = threading.Lock()
         self._save_lock = threading.Lock()
 
@@ -92,6 +92,7 @@ class AnnIndex:
             dtype=self.params.quantization,
             connectivity=self.params.m,
             expansion_add=self.params.ef_construction,
+            expansion_search=self.params.ef_search,
         )
 
     def _load(self) -> Index | None:
@@ -101,7 +102,8 @@ class AnnIndex:
         if not self.path.exists():
             return None
         try:
-            graph = Index.restore(str(self.path))
+            # Its own quantization and links, as it was built; this search width.
+            graph = Index.restore(str(self.path), expansion_search=self.params.ef_search)
         except (RuntimeError, ValueError, OSError) as error:
             log.warning("ignoring unreadable %s (%s): rebuilding it", self.path, error)
             return None

@@ -422,7 +422,7 @@ class ChunkIndex:
         ).fetchnumpy()
         if not len(found["id"]):
             return as_keys(found["id"]), np.empty((0, self.dimensions), np.float32)
-        return as_keys(found["id"]), np.stack(found["embedding"]).astype(np.float32)
+        return as_keys(found["id"]), np.stack(list(found["embedding"])).astype(np.float32)
 
     # --- reads --------------------------------------------------------------------------------
 
@@ -569,7 +569,7 @@ def _reranked(
     ).fetchnumpy()
     if len(found["id"]) < k:
         return []
-    embeddings = np.stack(found["embedding"]).astype(np.float32)
+    embeddings = np.stack(list(found["embedding"])).astype(np.float32)
     norms = np.linalg.norm(embeddings, axis=1) * np.linalg.norm(vector)
     similarity = embeddings @ vector / np.maximum(norms, np.finfo(np.float32).tiny)
     best = np.argsort(-similarity, kind="stable")[:k]
