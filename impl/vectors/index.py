@@ -201,16 +201,23 @@ class ChunkIndex:
                     self._db = await loop.run_in_executor(self._executor, self._open)
                     # A saved graph is caught up, or one is built if the table has grown
                     # past the threshold without it (a crash mid-build, a deleted file).
-                    self._ann_task = asyncio.create_task(self._update_ann(), name="vectors-ann")
+                    self._schedule_ann()
         return await loop.run_in_executor(self._executor, call, *args)
+
+    def _schedule_ann(self) -> None:
+        """Runs `_refresh_ann` in the background, unless it is already running (a build's
+        end saves what was written meanwhile)."""
+        if self._ann_task is None or self._ann_task.done():
+            self._ann_task = asyncio.create_task(self._update_ann(), name="vectors-ann")
 
     async def _update_ann(self) -> None:
         await asyncio.get_running_loop().run_in_executor(self._builder, self._refresh_ann)
 
     async def close(self) -> None:
         self._closing = True  # a build in progress stops after its current batch
-        if self._refresher is not None:
-            self._refresher.cancel()
+        for task in (self._refresher, self._ann_task):
+            if task is not None:
+                task.cancel()
         await asyncio.to_thread(self._builder.shutdown, True)
         await asyncio.to_thread(self._executor.shutdown, True)
         if self._ann is not None:
@@ -348,8 +355,11 @@ class ChunkIndex:
             self._refresher = asyncio.create_task(self._refresh_later(), name="vectors-refresh")
 
     async def _refresh_later(self) -> None:
+        # The graph's part is not awaited: a build can take minutes, and BM25's snapshot
+        # must not wait for it.
         await asyncio.sleep(self.fts_delay)
-        await self.refresh()
+        await self._run(self._refresh_fts)
+        self._schedule_ann()
 
     async def refresh(self) -> None:
         """Brings the derived indexes up to date now."""
@@ -480,7 +490,7 @@ class ChunkIndex:
     ) -> list[tuple[int, float]]:
         """(chunk id, BM25 score) of the `k` best keyword matches that pass `where`."""
         if self._fts_dirty or not self._fts_ready:  # what is completed must be found
-            await self.refresh()
+            await self._run(self._refresh_fts)
         return await self._run(self._keyword, list(vector_store_ids), where, args, query, k)
 
     def _keyword(
