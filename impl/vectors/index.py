@@ -569,13 +569,21 @@ def _reranked(
     """(id, exact cosine similarity) of the `k` chunks among those the graph proposed (all
     stores, ordered by quantized distance) that are in `scope`, most similar first. SQL
     only filters them (inlined integers, ours: a key lookup each, not a scan) and reads
-    their float32 embeddings; numpy ranks them, which took a third of the time of doing it
-    in SQL with the query vector as a literal."""
+    their float32 embeddings; numpy ranks them (~20 % less CPU than ranking them in SQL with
+    the query vector as a literal, at 20k chunks)."""
     if len(proposed) < k:
         return []
     listed = ", ".join(str(int(i)) for i in proposed)
+    # Materialized, so that DuckDB looks the ids up in the key's index before it filters:
+    # with the scope beside `id IN` it scanned the whole table (0.6 s at 100k chunks).
     found = cursor.execute(
-        f"SELECT id, embedding FROM chunks WHERE id IN ({listed}) AND {scope}", args
+        f"""
+        WITH proposed AS MATERIALIZED (
+            SELECT id, vector_store_id, attributes, embedding FROM chunks WHERE id IN ({listed})
+        )
+        SELECT id, embedding FROM proposed WHERE {scope}
+        """,
+        args,
     ).fetchnumpy()
     if len(found["id"]) < k:
         return []
