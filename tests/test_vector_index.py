@@ -1,6 +1,7 @@
 """`ChunkIndex` itself, in-process on a temporary file: the HNSW graph that serves stores above
 `hnsw_threshold` (its results against exact search, removals, its file across a restart, and
-its catch-up with the table after a crash), with small random vectors."""
+its catch-up with the table after a crash), with small random vectors; and writes during a
+rebuild of BM25's snapshot."""
 
 from __future__ import annotations
 
@@ -232,5 +233,31 @@ def test_after_a_crash_new_chunks_do_not_reuse_ids_the_saved_graph_holds(
 
         assert min(i for i, _ in after) > largest
         assert found == [exact_texts(files, query) for query in queries]
+
+    asyncio.run(run())
+
+
+def test_writes_go_on_while_bm25s_snapshot_is_rebuilt(tmp_path: Path) -> None:
+    """The rebuild is held at its commit (by holding the lock it commits under): a write
+    still completes meanwhile, and the next keyword search finds what it wrote."""
+
+    async def run() -> None:
+        index = open_index(tmp_path / "vectors.duckdb")
+        await add_files(index, ["apple"], seed=1)
+        index._fts_lock.acquire()
+        try:
+            rebuild = asyncio.create_task(index.refresh())
+            await asyncio.sleep(1)  # the rebuild has its snapshot and waits to commit
+            await asyncio.wait_for(add_files(index, ["zebra"], seed=2), timeout=30)
+            assert not rebuild.done()
+        finally:
+            index._fts_lock.release()
+        await rebuild
+        found = await index.keyword([STORE], "TRUE", [], "zebra", 5)
+        rows = await index.rows([i for i, _ in found])
+        await index.close()
+
+        assert len(rows) == 5
+        assert {row.file_id for row in rows.values()} == {"zebra"}
 
     asyncio.run(run())

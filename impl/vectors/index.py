@@ -25,8 +25,9 @@ Facts measured on this machine that shape it (docs/benchmarks.md):
   literals took ~5 ms more per query to bind.
 * BM25's index is a snapshot (fts has no incremental update), rebuilt `fts_delay` seconds
   after writes (coalesced), or by the first keyword search that finds it stale, so a file
-  reported `completed` is found by keyword too. Keyword queries wait while it is rebuilt (it
-  drops and recreates the tables they read): ~1 s per 20k chunks.
+  reported `completed` is found by keyword too: ~1 s per 20k chunks. The rebuild is a
+  transaction of its own, so writes go on meanwhile and other keyword queries read the
+  previous snapshot.
 * Bulk inserts go through numpy arrays scanned by DuckDB, not `executemany` (which took
   minutes for 20k rows).
 """
@@ -128,8 +129,10 @@ class ChunkIndex:
         ~75 ms at 1M."""
         self._writes = 0
         self._write_lock = threading.Lock()
-        # The BM25 rebuild drops and recreates the tables keyword queries read.
+        # Keyword queries read BM25's tables with their statistics (`_lengths`), which a
+        # rebuild replaces together when it commits.
         self._fts_lock = threading.Lock()
+        self._fts_rebuild = threading.Lock()  # one rebuild at a time
         self._local = threading.local()
         self._executor = ThreadPoolExecutor(2, thread_name_prefix="vectors")
         # A graph's bulk build takes minutes: on a thread of its own, not one searches need.
@@ -367,13 +370,18 @@ class ChunkIndex:
         await self._update_ann()
 
     def _refresh_fts(self) -> None:
-        with self._write_lock:
+        """Rebuilds BM25's snapshot if a write made it stale. In a transaction of its own, so
+        that it reads one state of the table while writes go on (ingestion used to wait behind
+        each rebuild, ~20 s at 1M chunks), and keyword queries read the previous snapshot
+        until it commits."""
+        with self._fts_rebuild:
             if not self._fts_dirty:
                 return
-            self._fts_dirty = False
+            self._fts_dirty = False  # before its snapshot: a write after that marks it again
             started = time.perf_counter()
             cursor = self._cursor()
-            with self._fts_lock:
+            cursor.execute("BEGIN")
+            try:
                 cursor.execute(
                     "PRAGMA create_fts_index('chunks', 'id', 'text', overwrite = 1, "
                     "stemmer = 'english', stopwords = 'english')"
@@ -383,7 +391,13 @@ class ChunkIndex:
                     "FROM fts_main_chunks.docs AS docs JOIN chunks ON chunks.id = docs.name "
                     "GROUP BY chunks.vector_store_id"
                 ).fetchall()
-                self._lengths = {store: (int(n), int(total)) for store, n, total in rows}
+                with self._fts_lock:  # the tables and their statistics change together
+                    cursor.execute("COMMIT")
+                    self._lengths = {store: (int(n), int(total)) for store, n, total in rows}
+            except BaseException:
+                cursor.execute("ROLLBACK")
+                self._fts_dirty = True
+                raise
             self._fts_ready = True
             log.debug("BM25 index rebuilt in %.3f s", time.perf_counter() - started)
 
@@ -531,7 +545,7 @@ class ChunkIndex:
             WHERE ({where})
             ORDER BY scores.score DESC LIMIT {k}
         """
-        with self._fts_lock:  # not while the rebuild replaces these tables
+        with self._fts_lock:  # not while a rebuild commits new tables and statistics
             found = [self._lengths.get(store, (0, 0)) for store in set(store_ids)]
             documents = sum(n for n, _ in found)
             mean_length = sum(total for _, total in found) / max(documents, 1) or 1.0
