@@ -43,8 +43,9 @@ from openresponses.store.sql import create_store_engine
 from openresponses.tools.base import ToolServices
 from openresponses.tools.web_search.page import PageFetcher
 from openresponses.tools.web_search.registry import backend_from_settings
+from openresponses.vectors.ann import HnswParams
 from openresponses.vectors.embedders import LocalMiniLM
-from openresponses.vectors.index import VECTORS_FILE, ChunkIndex, HnswParams
+from openresponses.vectors.index import VECTORS_FILE, ChunkIndex
 from openresponses.vectors.ingest import Ingestor
 from openresponses.vectors.search import Searcher
 

@@ -1,29 +1,33 @@
 """The chunk index: chunk text, offsets, attributes and vectors in a DuckDB file of its own
-(`<data dir>/vectors.duckdb`), searched by cosine similarity (vss) and BM25 (fts).
+(`<data dir>/vectors.duckdb`), searched by cosine similarity (exact in SQL, or through the
+HNSW graph of `ann.py` in `vectors.usearch` beside it) and BM25 (fts).
 
-A file of its own, whatever database holds the rest: the index loads two extensions and turns
-on the vss extension's experimental HNSW persistence, neither of which the responses'
-database should depend on; and with PostgreSQL as the store, vectors still live here (a
-pgvector `ChunkIndex` can follow: `search.py` only speaks this class's methods).
+A file of its own, whatever database holds the rest: the index loads an extension the
+responses' database should not depend on; and with PostgreSQL as the store, vectors still
+live here (a pgvector `ChunkIndex` can follow: `search.py` only speaks this class's methods).
 
 Facts measured on this machine that shape it (docs/benchmarks.md):
 
-* The extensions come from the `duckdb-extension-vss` / `-fts` packages, whose `__init__` is
-  empty: their files are LOADed by path on every connection, with automatic extension
+* The fts extension comes from the `duckdb-extension-fts` package, whose `__init__` is
+  empty: its file is LOADed by path on every connection, with automatic extension
   installation and loading off, so nothing is ever downloaded.
 * Exact search (`array_cosine_similarity` over every candidate row) is what runs by default:
-  it honours any filter exactly and costs 1 to 3 ms per 1,000 chunks searched. An HNSW
-  index is built only once the index holds `hnsw_threshold` chunks (a bulk build; an HNSW
-  build costs minutes per 100k vectors) and is used for stores that large; the rows it
-  proposes are then filtered in SQL, falling back to exact search when too few survive.
-* The query vector is inlined as a constant (vss's optimizer only rewrites a top-k over a
-  constant into an index scan; bound as a parameter it made the search ~9 times slower), and
-  as one string cast to the array type: a list of 384 numeric literals took ~5 ms more per
-  query to bind.
+  it honours any filter exactly and costs 1 to 3 ms per 1,000 chunks searched. The HNSW
+  graph is built only once the index holds `hnsw_threshold` chunks (a bulk build from all
+  cores, in the background: ~15 minutes per 1M chunks here) and is used for stores that
+  large; the chunks it proposes are re-ranked exactly and filtered in SQL, falling back to
+  exact search when too few survive. The table is the truth: the graph follows each write
+  after its commit, is saved after writes (coalesced, like BM25's rebuild), and is reconciled
+  with the table when opened, so a crash in between costs a catch-up, not a rebuild.
+* Chunk ids are never reused (the next id is past both the table's and the graph's
+  largest), so an id the graph holds always means the same vector.
+* The query vector is inlined as one string cast to the array type: a list of 384 numeric
+  literals took ~5 ms more per query to bind.
 * BM25's index is a snapshot (fts has no incremental update), rebuilt `fts_delay` seconds
   after writes (coalesced), or by the first keyword search that finds it stale, so a file
-  reported `completed` is found by keyword too. Keyword queries wait while it is rebuilt (it
-  drops and recreates the tables they read): ~1 s per 20k chunks.
+  reported `completed` is found by keyword too: ~1 s per 20k chunks. The rebuild is a
+  transaction of its own, so writes go on meanwhile and other keyword queries read the
+  previous snapshot.
 * Bulk inserts go through numpy arrays scanned by DuckDB, not `executemany` (which took
   minutes for 20k rows).
 """
@@ -45,6 +49,7 @@ from typing import Any, TypeVar
 import duckdb
 import numpy as np
 
+from openresponses.vectors.ann import ANN_SUFFIX, AnnIndex, HnswParams, Keys, as_keys
 from openresponses.vectors.minilm import Array
 
 log = logging.getLogger("openresponses.vectors")
@@ -52,7 +57,7 @@ log = logging.getLogger("openresponses.vectors")
 T = TypeVar("T")
 
 VECTORS_FILE = "vectors.duckdb"
-EXTENSIONS = ("vss", "fts")
+EXTENSIONS = ("fts",)
 DUCKDB_VERSION = "v1.5.5"
 
 
@@ -90,33 +95,6 @@ def vector_literal(vector: Array) -> str:
     return f"'[{','.join(repr(float(x)) for x in vector)}]'::FLOAT[{len(vector)}]"
 
 
-@dataclass(frozen=True)
-class HnswParams:
-    """The HNSW index's parameters (usearch's, as the vss extension passes them on).
-
-    vss's own defaults, kept after `bench/vectors.py search` (docs/benchmarks.md): at 100k
-    chunks shaped like real embeddings they find 0.985 of the true top 10 in ~13 ms. At 1M
-    recall falls to ~0.5 (built with ef_construction 64, the most this machine could build
-    in the time it had); a denser graph costs build time, slow here because the vss wheel's
-    distance kernel has no SIMD.
-    """
-
-    m: int = 16
-    """Links per node (the bottom layer has twice as many)."""
-    ef_construction: int = 128
-    """Candidates considered when linking a new node: build time grows with it."""
-    ef_search: int = 64
-    """Candidates kept while searching: recall and latency grow with it. A query setting, so
-    an index built with other values still searches with this one. `nearest` asks the index
-    for 10 times the results wanted (at least 100), and usearch keeps at least that many
-    candidates whatever ef_search says."""
-
-    @classmethod
-    def with_ef_search(cls, ef_search: int | None) -> HnswParams:
-        """The defaults, with this search width if one is configured."""
-        return cls() if ef_search is None else cls(ef_search=ef_search)
-
-
 class ChunkIndex:
     def __init__(
         self,
@@ -134,7 +112,12 @@ class ChunkIndex:
         self.fts_delay = fts_delay
         self._db: duckdb.DuckDBPyConnection | None = None
         self._opening = asyncio.Lock()
-        self._hnsw = False
+        self._ann: AnnIndex | None = None
+        """The HNSW graph, once built or loaded and caught up: searches use it from then on,
+        and writes update it."""
+        self._saved: AnnIndex | None = None
+        """The graph read from its file when the index opened, until it is caught up."""
+        self._closing = False
         self._fts_dirty = True
         self._fts_ready = False
         self._lengths: dict[str, tuple[int, int]] = {}
@@ -146,11 +129,21 @@ class ChunkIndex:
         ~75 ms at 1M."""
         self._writes = 0
         self._write_lock = threading.Lock()
-        # The BM25 rebuild drops and recreates the tables keyword queries read.
+        # Keyword queries read BM25's tables with their statistics (`_lengths`), which a
+        # rebuild replaces together when it commits.
         self._fts_lock = threading.Lock()
+        self._fts_rebuild = threading.Lock()  # one rebuild at a time
         self._local = threading.local()
         self._executor = ThreadPoolExecutor(2, thread_name_prefix="vectors")
+        # A graph's bulk build takes minutes: on a thread of its own, not one searches need.
+        self._builder = ThreadPoolExecutor(1, thread_name_prefix="vectors-ann")
         self._refresher: asyncio.Task[None] | None = None
+        self._ann_task: asyncio.Task[None] | None = None
+
+    @property
+    def ann_path(self) -> Path:
+        """The HNSW graph's file, beside the table's."""
+        return self.path.with_suffix(ANN_SUFFIX)
 
     def _open(self) -> duckdb.DuckDBPyConnection:
         """Opens the file on first use: a server that never searches never loads the
@@ -177,20 +170,21 @@ class ChunkIndex:
             )
             """
         )
+        # The vss extension's HNSW index, which earlier versions built: DuckDB drops it
+        # without the extension, and would refuse writes to the table while it is there.
+        db.execute("DROP INDEX IF EXISTS chunks_hnsw")
         last = db.execute("SELECT coalesce(max(id), 0) FROM chunks").fetchone()
         self._next_id = int(last[0]) + 1 if last else 1
-        indexes = "SELECT count(*) FROM duckdb_indexes() WHERE index_name = 'chunks_hnsw'"
-        found = db.execute(indexes).fetchone()
-        self._hnsw = bool(found and found[0])
+        if self.ann_path.exists():
+            # Read here (~1 s at 1M chunks) for its largest id; caught up in the background.
+            self._saved = AnnIndex(self.ann_path, self.dimensions, self.hnsw)
+            self._next_id = max(self._next_id, self._saved.largest() + 1)
         return db
 
     def _prepare(self, connection: duckdb.DuckDBPyConnection) -> None:
-        """Every connection: the extensions (a no-op once the database has them), the HNSW
-        persistence switch and the search width, which are settings of the connection."""
+        """Every connection: the extensions (a no-op once the database has them)."""
         for name in EXTENSIONS:
             connection.execute(f"LOAD '{extension_path(name)}'")
-        connection.execute("SET hnsw_enable_experimental_persistence = true")
-        connection.execute(f"SET hnsw_ef_search = {int(self.hnsw.ef_search)}")
 
     def _cursor(self) -> duckdb.DuckDBPyConnection:
         """This thread's connection to the index (connections are not shared by threads)."""
@@ -208,12 +202,29 @@ class ChunkIndex:
             async with self._opening:
                 if self._db is None:
                     self._db = await loop.run_in_executor(self._executor, self._open)
+                    # A saved graph is caught up, or one is built if the table has grown
+                    # past the threshold without it (a crash mid-build, a deleted file).
+                    self._schedule_ann()
         return await loop.run_in_executor(self._executor, call, *args)
 
+    def _schedule_ann(self) -> None:
+        """Runs `_refresh_ann` in the background, unless it is already running (a build's
+        end saves what was written meanwhile)."""
+        if self._ann_task is None or self._ann_task.done():
+            self._ann_task = asyncio.create_task(self._update_ann(), name="vectors-ann")
+
+    async def _update_ann(self) -> None:
+        await asyncio.get_running_loop().run_in_executor(self._builder, self._refresh_ann)
+
     async def close(self) -> None:
-        if self._refresher is not None:
-            self._refresher.cancel()
+        self._closing = True  # a build in progress stops after its current batch
+        for task in (self._refresher, self._ann_task):
+            if task is not None:
+                task.cancel()
+        await asyncio.to_thread(self._builder.shutdown, True)
         await asyncio.to_thread(self._executor.shutdown, True)
+        if self._ann is not None:
+            await asyncio.to_thread(self._ann.save)
         if self._db is not None:
             self._db.close()
 
@@ -260,10 +271,10 @@ class ChunkIndex:
             }
             cursor.execute("BEGIN")
             try:
-                cursor.execute(
-                    "DELETE FROM chunks WHERE vector_store_id = ? AND file_id = ?",
+                replaced = cursor.execute(
+                    "DELETE FROM chunks WHERE vector_store_id = ? AND file_id = ? RETURNING id",
                     [vector_store_id, file_id],
-                )
+                ).fetchnumpy()["id"]
                 if n:
                     cursor.execute(
                         f"""
@@ -282,11 +293,28 @@ class ChunkIndex:
                 cursor.execute("ROLLBACK")
                 raise
             self._counted_stale()
+            self._follow(replaced, ids, vectors)
+
+    def _follow(self, removed: np.ndarray, added: np.ndarray, vectors: Array) -> None:
+        """After a committed write, under the write lock: the graph (if there is one yet)
+        drops and adds the same chunks. A crash before it is saved is caught up on open."""
+        if self._ann is not None:
+            self._ann.remove(as_keys(removed))
+            self._ann.add(as_keys(added), vectors)
 
     async def remove(self, vector_store_id: str | None, file_id: str | None) -> None:
         """Drops the chunks of a file in a store, of a store, or of a file everywhere."""
         where, args = _owner(vector_store_id, file_id)
-        await self._write(f"DELETE FROM chunks WHERE {where}", args)
+
+        def run() -> None:
+            with self._write_lock:
+                sql = f"DELETE FROM chunks WHERE {where} RETURNING id"
+                removed = self._cursor().execute(sql, args).fetchnumpy()["id"]
+                self._counted_stale()
+                self._follow(removed, removed[:0], np.empty((0, self.dimensions), np.float32))
+
+        await self._run(run)
+        self._changed()
 
     async def set_attributes(
         self, vector_store_id: str, file_id: str, attributes: dict[str, Any] | None
@@ -323,53 +351,102 @@ class ChunkIndex:
         return sizes
 
     def _changed(self) -> None:
-        """Schedules the BM25 snapshot's rebuild (and the HNSW build, once large enough)."""
+        """Schedules the derived indexes' refresh: BM25's snapshot, the graph's build once
+        the index is large enough, and the graph's file (all coalesced)."""
         self._fts_dirty = True
         if self._refresher is None or self._refresher.done():
             self._refresher = asyncio.create_task(self._refresh_later(), name="vectors-refresh")
 
     async def _refresh_later(self) -> None:
+        # The graph's part is not awaited: a build can take minutes, and BM25's snapshot
+        # must not wait for it.
         await asyncio.sleep(self.fts_delay)
-        await self.refresh()
+        await self._run(self._refresh_fts)
+        self._schedule_ann()
 
     async def refresh(self) -> None:
         """Brings the derived indexes up to date now."""
-        await self._run(self._refresh)
+        await self._run(self._refresh_fts)
+        await self._update_ann()
 
-    def _refresh(self) -> None:
-        with self._write_lock:
+    def _refresh_fts(self) -> None:
+        """Rebuilds BM25's snapshot if a write made it stale. In a transaction of its own, so
+        that it reads one state of the table while writes go on (ingestion used to wait behind
+        each rebuild, ~20 s at 1M chunks), and keyword queries read the previous snapshot
+        until it commits."""
+        with self._fts_rebuild:
+            if not self._fts_dirty:
+                return
+            self._fts_dirty = False  # before its snapshot: a write after that marks it again
+            started = time.perf_counter()
             cursor = self._cursor()
-            if self._fts_dirty:
-                self._fts_dirty = False
-                started = time.perf_counter()
-                with self._fts_lock:
-                    cursor.execute(
-                        "PRAGMA create_fts_index('chunks', 'id', 'text', overwrite = 1, "
-                        "stemmer = 'english', stopwords = 'english')"
-                    )
-                    rows = cursor.execute(
-                        "SELECT chunks.vector_store_id, count(*), sum(docs.len) "
-                        "FROM fts_main_chunks.docs AS docs JOIN chunks ON chunks.id = docs.name "
-                        "GROUP BY chunks.vector_store_id"
-                    ).fetchall()
+            cursor.execute("BEGIN")
+            try:
+                cursor.execute(
+                    "PRAGMA create_fts_index('chunks', 'id', 'text', overwrite = 1, "
+                    "stemmer = 'english', stopwords = 'english')"
+                )
+                rows = cursor.execute(
+                    "SELECT chunks.vector_store_id, count(*), sum(docs.len) "
+                    "FROM fts_main_chunks.docs AS docs JOIN chunks ON chunks.id = docs.name "
+                    "GROUP BY chunks.vector_store_id"
+                ).fetchall()
+                with self._fts_lock:  # the tables and their statistics change together
+                    cursor.execute("COMMIT")
                     self._lengths = {store: (int(n), int(total)) for store, n, total in rows}
-                self._fts_ready = True
-                log.debug("BM25 index rebuilt in %.3f s", time.perf_counter() - started)
-            if not self._hnsw:
-                count = sum(self._store_sizes(cursor).values())
-                if count >= self.hnsw_threshold:
-                    started = time.perf_counter()
-                    cursor.execute(
-                        "CREATE INDEX chunks_hnsw ON chunks USING HNSW (embedding) WITH "
-                        f"(metric = 'cosine', m = {int(self.hnsw.m)}, "
-                        f"ef_construction = {int(self.hnsw.ef_construction)})"
-                    )
-                    self._hnsw = True
-                    log.info(
-                        "HNSW index built over %d chunks in %.1f s",
-                        count,
-                        time.perf_counter() - started,
-                    )
+            except BaseException:
+                cursor.execute("ROLLBACK")
+                self._fts_dirty = True
+                raise
+            self._fts_ready = True
+            log.debug("BM25 index rebuilt in %.3f s", time.perf_counter() - started)
+
+    def _refresh_ann(self) -> None:
+        """On the builder's thread: the graph caught up and put to use (the one read on open,
+        or a new one once the index holds `hnsw_threshold` chunks), then saved if changed."""
+        if self._ann is None:
+            graph = self._saved
+            if graph is None:
+                if sum(self._store_sizes(self._cursor()).values()) < self.hnsw_threshold:
+                    return
+                graph = AnnIndex(self.ann_path, self.dimensions, self.hnsw)
+            self._saved = None
+            started = time.perf_counter()
+            # The bulk of the work without the write lock, so ingestion goes on; then what
+            # was written meanwhile, under it, so that no write is missed.
+            self._catch_up(graph)
+            with self._write_lock:
+                self._catch_up(graph)
+                if not self._closing:  # else it stopped part-way: saved, finished next time
+                    self._ann = graph
+            log.info(
+                "HNSW graph of %d chunks ready in %.1f s", len(graph), time.perf_counter() - started
+            )
+            graph.save()
+        else:
+            self._ann.save()
+
+    def _catch_up(self, graph: AnnIndex) -> None:
+        """Makes the graph hold the table's chunks (see `AnnIndex.reconcile`)."""
+        cursor = self._cursor()
+        ids = cursor.execute("SELECT id FROM chunks").fetchnumpy()["id"]
+        added, removed = graph.reconcile(
+            as_keys(ids), lambda wanted: self._embeddings(cursor, wanted), lambda: self._closing
+        )
+        if added or removed:
+            log.info("HNSW graph: %d chunks added, %d removed", added, removed)
+
+    def _embeddings(self, cursor: duckdb.DuckDBPyConnection, ids: Keys) -> tuple[Keys, Array]:
+        """The chunks among `ids` (sorted) still in the table, and their embeddings. The
+        range lets DuckDB skip the row groups outside it (ids grow with insertion order)."""
+        found = cursor.execute(
+            "SELECT id, embedding FROM chunks WHERE id BETWEEN ? AND ? "
+            "AND id IN (SELECT unnest(?::BIGINT[])) ORDER BY id",
+            [int(ids[0]), int(ids[-1]), ids.astype(np.int64).tolist()],
+        ).fetchnumpy()
+        if not len(found["id"]):
+            return as_keys(found["id"]), np.empty((0, self.dimensions), np.float32)
+        return as_keys(found["id"]), np.stack(list(found["embedding"])).astype(np.float32)
 
     # --- reads --------------------------------------------------------------------------------
 
@@ -401,22 +478,14 @@ class ChunkIndex:
         self, store_ids: list[str], where: str, args: list[Any], vector: Array, k: int
     ) -> list[tuple[int, float]]:
         cursor = self._cursor()
-        literal = vector_literal(vector)
         scope = f"list_contains(?, vector_store_id) AND ({where})"
-        if self._hnsw and self._large(cursor, store_ids):
-            # The index proposes neighbours over all stores; SQL keeps the ones that qualify.
-            proposed = cursor.execute(
-                f"""
-                SELECT id, 1 - distance FROM (
-                    SELECT id, vector_store_id, attributes,
-                           array_cosine_distance(embedding, {literal}) AS distance
-                    FROM chunks ORDER BY distance LIMIT {max(k * 10, 100)}
-                ) WHERE {scope} ORDER BY distance LIMIT {k}
-                """,
-                [store_ids, *args],
-            ).fetchall()
-            if len(proposed) == k:
-                return [(int(i), float(s)) for i, s in proposed]
+        graph = self._ann
+        if graph is not None and self._large(cursor, store_ids):
+            proposed = graph.search(vector, max(k * 10, 100))
+            found = _reranked(cursor, proposed, scope, [store_ids, *args], vector, k)
+            if len(found) == k:
+                return found
+        literal = vector_literal(vector)
         rows = cursor.execute(
             f"""
             SELECT id, array_cosine_similarity(embedding, {literal}) AS similarity
@@ -435,7 +504,7 @@ class ChunkIndex:
     ) -> list[tuple[int, float]]:
         """(chunk id, BM25 score) of the `k` best keyword matches that pass `where`."""
         if self._fts_dirty or not self._fts_ready:  # what is completed must be found
-            await self.refresh()
+            await self._run(self._refresh_fts)
         return await self._run(self._keyword, list(vector_store_ids), where, args, query, k)
 
     def _keyword(
@@ -476,7 +545,7 @@ class ChunkIndex:
             WHERE ({where})
             ORDER BY scores.score DESC LIMIT {k}
         """
-        with self._fts_lock:  # not while the rebuild replaces these tables
+        with self._fts_lock:  # not while a rebuild commits new tables and statistics
             found = [self._lengths.get(store, (0, 0)) for store in set(store_ids)]
             documents = sum(n for n, _ in found)
             mean_length = sum(total for _, total in found) / max(documents, 1) or 1.0
@@ -501,6 +570,42 @@ class ChunkIndex:
             int(r[0]): Row(int(r[0]), r[1], r[2], r[3], json.loads(r[4]) if r[4] else None, r[5])
             for r in found
         }
+
+
+def _reranked(
+    cursor: duckdb.DuckDBPyConnection,
+    proposed: Keys,
+    scope: str,
+    args: list[Any],
+    vector: Array,
+    k: int,
+) -> list[tuple[int, float]]:
+    """(id, exact cosine similarity) of the `k` chunks among those the graph proposed (all
+    stores, ordered by quantized distance) that are in `scope`, most similar first. SQL
+    only filters them (inlined integers, ours: a key lookup each, not a scan) and reads
+    their float32 embeddings; numpy ranks them (~20 % less CPU than ranking them in SQL with
+    the query vector as a literal, at 20k chunks)."""
+    if len(proposed) < k:
+        return []
+    listed = ", ".join(str(int(i)) for i in proposed)
+    # Materialized, so that DuckDB looks the ids up in the key's index before it filters:
+    # with the scope beside `id IN` it scanned the whole table (0.6 s at 100k chunks).
+    found = cursor.execute(
+        f"""
+        WITH proposed AS MATERIALIZED (
+            SELECT id, vector_store_id, attributes, embedding FROM chunks WHERE id IN ({listed})
+        )
+        SELECT id, embedding FROM proposed WHERE {scope}
+        """,
+        args,
+    ).fetchnumpy()
+    if len(found["id"]) < k:
+        return []
+    embeddings = np.stack(list(found["embedding"])).astype(np.float32)
+    norms = np.linalg.norm(embeddings, axis=1) * np.linalg.norm(vector)
+    similarity = embeddings @ vector / np.maximum(norms, np.finfo(np.float32).tiny)
+    best = np.argsort(-similarity, kind="stable")[:k]
+    return [(int(found["id"][i]), float(similarity[i])) for i in best]
 
 
 def _json(value: Any) -> str | None:
