@@ -155,8 +155,6 @@ _upsert = insert(responses)
 _UPSERT = _upsert.on_conflict_do_update(
     index_elements=[responses.c.id], set_={name: _upsert.excluded[name] for name in _FIELDS}
 )
-# A list of rows executes as batched multi-row INSERTs (SQLAlchemy's "insertmanyvalues").
-_INSERT = insert(responses)
 _EXISTING = select(responses.c.id).where(responses.c.id.in_(bindparam("ids", expanding=True)))
 _UPDATE = (
     update(responses)
@@ -168,6 +166,7 @@ _DELETE_RESPONSE = (
 )
 _DELETE_ITEMS = delete(items).where(items.c.response_id.in_(bindparam("ids", expanding=True)))
 
+# PostgreSQL: a list of rows executes as batched multi-row INSERTs ("insertmanyvalues").
 _INSERT_ITEMS = insert(items)
 
 
