@@ -14,7 +14,8 @@ Facts measured on this machine that shape it (docs/benchmarks.md):
 * Exact search (`array_cosine_similarity` over every candidate row) is what runs by default:
   it honours any filter exactly and costs 1 to 3 ms per 1,000 chunks searched. The HNSW
   graph is built only once the index holds `hnsw_threshold` chunks (a bulk build from all
-  cores, in the background: ~15 minutes per 1M chunks here) and is used for stores that
+  cores, in the background: ~180 CPU s per 100k chunks here, more per chunk as it grows)
+  and is used for stores that
   large; the chunks it proposes are re-ranked exactly and filtered in SQL, falling back to
   exact search when too few survive. The table is the truth: the graph follows each write
   after its commit, is saved after writes (coalesced, like BM25's rebuild), and is reconciled
