@@ -399,7 +399,7 @@ async def prepare(
         top_p=intake.plain(request.top_p),
         max_output_tokens=intake.plain(request.max_output_tokens),
         text_format=text_format,
-        user=request.user,
+        user=intake.deprecated_field(request, "user"),
         hints=intake.provider_hints(request),
         stream=bool(request.stream or request.background),  # the background streams, for later
     )

@@ -51,6 +51,7 @@ from sqlalchemy import (
 
 # Both DuckDB dialects derive from the PostgreSQL one, so its ON CONFLICT compiles for them too.
 from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.exc import IntegrityError
 
 from openresponses.generated.openai_models import Response
 from openresponses.store import conversations
@@ -181,7 +182,7 @@ def _json_insert(table: Table) -> Any:
     shape = json.dumps([types]).replace("'", "''")
     return text(
         f"INSERT INTO {table.name} ({', '.join(types)}) "
-        f"SELECT unnest(from_json(CAST(:rows AS JSON), '{shape}'), recursive := true)"
+        f"SELECT unnest(from_json(CAST(:rows AS VARCHAR), '{shape}'), recursive := true)"
     )
 
 
@@ -189,7 +190,8 @@ _DUCKDB_TYPES = {String: "VARCHAR", Text: "VARCHAR", Integer: "INTEGER", BigInte
 _INSERT_JSON = _json_insert(responses)
 _INSERT_ITEMS_JSON = _json_insert(items)
 
-_UNFINISHED = select(responses.c.id).where(responses.c.status.in_(("queued", "in_progress")))
+_UNFINISHED_STATUSES = ("queued", "in_progress")
+_UNFINISHED = select(responses.c.id).where(responses.c.status.in_(_UNFINISHED_STATUSES))
 _PREVIOUS = select(responses.c.previous_response_id).where(responses.c.id == bindparam("id"))
 _CREATED_AT = select(responses.c.id, responses.c.created_at).where(
     responses.c.id.in_(bindparam("ids", expanding=True))
@@ -244,30 +246,59 @@ _LINKS = _links_statement()
 # Each pair does the same thing; the store picks the one that is fast and safe on its database.
 
 
-def _upsert_rows(conn: Connection, rows: list[dict[str, Any]]) -> list[str]:
-    """PostgreSQL: atomic upserts, which also lock the rows until commit.
+class _PostgresRows:
+    """PostgreSQL: atomic upserts, which also lock the rows until commit."""
 
-    Returns every id: any of them may have items already.
+    def write(self, conn: Connection, rows: list[dict[str, Any]], *, ask: bool) -> list[str]:
+        """Returns every id: any of them may have items already. (An upsert needs no `ask`.)"""
+        conn.execute(_UPSERT, rows)
+        return [row["id"] for row in rows]
+
+    def committed(self, rows: list[dict[str, Any]]) -> None:
+        pass
+
+    def deleted(self, response_id: str) -> None:
+        pass
+
+
+class _DuckDBRows:
+    """DuckDB: a batch's new responses inserted in one statement, the others updated.
+
+    DuckDB's ON CONFLICT costs twice an UPDATE or an INSERT, and asking which of a batch's
+    ids exist costs more than inserting them (an IN list of 35 ids is planned as a scan of the
+    table: ~4 ms of CPU, the whole batch's insert ~3 ms). So a response is presumed new unless
+    this process saved it unfinished (a stream's or a background response's later saves
+    update it); one stored after all, by an earlier run, fails the insert on its key, and the
+    batch is written again, asking first (`ask`). Used under the store's write lock.
     """
-    conn.execute(_UPSERT, rows)
-    return [row["id"] for row in rows]
 
+    def __init__(self) -> None:
+        self._unfinished: set[str] = set()
 
-def _update_or_insert_rows(conn: Connection, rows: list[dict[str, Any]]) -> list[str]:
-    """DuckDB: its ON CONFLICT costs twice an UPDATE or an INSERT, so existing rows are
-    looked up, updated one by one (rare: a stream's second save) and the rest inserted in
-    one statement. Safe under the write lock.
+    def write(self, conn: Connection, rows: list[dict[str, Any]], *, ask: bool) -> list[str]:
+        """Returns the ids of existing responses, the only ones that can have items already."""
+        ids = [row["id"] for row in rows]
+        if ask:
+            existing = set(conn.execute(_EXISTING, {"ids": ids}).scalars())
+        else:
+            existing = self._unfinished.intersection(ids)
+        for row in rows:
+            if row["id"] in existing:
+                conn.execute(_UPDATE, {"key": row["id"], **{name: row[name] for name in _FIELDS}})
+        new = [row for row in rows if row["id"] not in existing]
+        if new:
+            conn.execute(_INSERT_JSON, {"rows": orjson.dumps(new).decode()})
+        return list(existing)
 
-    Returns the ids of existing responses, the only ones that can have items already.
-    """
-    existing = set(conn.execute(_EXISTING, {"ids": [row["id"] for row in rows]}).scalars())
-    for row in rows:
-        if row["id"] in existing:
-            conn.execute(_UPDATE, {"key": row["id"], **{name: row[name] for name in _FIELDS}})
-    new = [row for row in rows if row["id"] not in existing]
-    if new:
-        conn.execute(_INSERT_JSON, {"rows": orjson.dumps(new).decode()})
-    return list(existing)
+    def committed(self, rows: list[dict[str, Any]]) -> None:
+        for row in rows:
+            if row["status"] in _UNFINISHED_STATUSES:
+                self._unfinished.add(row["id"])
+            else:
+                self._unfinished.discard(row["id"])
+
+    def deleted(self, response_id: str) -> None:
+        self._unfinished.discard(response_id)
 
 
 def _insert_item_rows(conn: Connection, rows: list[dict[str, Any]]) -> None:
@@ -355,13 +386,13 @@ class SqlStore:
             # DuckDB's optimistic concurrency aborts a transaction that writes a row another
             # open transaction wrote ("Conflict on update"); one writer at a time never does.
             self._write_lock = threading.Lock()
-            self._write_rows, self._links = _update_or_insert_rows, _links_by_lookup
-            self._insert_items = _insert_item_rows_as_json
+            self._rows: _PostgresRows | _DuckDBRows = _DuckDBRows()
+            self._links, self._insert_items = _links_by_lookup, _insert_item_rows_as_json
         else:
             # PostgreSQL's row locks make concurrent writers of one response wait instead.
             self._write_lock = nullcontext()
-            self._write_rows, self._links = _upsert_rows, _links_by_recursion
-            self._insert_items = _insert_item_rows
+            self._rows = _PostgresRows()
+            self._links, self._insert_items = _links_by_recursion, _insert_item_rows
         self.conversations = SqlConversations(engine, self._run, self._write_lock)
 
     async def _run(self, call: Callable[..., T], *args: Any) -> T:
@@ -413,8 +444,18 @@ class SqlStore:
         latest = {record.id: record for record in records}
         item_rows = [row for record in latest.values() for row in _item_rows(record)]
         rows = [_row(record) for record in latest.values()]
-        with self._write_lock, self._engine.begin() as conn:
-            stale = self._write_rows(conn, rows)  # responses that may have items already
+        with self._write_lock:
+            try:
+                self._write(rows, item_rows, ask=False)
+            except IntegrityError:  # a response stored unbeknown to `_rows`: see _DuckDBRows
+                self._write(rows, item_rows, ask=True)
+            self._rows.committed(rows)
+
+    def _write(
+        self, rows: list[dict[str, Any]], item_rows: list[dict[str, Any]], *, ask: bool
+    ) -> None:
+        with self._engine.begin() as conn:
+            stale = self._rows.write(conn, rows, ask=ask)  # responses that may have items
             if stale:
                 conn.execute(_DELETE_ITEMS, {"ids": stale})
             if item_rows:
@@ -436,6 +477,7 @@ class SqlStore:
 
     def _delete(self, response_id: str) -> bool:
         with self._write_lock, self._engine.begin() as conn:
+            self._rows.deleted(response_id)
             found = conn.execute(_DELETE_RESPONSE, {"id": response_id}).first() is not None
             conn.execute(_DELETE_ITEMS, {"ids": [response_id]})
         return found

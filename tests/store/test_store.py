@@ -186,6 +186,59 @@ def test_save_many_keeps_the_last_record_of_a_response(store: SqlStore) -> None:
     assert run(store.get(other.response.id)) == other
 
 
+def test_saving_a_finished_response_again_replaces_it(store: Store) -> None:
+    finished = record()
+    run(store.save(finished))
+    again = StoredResponse(
+        finished.response.model_copy(update={"output": [assistant_message("Again.")]}),
+        [user_message("Hi again")],
+    )
+
+    run(store.save(again))
+
+    assert run(store.get(finished.response.id)) == again
+
+
+def test_a_batch_with_a_response_stored_by_an_earlier_run_lands_whole(url: str) -> None:
+    """The store presumes a response it has not seen unfinished is new; one stored by an
+    earlier process must still be replaced, and the rest of its batch saved."""
+    earlier = record(status="in_progress", output=[])
+    first = run(open_store(url))
+    run(first.save(earlier))
+    run(first.close())
+    failed = StoredResponse(
+        earlier.response.model_copy(update={"status": "failed"}), earlier.input_items
+    )
+    other = record()
+
+    second = run(open_store(url))
+    assert isinstance(second, SqlStore)
+    try:
+        run(second.save_many([encode(failed), encode(other)]))
+
+        assert run(second.get(earlier.response.id)) == failed
+        assert run(second.get(other.response.id)) == other
+        page = run(second.input_items(earlier.response.id, after=None, limit=10, order="asc"))
+        assert page is not None and page.items == earlier.input_items
+    finally:
+        run(second.close())
+
+
+def test_a_response_deleted_while_unfinished_is_stored_again_by_its_next_save(
+    store: Store,
+) -> None:
+    started = record(status="in_progress", output=[])
+    run(store.save(started))
+    run(store.delete(started.response.id))
+    finished = StoredResponse(
+        started.response.model_copy(update={"status": "completed"}), started.input_items
+    )
+
+    run(store.save(finished))
+
+    assert run(store.get(finished.response.id)) == finished
+
+
 def test_concurrent_saves_all_land(store: Store) -> None:
     """Concurrent writers, some of one response, neither conflict nor lose a save."""
     records = [record(user_message(f"message {n}")) for n in range(12)]
