@@ -24,6 +24,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -119,6 +120,8 @@ class Upstream:
                 await writer.drain()
         except (asyncio.IncompleteReadError, ConnectionError):
             writer.close()
+        except asyncio.CancelledError:  # the run is over; ending quietly spares Python 3.11's
+            writer.close()  # stream callback a traceback about the cancelled task
 
     async def start(self) -> int:
         server = await asyncio.start_server(self.handle, "127.0.0.1", 0)
@@ -225,7 +228,16 @@ def process_cpu(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def start_server(upstream_port: int, data_dir: str) -> tuple[subprocess.Popen[bytes], int]:
+def start_server(
+    upstream_port: int,
+    data_dir: str,
+    *,
+    python: Path | None = None,
+    prefix: Sequence[str] = (),
+    wait_seconds: float = 15.0,
+) -> tuple[subprocess.Popen[bytes], int]:
+    """`openresponses serve` of the environment `python` belongs to (this one's by default),
+    in front of the upstream, run under `prefix` (a profiler's command line, say)."""
     import socket
 
     with socket.socket() as sock:
@@ -236,24 +248,17 @@ def start_server(upstream_port: int, data_dir: str) -> tuple[subprocess.Popen[by
         "OPENAI_BASE_URL": f"http://127.0.0.1:{upstream_port}/v1",
         "OPENAI_API_KEY": "sk-bench",
     }
-    command = Path(sys.executable).parent / "openresponses"
+    python = python or Path(sys.executable)
+    command = [*prefix, str(python), str(python.parent / "openresponses"), "serve"]
     process = subprocess.Popen(
-        [
-            str(command),
-            "serve",
-            "--port",
-            str(port),
-            "--data-dir",
-            data_dir,
-            "--log-level",
-            "error",
-        ],
+        [*command, "--port", str(port), "--data-dir", data_dir, "--log-level", "error"],
         env=env,
         stdout=subprocess.DEVNULL,
     )
-    for _ in range(300):
+    deadline = time.monotonic() + wait_seconds
+    while time.monotonic() < deadline and process.poll() is None:
         try:
-            httpx.get(f"http://127.0.0.1:{port}/v1/responses/resp_probe", timeout=1)
+            httpx.get(f"http://127.0.0.1:{port}/v1/responses/resp_probe", timeout=5)
             return process, port
         except httpx.TransportError:
             time.sleep(0.05)

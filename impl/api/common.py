@@ -8,6 +8,7 @@ locations name the exact parameter (`input[0].content`) for the OpenAI error's `
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from typing import Any, TypeVar
 
@@ -189,6 +190,12 @@ def _too_long(param: str, what: str, limit: int, length: int) -> APIError:
     )
 
 
+@functools.cache
+def _keys(model: type[BaseModel]) -> frozenset[str]:
+    """The keys a body may have (computed once per model: CreateResponse has ~40 fields)."""
+    return frozenset(field.alias or name for name, field in model.model_fields.items())
+
+
 def parse_body(
     data: Any, model: type[ModelT], fill: Callable[[dict[str, Any]], None] | None = None
 ) -> ModelT:
@@ -196,8 +203,7 @@ def parse_body(
     if not isinstance(data, dict):
         raise invalid("The request body must be a JSON object.", code="invalid_json")
     # A RootModel is a union of bodies (each forbidding unknown keys itself): no key check.
-    known = {field.alias or name for name, field in model.model_fields.items()}
-    unknown = [] if issubclass(model, RootModel) else sorted(set(data) - known)
+    unknown = [] if issubclass(model, RootModel) else sorted(data.keys() - _keys(model))
     if unknown:
         raise invalid(
             f"Unknown parameter: '{unknown[0]}'.", param=unknown[0], code="unknown_parameter"
