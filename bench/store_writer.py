@@ -18,8 +18,9 @@ import tempfile
 import time
 from pathlib import Path
 
+from openresponses.core import intake
 from openresponses.core.engine import usage_model
-from openresponses.core.items import new_id
+from openresponses.core.items import new_id, user_text
 from openresponses.generated import openai_models as m
 from openresponses.providers.base import UsageReport
 from openresponses.store import duckdb_url, open_store
@@ -29,6 +30,8 @@ from openresponses.store.sql import SqlStore
 
 
 def record() -> Encoded:
+    """A completed response as the gateway stores it (`initial_response` echoes the request)."""
+    request = m.CreateResponse.model_validate({"model": "bench", "input": "Say hello"})
     reply = m.OutputMessage(
         id=new_id("message"),
         type="message",
@@ -40,32 +43,14 @@ def record() -> Encoded:
             )
         ],
     )
-    question = m.InputMessageResource(
-        id=new_id("message"),
-        type="message",
-        role="user",
-        status="completed",
-        content=[m.InputTextContent(type="input_text", text="Say hello")],
+    response = intake.initial_response(request, "bench").model_copy(
+        update={
+            "status": "completed",
+            "output": [reply],
+            "usage": usage_model(UsageReport(input_tokens=8, output_tokens=5)),
+        }
     )
-    response = m.Response(
-        id=new_id("response"),
-        object="response",
-        created_at=int(time.time()),
-        status="completed",
-        error=None,
-        incomplete_details=None,
-        instructions=None,
-        model="bench",
-        output=[reply],
-        tools=[],
-        tool_choice="auto",
-        parallel_tool_calls=True,
-        temperature=1.0,
-        top_p=1.0,
-        metadata={},
-        usage=usage_model(UsageReport(input_tokens=8, output_tokens=5)),
-    )
-    return encode(StoredResponse(response, [question]))
+    return encode(StoredResponse(response, [user_text("Say hello")]))
 
 
 async def measure(size: int, batches: int) -> float:

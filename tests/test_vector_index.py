@@ -60,6 +60,20 @@ def exact_texts(files: dict[str, np.ndarray], query: np.ndarray) -> list[str]:
     return [texts[i] for i in np.argsort(-similarity)[:10]]
 
 
+async def assert_graph_search_is_exact_and_saved(
+    index: ChunkIndex, files: dict[str, np.ndarray], queries: np.ndarray, searches: list[int]
+) -> None:
+    """Every query went through the graph and found the exact top files; closing the index
+    saved a graph that holds every chunk."""
+    found = [await nearest_files(index, query) for query in queries]
+    await index.close()
+
+    assert len(searches) == len(queries)
+    assert found == [exact_texts(files, query) for query in queries]
+    saved = AnnIndex(index.ann_path, DIMENSIONS, index.hnsw)
+    assert len(saved) == sum(len(points) for points in files.values())
+
+
 @pytest.fixture
 def searches(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[int]]:
     """Counts the graph's searches, to tell them from exact ones."""
@@ -106,13 +120,7 @@ def test_removed_and_replaced_chunks_leave_the_graph(tmp_path: Path, searches: l
         replaced = await add_files(index, ["f5"], seed=3)  # the same file, new chunks
         files = {name: points for name, points in files.items() if name != "f3"} | replaced
         queries = np.concatenate([files["f5"][:5], vectors(10, 8)])
-        found = [await nearest_files(index, query) for query in queries]
-        await index.close()
-
-        assert len(searches) == len(queries)
-        assert found == [exact_texts(files, query) for query in queries]
-        saved = AnnIndex(index.ann_path, DIMENSIONS, index.hnsw)
-        assert len(saved) == sum(len(points) for points in files.values())
+        await assert_graph_search_is_exact_and_saved(index, files, queries, searches)
 
     asyncio.run(run())
 
@@ -192,13 +200,7 @@ def test_after_a_crash_the_saved_graph_catches_up_with_the_table(
         files |= await add_files(reopened, ["after"], seed=3)
         removed = vectors(PER_FILE, 1005)  # f5's
         queries = np.concatenate([removed[:5], files["after"][:5], vectors(10, 9)])
-        found = [await nearest_files(reopened, query) for query in queries]
-        await reopened.close()
-
-        assert len(searches) == len(queries)
-        assert found == [exact_texts(files, query) for query in queries]
-        saved = AnnIndex(reopened.ann_path, DIMENSIONS, reopened.hnsw)
-        assert len(saved) == sum(len(points) for points in files.values())
+        await assert_graph_search_is_exact_and_saved(reopened, files, queries, searches)
 
     asyncio.run(run())
 

@@ -48,9 +48,9 @@ GATHER_SECONDS = 0.1
 
 A commit runs on a worker thread that holds the GIL for part of its work; committing after
 every save made each request wait for that thread (+0.3 ms p50 at one request at a time).
-And a batch has a fixed cost (its statements and commit: ~5 ms of CPU on DuckDB) beside
+And a batch has a fixed cost (its statements and commit: ~5 to 6 ms of CPU on DuckDB) beside
 ~0.1 ms per response: at one request at a time, gathering for 50 ms made ~35-response
-batches at 0.21 ms of writer CPU per response, 100 ms makes ~70 at 0.14 ms
+batches at ~0.26 ms of writer CPU per response, 100 ms makes ~70 at ~0.16 ms
 (`bench/store_writer.py`). Reads that need
 the database current (`input_items`, `delete`…) cut the wait short, so they never pay for it;
 `get` and `context` read saves not yet applied from memory.
