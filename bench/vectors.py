@@ -197,15 +197,23 @@ async def calibrate(args: argparse.Namespace) -> None:
         neighbourhoods(name, corpus, queries)
 
 
-def exact_top10(corpus: Array, queries: Array) -> list[set[int]]:
+def exact_top10(corpus: Array, queries: Array, every: int = 1) -> list[set[int]]:
     """The true 10 nearest chunk ids (row i has id i + 1), by numpy: SQL's exact search
-    would take minutes for 200 queries at 1M chunks."""
+    would take minutes for 200 queries at 1M chunks. With `every`, only among the chunks
+    whose id is a multiple of it (what `filtered(every)` lets through)."""
+    rows = np.arange(every - 1, len(corpus), every)
+    part = corpus if every == 1 else corpus[rows]
     truth = []
     for query in queries:
-        similarity = corpus @ query
+        similarity = part @ query
         top = np.argpartition(-similarity, 10)[:10]
-        truth.append({int(i) + 1 for i in top})
+        truth.append({int(rows[i]) + 1 for i in top})
     return truth
+
+
+def filtered(every: int) -> str:
+    """A filter that lets one chunk in `every` through, spread evenly over the corpus."""
+    return f"id % {every} = 0"
 
 
 def peak_memory() -> str:
@@ -220,13 +228,13 @@ def percentiles(samples: list[float]) -> str:
 
 
 async def timed_nearest(
-    index: ChunkIndex, queries: Array, truth: list[set[int]]
+    index: ChunkIndex, queries: Array, truth: list[set[int]], where: str = "TRUE"
 ) -> tuple[list[float], float]:
     """Latencies of the vector leg (`ChunkIndex.nearest`, top 10) and mean recall@10."""
     times, recalls = [], []
     for query, expected in zip(queries, truth, strict=True):
         started = time.perf_counter()
-        found = {i for i, _ in await index.nearest(["vs_bench"], "TRUE", [], query, 10)}
+        found = {i for i, _ in await index.nearest(["vs_bench"], where, [], query, 10)}
         times.append(time.perf_counter() - started)
         recalls.append(len(found & expected) / 10)
     return times, statistics.mean(recalls)
@@ -251,6 +259,7 @@ async def search(args: argparse.Namespace, work: Path) -> None:
         )
     print(f"{n} chunks inserted in {time.perf_counter() - started:.1f} s", flush=True)
     truth = exact_top10(vectors, queries)
+    fractions = {every: exact_top10(vectors, queries, every) for every in args.filtered}
     del vectors, texts
     started = time.perf_counter()
     await index.refresh()
@@ -260,6 +269,11 @@ async def search(args: argparse.Namespace, work: Path) -> None:
         index, queries[: args.exact_queries], truth[: args.exact_queries]
     )
     print(f"exact top-10: {percentiles(exact_times)} (recall {recall:.3f})", flush=True)
+    for every, expected in fractions.items():
+        exact_times, recall = await timed_nearest(
+            index, queries[: args.exact_queries], expected[: args.exact_queries], filtered(every)
+        )
+        print(f"exact top-10, 1 chunk in {every} passing the filter: {percentiles(exact_times)}")
 
     if args.hybrid:
         model = LocalMiniLM()
@@ -301,6 +315,12 @@ async def search(args: argparse.Namespace, work: Path) -> None:
         print(f"reopened and graph read back in {time.perf_counter() - started:.1f} s")
         times, recall = await timed_nearest(index, queries, truth)
         print(f"HNSW top-10, ef_search {ef_search}: {percentiles(times)}; recall@10 {recall:.3f}")
+        for every, expected in fractions.items():
+            times, recall = await timed_nearest(index, queries, expected, filtered(every))
+            print(
+                f"  1 chunk in {every} passing the filter: {percentiles(times)}; "
+                f"recall@10 {recall:.3f}"
+            )
         await index.close()
     print(f"peak memory {peak_memory()}")
 
@@ -321,6 +341,12 @@ def main() -> None:
     three.add_argument("--data", choices=["spectral", "clustered"], default="spectral")
     three.add_argument("--exact-queries", type=int, default=50, help="exact search is slow")
     three.add_argument("--hybrid", action="store_true", help="also time whole hybrid searches")
+    three.add_argument(
+        "--filtered",
+        type=lambda text: [int(n) for n in text.split(",") if n],
+        default=[10, 30, 100],
+        help="also search with a filter that lets 1 chunk in N through (comma-separated Ns)",
+    )
     three.add_argument("--no-hnsw", action="store_true")
     three.add_argument("--m", type=int, default=HnswParams.m)
     three.add_argument("--ef-construction", type=int, default=HnswParams.ef_construction)

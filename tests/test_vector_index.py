@@ -139,8 +139,35 @@ def test_a_filter_that_leaves_too_few_candidates_falls_back_to_exact_search(
         found = await nearest_files(index, query, where)
         await index.close()
 
-        assert searches  # the graph was asked first
+        assert searches == [100]  # asked once: a wider ask would cost more than a scan
         assert found == exact_texts(kept, query)
+
+    asyncio.run(run())
+
+
+def test_a_filter_that_leaves_too_few_candidates_widens_the_graph_search(
+    tmp_path: Path, searches: list[int]
+) -> None:
+    """6 % of 51,100 chunks pass the filter: ~6 of the graph's first 100 proposals, ~24 of
+    the 399 (1/128 of the store) it is asked for next, among them the true top 10."""
+
+    async def run() -> None:
+        index = open_index(tmp_path / "vectors.duckdb")
+        for number in range(4):
+            crowd = vectors(12_000, 50 + number)
+            chunks = [Chunk(f"crowd{number} {i}", 0, 1) for i in range(12_000)]
+            await index.add(STORE, f"crowd{number}", "crowd.txt", None, chunks, crowd)
+        kept_points = vectors(3100, 60)
+        chunks = [Chunk(f"kept {i}", 0, 1) for i in range(3100)]
+        await index.add(STORE, "kept", "kept.txt", {"g": 1}, chunks, kept_points)
+        await index.refresh()
+        query = vectors(1, 61)[0]
+        where = "coalesce(TRY_CAST(json_extract(attributes, '$.g') AS DOUBLE) = 1, FALSE)"
+        found = await nearest_files(index, query, where)
+        await index.close()
+
+        assert searches == [100, 399]
+        assert found == exact_texts({"kept": kept_points}, query)
 
     asyncio.run(run())
 

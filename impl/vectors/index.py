@@ -15,11 +15,12 @@ Facts measured on this machine that shape it (docs/benchmarks.md):
   it honours any filter exactly and costs 1 to 3 ms per 1,000 chunks searched. The HNSW
   graph is built only once the index holds `hnsw_threshold` chunks (a bulk build from all
   cores, in the background: ~180 CPU s per 100k chunks here, more per chunk as it grows)
-  and is used for stores that
-  large; the chunks it proposes are re-ranked exactly and filtered in SQL, falling back to
-  exact search when too few survive. The table is the truth: the graph follows each write
-  after its commit, is saved after writes (coalesced, like BM25's rebuild), and is reconciled
-  with the table when opened, so a crash in between costs a catch-up, not a rebuild.
+  and is used for stores that large; the chunks it proposes are re-ranked exactly and
+  filtered in SQL. When too few survive (a selective filter), the graph is asked once
+  more, as wide as stays cheaper than a scan; only then does exact search take over. The
+  table is the truth: the graph follows each write after its commit, is saved after writes
+  (coalesced, like BM25's rebuild), and is reconciled with the table when opened, so a crash
+  in between costs a catch-up, not a rebuild.
 * Chunk ids are never reused (the next id is past both the table's and the graph's
   largest), so an id the graph holds always means the same vector.
 * The query vector is inlined as one string cast to the array type: a list of 384 numeric
@@ -58,6 +59,13 @@ log = logging.getLogger("openresponses.vectors")
 T = TypeVar("T")
 
 VECTORS_FILE = "vectors.duckdb"
+MAX_PROPOSALS = 4096
+"""The widest graph search, asked for when a filter lets too few of the first ask's chunks
+through, before exact search takes over."""
+SCAN_RATIO = 128
+"""A wide graph search and its filter cost ~20 µs per chunk proposed here, and exact search
+~0.1 to 1.7 µs per chunk in the stores (a selective filter to none; docs/benchmarks.md): a
+graph search never asks for more than 1/128 of the stores' chunks."""
 EXTENSIONS = ("fts",)
 DUCKDB_VERSION = "v1.5.5"
 
@@ -481,11 +489,24 @@ class ChunkIndex:
         cursor = self._cursor()
         scope = f"list_contains(?, vector_store_id) AND ({where})"
         graph = self._ann
-        if graph is not None and self._large(cursor, store_ids):
-            proposed = graph.search(vector, max(k * 10, 100))
-            found = _reranked(cursor, proposed, scope, [store_ids, *args], vector, k)
+        size = self._scope_size(cursor, store_ids) if graph is not None else 0
+        if graph is not None and size >= self.hnsw_threshold:
+            first = max(k * 10, 100)
+            found = _reranked(
+                cursor, graph.search(vector, first), scope, [store_ids, *args], vector, k
+            )
             if len(found) == k:
                 return found
+            # Too few passed the filter (or belong to the stores searched): ask once more,
+            # as wide as stays cheaper than scanning the stores, if the share that passed
+            # promises k this time, and rank what passes.
+            widest = min(MAX_PROPOSALS, size // SCAN_RATIO)
+            if widest > first and len(found) * widest >= k * first:
+                proposed = graph.search(vector, widest)
+                passing = _passing(cursor, proposed, scope, [store_ids, *args])
+                found = _reranked(cursor, passing, scope, [store_ids, *args], vector, k)
+                if len(found) == k:
+                    return found
         literal = vector_literal(vector)
         rows = cursor.execute(
             f"""
@@ -496,9 +517,10 @@ class ChunkIndex:
         ).fetchall()
         return [(int(i), float(s)) for i, s in rows]
 
-    def _large(self, cursor: duckdb.DuckDBPyConnection, store_ids: list[str]) -> bool:
+    def _scope_size(self, cursor: duckdb.DuckDBPyConnection, store_ids: list[str]) -> int:
+        """How many chunks the stores hold together."""
         sizes = self._store_sizes(cursor)
-        return sum(sizes.get(store, 0) for store in set(store_ids)) >= self.hnsw_threshold
+        return sum(sizes.get(store, 0) for store in set(store_ids))
 
     async def keyword(
         self, vector_store_ids: Sequence[str], where: str, args: list[Any], query: str, k: int
@@ -573,6 +595,43 @@ class ChunkIndex:
         }
 
 
+def _in_scope(
+    cursor: duckdb.DuckDBPyConnection,
+    proposed: Keys,
+    scope: str,
+    args: list[Any],
+    *,
+    embeddings: bool,
+) -> dict[str, Any]:
+    """The ids (and `embeddings`, as float32 arrays) of the chunks the graph proposed that
+    are in `scope`. SQL only filters them: the ids are inlined (ours, integers), a key lookup
+    each. Materialized, so that DuckDB looks the ids up in the key's index before it filters:
+    with the scope beside `id IN` it scanned the whole table (0.6 s at 100k chunks)."""
+    listed = ", ".join(str(int(i)) for i in proposed)
+    embedding = ", embedding" if embeddings else ""
+    found: dict[str, Any] = cursor.execute(
+        f"""
+        WITH proposed AS MATERIALIZED (
+            SELECT id, vector_store_id, file_id, attributes{embedding}
+            FROM chunks WHERE id IN ({listed})
+        )
+        SELECT id{embedding} FROM proposed WHERE {scope}
+        """,
+        args,
+    ).fetchnumpy()
+    return found
+
+
+def _passing(
+    cursor: duckdb.DuckDBPyConnection, proposed: Keys, scope: str, args: list[Any]
+) -> Keys:
+    """The graph's proposals that are in `scope`. For a wide ask, reading every proposal's
+    embedding cost more than the lookups: only those that pass are read, to be ranked."""
+    if not len(proposed):
+        return proposed
+    return as_keys(_in_scope(cursor, proposed, scope, args, embeddings=False)["id"])
+
+
 def _reranked(
     cursor: duckdb.DuckDBPyConnection,
     proposed: Keys,
@@ -581,26 +640,14 @@ def _reranked(
     vector: Array,
     k: int,
 ) -> list[tuple[int, float]]:
-    """(id, exact cosine similarity) of the `k` chunks among those the graph proposed (all
-    stores, ordered by quantized distance) that are in `scope`, most similar first. SQL
-    only filters them (inlined integers, ours: a key lookup each, not a scan) and reads
-    their float32 embeddings; numpy ranks them (~20 % less CPU than ranking them in SQL with
-    the query vector as a literal, at 20k chunks)."""
-    if len(proposed) < k:
+    """(id, exact cosine similarity) of the `k` chunks (or fewer, if fewer pass) among
+    those the graph proposed (all stores) that are in `scope`, most similar first: numpy
+    ranks their float32 embeddings (~20 % less CPU than ranking them in SQL with the query
+    vector as a literal, at 20k chunks)."""
+    if not len(proposed):
         return []
-    listed = ", ".join(str(int(i)) for i in proposed)
-    # Materialized, so that DuckDB looks the ids up in the key's index before it filters:
-    # with the scope beside `id IN` it scanned the whole table (0.6 s at 100k chunks).
-    found = cursor.execute(
-        f"""
-        WITH proposed AS MATERIALIZED (
-            SELECT id, vector_store_id, attributes, embedding FROM chunks WHERE id IN ({listed})
-        )
-        SELECT id, embedding FROM proposed WHERE {scope}
-        """,
-        args,
-    ).fetchnumpy()
-    if len(found["id"]) < k:
+    found = _in_scope(cursor, proposed, scope, args, embeddings=True)
+    if not len(found["id"]):
         return []
     embeddings = np.stack(list(found["embedding"])).astype(np.float32)
     norms = np.linalg.norm(embeddings, axis=1) * np.linalg.norm(vector)
