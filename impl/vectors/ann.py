@@ -64,6 +64,9 @@ class HnswParams:
         return cls() if ef_search is None else cls(ef_search=ef_search)
 
 
+SEQUENTIAL_BELOW = 1000
+"""How many nodes a graph gets one at a time before inserts may run in parallel."""
+
 Keys = np.ndarray
 """Chunk ids as usearch takes and gives them (uint64)."""
 
@@ -134,10 +137,18 @@ class AnnIndex:
         return as_keys(found.keys)
 
     def add(self, ids: Keys, vectors: np.ndarray, *, threads: int = 1) -> None:
-        """Indexes new chunks (ids not in the graph: ids are never reused)."""
+        """Indexes new chunks (ids not in the graph: ids are never reused). The graph's first
+        `SEQUENTIAL_BELOW` nodes go in one thread whatever `threads` says: inserted
+        concurrently into a near-empty graph, some were left poorly linked (160 chunks from
+        two threads: 1 query in 22 missed a true top-10 chunk among 100 proposals; from one
+        thread, none; at 5,000 chunks the two are alike)."""
         if len(ids):
             with self._save_lock, self._lock:
-                self._graph.add(ids, vectors, threads=threads)
+                first = max(0, min(len(ids), SEQUENTIAL_BELOW - len(self._graph)))
+                if first:
+                    self._graph.add(ids[:first], vectors[:first], threads=1)
+                if len(ids) > first:
+                    self._graph.add(ids[first:], vectors[first:], threads=threads)
                 self.dirty = True
 
     def remove(self, ids: Keys) -> None:
