@@ -70,13 +70,54 @@ def test_body_that_is_not_an_object_is_a_400(server: Server) -> None:
     assert _error(response)["message"] == "The request body must be a JSON object."
 
 
-def test_wrong_type_names_the_parameter(server: Server) -> None:
+def test_wrong_type_names_the_parameter_and_both_types(server: Server) -> None:
     response = _post(server, {"model": "m", "input": "hi", "temperature": "hot"})
 
     assert response.status_code == 400
+    assert _error(response) == {
+        "message": "Invalid type for 'temperature': expected a number, but got a string instead.",
+        "type": "invalid_request_error",
+        "param": "temperature",
+        "code": "invalid_type",
+    }
+
+
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [
+        # `model` is a string or one of OpenAI's enums of names: the type is what is wrong.
+        ({"model": 3}, "Invalid type for 'model': expected a string, but got an integer instead."),
+        (
+            {"model": "m", "input": 5},
+            "Invalid type for 'input': expected a string or an array, but got an integer instead.",
+        ),
+        (
+            {"model": "m", "tool_choice": 5},
+            "Invalid type for 'tool_choice': expected an object or a string, "
+            "but got an integer instead.",
+        ),
+    ],
+)
+def test_a_value_no_shape_of_a_union_takes_is_a_type_error(
+    server: Server, body: dict[str, Any], message: str
+) -> None:
+    response = _post(server, body)
+
+    assert response.status_code == 400
     error = _error(response)
-    assert error["param"] == "temperature"
-    assert "temperature" in error["message"]
+    assert (error["message"], error["code"]) == (message, "invalid_type")
+
+
+def test_a_string_outside_an_enum_lists_the_enums_values(server: Server) -> None:
+    response = _post(server, {"model": "m", "tool_choice": "sometimes"})
+
+    assert response.status_code == 400
+    assert _error(response) == {
+        "message": "Invalid value for 'tool_choice': Input should be 'none', 'auto' or 'required'.",
+        "type": "invalid_request_error",
+        "param": "tool_choice",
+        "code": "invalid_value",
+    }
 
 
 def test_wrong_type_inside_an_input_item_names_its_path(server: Server) -> None:

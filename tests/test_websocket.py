@@ -214,11 +214,11 @@ def test_http_transport_fields_are_refused_and_the_socket_stays_usable(
         ('{"type": "response.create", "input": "Hi"}', "missing_required_parameter", "model"),
         (
             '{"type": "response.create", "model": "m", "temperature": "hot"}',
-            "invalid_value",
+            "invalid_type",
             "temperature",
         ),
     ],
-    ids=["not-json", "unknown-type", "no-model", "bad-value"],
+    ids=["not-json", "unknown-type", "no-model", "bad-type"],
 )
 def test_a_bad_message_gets_an_error_envelope(
     server: Server, message: str, code: str, param: str | None

@@ -81,11 +81,60 @@ def _param(loc: tuple[int | str, ...]) -> str:
 _TYPE_TAGS = {"str", "int", "float", "bool", "dict", "list", "none"}
 
 
+_EXPECTED = {
+    "string_type": "a string",
+    "int_type": "an integer",
+    "int_parsing": "an integer",
+    "float_type": "a number",
+    "float_parsing": "a number",
+    "bool_type": "a boolean",
+    "bool_parsing": "a boolean",
+    "list_type": "an array",
+    "dict_type": "an object",
+    "model_type": "an object",
+    "model_attributes_type": "an object",
+}
+"""pydantic's type errors, as the JSON type each one wanted."""
+
+
+def _json_type(value: Any) -> str:
+    """The JSON type of a value the client sent, as OpenAI's messages name it."""
+    if value is None:
+        return "null"
+    for kind, name in ((bool, "a boolean"), (int, "an integer"), (float, "a number")):
+        if isinstance(value, kind):
+            return name
+    return {str: "a string", list: "an array", dict: "an object"}.get(type(value), "a value")
+
+
+def _type_error(errors: list[Any], param: str) -> APIError | None:
+    """OpenAI's "Invalid type" error when the value's JSON type fits none of the parameter's
+    shapes: a union of a string and an enum (`model`) reports the enum's list of values
+    beside the string's type error, and the type is what the client got wrong."""
+    if not all(e["type"] in _EXPECTED or e["type"] == "literal_error" for e in errors):
+        return None
+    if isinstance(errors[0]["input"], str) and any(e["type"] == "literal_error" for e in errors):
+        return None  # a string that is not one of the enum's: the value is wrong, not its type
+    if not any(e["type"] in _EXPECTED for e in errors):
+        return None  # an enum alone: its message lists the values, which says more
+    # The spec's enums are of strings.
+    wanted = [_EXPECTED.get(e["type"], "a string") for e in errors]
+    expected = " or ".join(dict.fromkeys(wanted))
+    return invalid(
+        f"Invalid type for '{param}': expected {expected}, "
+        f"but got {_json_type(errors[0]['input'])} instead.",
+        param=param,
+        code="invalid_type",
+    )
+
+
 def _validation_error(exc: ValidationError) -> APIError:
     errors = exc.errors(include_url=False)
     # A union reports one error per member; the member that got furthest is the one the
     # client meant, so the deepest location is the most telling.
-    first = max(errors, key=lambda e: len(e["loc"]))
+    depth = max(len(e["loc"]) for e in errors)
+    deepest = [e for e in errors if len(e["loc"]) == depth]
+    first = deepest[0]
     param = _param(first["loc"])
     if first["type"] == "missing":
         return invalid(
@@ -93,6 +142,10 @@ def _validation_error(exc: ValidationError) -> APIError:
             param=param,
             code="missing_required_parameter",
         )
+    if (wrong_type := _type_error(deepest, param)) is not None:
+        return wrong_type
+    # A string where an enum or an object may go: the enum's values are what the client needs.
+    first = next((e for e in deepest if e["type"] == "literal_error"), first)
     return invalid(
         f"Invalid value for '{param}': {first['msg']}.",
         param=param,
