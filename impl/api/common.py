@@ -97,14 +97,24 @@ _EXPECTED = {
 """pydantic's type errors, as the JSON type each one wanted."""
 
 
+_JSON_TYPES: tuple[tuple[type, str], ...] = (
+    (bool, "a boolean"),  # before int: a bool is an int to Python
+    (int, "an integer"),
+    (float, "a number"),
+    (str, "a string"),
+    (list, "an array"),
+    (dict, "an object"),
+)
+
+
 def _json_type(value: Any) -> str:
     """The JSON type of a value the client sent, as OpenAI's messages name it."""
     if value is None:
         return "null"
-    for kind, name in ((bool, "a boolean"), (int, "an integer"), (float, "a number")):
+    for kind, name in _JSON_TYPES:
         if isinstance(value, kind):
             return name
-    return {str: "a string", list: "an array", dict: "an object"}.get(type(value), "a value")
+    return "a value"
 
 
 def _type_error(errors: list[Any], param: str) -> APIError | None:

@@ -14,7 +14,7 @@ Facts measured on this machine that shape it (docs/benchmarks.md):
 * Exact search (`array_cosine_similarity` over every candidate row) is what runs by default:
   it honours any filter exactly and costs 1 to 3 ms per 1,000 chunks searched. The HNSW
   graph is built only once the index holds `hnsw_threshold` chunks (a bulk build from all
-  cores, in the background: ~180 CPU s per 100k chunks here, more per chunk as it grows)
+  cores, in the background: ~2,700 CPU s for 1M chunks here, less per chunk below that)
   and is used for stores that large; the chunks it proposes are re-ranked exactly and
   filtered in SQL. When too few survive (a selective filter), the graph is asked once
   more, as wide as stays cheaper than a scan; only then does exact search take over. The
@@ -504,7 +504,7 @@ class ChunkIndex:
             if widest > first and len(found) * widest >= k * first:
                 proposed = graph.search(vector, widest)
                 passing = _passing(cursor, proposed, scope, [store_ids, *args])
-                found = _reranked(cursor, passing, scope, [store_ids, *args], vector, k)
+                found = _reranked(cursor, passing, "TRUE", [], vector, k)  # in scope already
                 if len(found) == k:
                     return found
         literal = vector_literal(vector)
