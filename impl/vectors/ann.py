@@ -50,7 +50,7 @@ class HnswParams:
     few dozen chunks form islands, M 24 with ef_construction 128 found 0.90 of the true top
     10 at ef_search 512 and 0.95 only at 2048; M 32 with 256 finds 0.96 at ef_search 256 and
     0.98 at 512, for 2.6 times the build's CPU (~2.8 ms a chunk, against ~180 ms to embed
-    it: docs/benchmarks.md, "A denser graph")."""
+    it: docs/benchmarks.md, "A denser graph at 1M")."""
     ef_construction: int = 256
     """Candidates considered when linking a new node: build time grows with it."""
     ef_search: int = 384
