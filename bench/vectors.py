@@ -313,7 +313,7 @@ async def search(args: argparse.Namespace, work: Path) -> None:
         started = time.perf_counter()
         # Open, read the graph back and catch it up with the table (searches are exact until
         # it is), then warm up.
-        await index.refresh()
+        await index.graph_ready()
         await timed_nearest(index, queries[:5], truth[:5])
         print(f"reopened and graph read back in {time.perf_counter() - started:.1f} s")
         times, recall = await timed_nearest(index, queries, truth)

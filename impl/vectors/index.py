@@ -378,6 +378,13 @@ class ChunkIndex:
         await self._run(self._refresh_fts)
         await self._update_ann()
 
+    async def graph_ready(self) -> None:
+        """Opens the index if it is not open, and waits until its graph (if the index is large
+        enough for one) is built or caught up with the table: searches are exact until then.
+        Unlike `refresh`, BM25's snapshot is left as it is."""
+        await self._run(lambda: None)
+        await self._update_ann()
+
     def _refresh_fts(self) -> None:
         """Rebuilds BM25's snapshot if a write made it stale. In a transaction of its own, so
         that it reads one state of the table while writes go on (ingestion used to wait behind
