@@ -212,7 +212,6 @@ class BrokenTarget:
             BODY_MUTATIONS[mutation](body)
         return Response(json.dumps(body), answer.status_code, media_type="application/json")
 
-
     async def _relay(self, websocket: WebSocket) -> None:
         """Relays one socket's turns to the server; `refuse_stream` answers a message that
         carries `stream` itself, as a server that refuses the field would."""

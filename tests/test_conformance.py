@@ -169,8 +169,8 @@ def test_a_warning_is_reported_in_every_format_and_fails_nothing(
     report, junit = tmp_path / "report.json", tmp_path / "junit.xml"
 
     done = _cli(
-        "--base-url", server.base_url, "--model", model, "--only", "openresponses/errors.type_names",
-        "--report", str(report), "--junit", str(junit),
+        "--base-url", server.base_url, "--model", model,
+        "--only", "openresponses/errors.type_names", "--report", str(report), "--junit", str(junit),
     )  # fmt: skip
 
     message = (
