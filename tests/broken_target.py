@@ -135,16 +135,17 @@ FRAME_MUTATIONS = {"event_name", "no_done", "two_data_lines", "id_lines"}
 ERROR_MUTATIONS = {"problem_json", "error_type", "status_500", "no_param"}
 
 
-def _without_tool_outputs(content: bytes) -> bytes:
-    """A create body with its `function_call_output` items taken out: a server that drops the
-    outputs it cannot match, and so answers 200 where the call_id rule says 400."""
+def _without_tool_items(content: bytes) -> bytes:
+    """A create body with its function calls and their outputs taken out: a server that drops
+    the tool items it cannot match, and so answers 200 where the call_id rule says 400."""
     body = json.loads(content)
     if isinstance(body.get("input"), list):
-        body["input"] = [i for i in body["input"] if i.get("type") != "function_call_output"]
+        tool_items = ("function_call", "function_call_output")
+        body["input"] = [i for i in body["input"] if i.get("type") not in tool_items]
     return json.dumps(body).encode()
 
 
-REQUEST_MUTATIONS = {"accept_call_id": _without_tool_outputs}
+REQUEST_MUTATIONS = {"accept_call_id": _without_tool_items}
 
 REFUSE_STREAM = {
     "type": "error",

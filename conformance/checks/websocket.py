@@ -198,15 +198,15 @@ def unknown_id(ctx: Context) -> None:
     dialects=OPENRESPONSES_ONLY,
 )
 def failed_continuation_evicts(ctx: Context) -> None:
+    _refused_continuation_evicts(ctx, temperature="very hot", input=_turn_input("Again."))
+
+
+def _refused_continuation_evicts(ctx: Context, **failing: Any) -> None:
+    """A turn, then a continuation of it with `failing` that must be refused, then one that
+    must find the first turn's id evicted from the connection."""
     with socket(ctx) as ws:
         first = ws.completed(store=False, input=_turn_input("Say hello."))
-        _, error = ws.turn(
-            store=False,
-            previous_response_id=first["id"],
-            temperature="very hot",
-            input=_turn_input("Again."),
-        )
-        require(error is not None, "a continuation with temperature 'very hot' did not fail")
+        ws.refused(None, store=False, previous_response_id=first["id"], **failing)
         ws.refused(
             NOT_FOUND, store=False, previous_response_id=first["id"], input=_turn_input("Again.")
         )
@@ -219,12 +219,7 @@ def failed_continuation_evicts(ctx: Context) -> None:
     dialects=OPENRESPONSES_ONLY,
 )
 def unmatched_call_id(ctx: Context) -> None:
-    with socket(ctx) as ws:
-        first = ws.completed(store=False, input=_turn_input("Say hello."))
-        ws.refused(None, store=False, previous_response_id=first["id"], input=[unmatched_output()])
-        ws.refused(
-            NOT_FOUND, store=False, previous_response_id=first["id"], input=_turn_input("Again.")
-        )
+    _refused_continuation_evicts(ctx, input=[unmatched_output()])
 
 
 AGENTS_SDK = "the OpenAI Agents SDK's WebSocket transport sends it in every response.create"
