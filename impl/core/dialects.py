@@ -2,9 +2,11 @@
 
 The engine speaks OpenAI's generated models. Clients get either OpenAI's dialect (the
 default, what the official SDKs expect) or the Open Responses spec's dialect, chosen per
-request by the `OpenResponses-Version` header or server-wide. The Open Responses side is
-validated into the spec's own generated models before it leaves, so what we send is what
-the spec says, not what we hope it says.
+request by the `OpenResponses-Version` header or server-wide. Both send response objects that
+satisfy both specs (`_superset`); they differ only where the specs conflict: event and item
+names, extension prefixes, error types and the streamed error's shape (README, Dialects). The
+Open Responses side is validated into the spec's own generated models before it leaves, so
+what we send is what the spec says, not what we hope it says.
 """
 
 from __future__ import annotations
