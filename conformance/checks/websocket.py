@@ -12,7 +12,8 @@ from contextlib import contextmanager
 from typing import Any
 
 from websockets.exceptions import InvalidStatus, WebSocketException
-from websockets.sync.client import ClientConnection, connect
+from websockets.sync.client import connect
+from websockets.sync.connection import Connection
 
 from openresponses.conformance import grammar
 from openresponses.conformance.checks.common import (
@@ -45,7 +46,7 @@ def _url(base_url: str) -> str:
 class Socket:
     """One WebSocket connection; `turn` sends a `response.create` and reads its events."""
 
-    def __init__(self, ctx: Context, connection: ClientConnection) -> None:
+    def __init__(self, ctx: Context, connection: Connection) -> None:
         self.ctx = ctx
         self.connection = connection
 
