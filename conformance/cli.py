@@ -15,7 +15,10 @@ examples:
   openresponses conformance --base-url http://127.0.0.1:8080/v1 --model openai@gpt-4.1-mini
   openresponses conformance --base-url https://api.openai.com/v1 --api-key "$OPENAI_API_KEY" \\
       --model gpt-4.1-mini --dialect openai --only 'stream.*' --junit conformance.xml
-exit status: 0 when every selected check passed (skips allowed), 1 when any failed, 2 on bad usage.
+The Open Responses rule book is run as an Open Responses client would run it, without an
+OpenResponses-Version header; --version-header sends one, for servers with a strict mode behind it.
+exit status: 0 when no selected check failed (skips and advisory warnings allowed), 1 when any
+failed, 2 on bad usage.
 """
 
 
@@ -64,6 +67,12 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
         choices=["both", *(d.value for d in Dialect)],
         default="both",
         help="rule book: OpenAI's, the Open Responses spec's, or both (default)",
+    )
+    parser.add_argument(
+        "--version-header",
+        action="store_true",
+        help="send OpenResponses-Version with the Open Responses rule book's requests "
+        "(Open Responses clients send none)",
     )
     parser.add_argument("--list", action="store_true", help="list the selected checks and exit")
     parser.set_defaults(run=main)
@@ -116,7 +125,9 @@ def main(args: argparse.Namespace) -> int:
         for check, dialect in selected:
             print(f"{dialect.value}/{check.id:<40} {check.title}")
         return 0
-    target = Target(args.base_url, args.model, args.api_key, headers, args.timeout)
+    target = Target(
+        args.base_url, args.model, args.api_key, headers, args.timeout, args.version_header
+    )
     print(
         f"openresponses conformance: {len(selected)} checks against {target.base_url} "
         f"(model {target.model})",

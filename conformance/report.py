@@ -9,10 +9,10 @@ from pathlib import Path
 from typing import Any
 from xml.etree import ElementTree
 
-from openresponses.conformance.runner import FAIL, PASS, SKIP, Result
+from openresponses.conformance.runner import FAIL, PASS, SKIP, WARN, Result
 from openresponses.conformance.wire import Target
 
-_MARK = {PASS: "pass", FAIL: "FAIL", SKIP: "skip"}
+_MARK = {PASS: "pass", FAIL: "FAIL", SKIP: "skip", WARN: "warn"}
 
 
 def summary(results: list[Result]) -> dict[str, Any]:
@@ -22,6 +22,7 @@ def summary(results: list[Result]) -> dict[str, Any]:
         "passed": counts[PASS],
         "failed": counts[FAIL],
         "skipped": counts[SKIP],
+        "warned": counts[WARN],
         "seconds": round(sum(result.seconds for result in results), 3),
     }
 
@@ -39,8 +40,8 @@ def table(results: list[Result], width: int | None = None) -> str:
     totals = summary(results)
     lines.append("")
     lines.append(
-        f"{totals['passed']} passed, {totals['failed']} failed, {totals['skipped']} skipped "
-        f"of {totals['total']} checks in {totals['seconds']:.1f} s"
+        f"{totals['passed']} passed, {totals['failed']} failed, {totals['skipped']} skipped, "
+        f"{totals['warned']} warned of {totals['total']} checks in {totals['seconds']:.1f} s"
     )
     return "\n".join(lines)
 
@@ -95,6 +96,13 @@ def junit(target: Target, results: list[Result]) -> ElementTree.ElementTree:
             failure.text = f"{result.message}\n\nspec: {result.check.spec_ref}"
         elif result.status == SKIP:
             ElementTree.SubElement(case, "skipped", message=result.message)
+        elif result.status == WARN:
+            # JUnit has no warning outcome: a passing case that says so, in a property for
+            # tools that read them and in the case's output for people.
+            properties = ElementTree.SubElement(case, "properties")
+            ElementTree.SubElement(properties, "property", name="outcome", value="warning")
+            output = ElementTree.SubElement(case, "system-out")
+            output.text = f"warning: {result.message}\n\nspec: {result.check.spec_ref}"
     ElementTree.indent(suites)
     return ElementTree.ElementTree(suites)
 

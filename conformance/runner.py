@@ -10,10 +10,11 @@ from dataclasses import dataclass
 
 from openresponses.conformance import checks as _checks  # noqa: F401 - registers the checks
 from openresponses.conformance.context import Context
-from openresponses.conformance.registry import CHECKS, Check, Failed, Skipped
+from openresponses.conformance.registry import CHECKS, Check, Failed, Skipped, Warned
 from openresponses.conformance.wire import Client, Dialect, Target, TransportError
 
-PASS, FAIL, SKIP = "pass", "fail", "skip"
+PASS, FAIL, SKIP, WARN = "pass", "fail", "skip", "warn"
+"""A warning is advisory: it is reported, but it never fails a run."""
 
 
 @dataclass(frozen=True)
@@ -59,6 +60,8 @@ def run_one(check: Check, ctx: Context) -> tuple[str, str]:
         return FAIL, str(exc)
     except Skipped as exc:
         return SKIP, str(exc)
+    except Warned as exc:
+        return WARN, str(exc)
     except TransportError as exc:
         return FAIL, f"transport: {exc}"
     except Exception as exc:  # the target sent something so odd that the check tripped on it

@@ -15,7 +15,8 @@ from typing import Any
 import httpx
 
 SPEC_VERSION = "2026-04-24"
-"""The Open Responses release the harness holds targets to (sent as `OpenResponses-Version`)."""
+"""The Open Responses release the harness holds targets to (sent as `OpenResponses-Version`
+only when `Target.version_header` asks for it: Open Responses clients do not send it)."""
 
 
 class Dialect(Enum):
@@ -38,6 +39,15 @@ class Target:
     api_key: str | None = None
     headers: dict[str, str] = field(default_factory=dict)
     timeout: float = 60.0
+    version_header: bool = False
+    """Send `OpenResponses-Version` with the Open Responses rule book's requests, for servers
+    that keep a strict mode behind it; off by default, as Open Responses clients send none."""
+
+    def dialect_headers(self, dialect: Dialect) -> dict[str, str]:
+        """The headers a client of `dialect` sends besides the target's own."""
+        if dialect is Dialect.OPENRESPONSES and self.version_header:
+            return {"openresponses-version": SPEC_VERSION}
+        return {}
 
 
 @dataclass(frozen=True)
@@ -149,11 +159,13 @@ class Client:
     """An httpx client bound to one target and one dialect."""
 
     def __init__(self, target: Target, dialect: Dialect) -> None:
-        headers = {"user-agent": "openresponses-conformance", **target.headers}
+        headers = {
+            "user-agent": "openresponses-conformance",
+            **target.dialect_headers(dialect),
+            **target.headers,
+        }
         if target.api_key:
             headers["authorization"] = f"Bearer {target.api_key}"
-        if dialect is Dialect.OPENRESPONSES:
-            headers["openresponses-version"] = SPEC_VERSION
         self.target = target
         self.dialect = dialect
         self._http = httpx.Client(

@@ -847,7 +847,7 @@ class JsonSchemaResponseFormat(BaseModel):
     type: Literal["json_schema"]
     name: str
     description: str | None
-    schema_: Annotated[None, Field(alias="schema")]
+    schema_: Annotated[dict[str, Any] | None, Field(alias="schema")]
     strict: bool
 
 

@@ -3,7 +3,9 @@
 The conformance harness is only worth something if each check fails when its rule is broken.
 This proxy forwards every request to a real server and, when the request carries
 `x-break: NAME`, applies the mutation NAME to the answer: a JSON body, an error, or the events
-of a stream (re-framed after the mutation, so that only what the mutation breaks is broken).
+of a stream (re-framed after the mutation, so that only what the mutation breaks is broken),
+or to the request (`accept_call_id`). WebSocket mode is proxied only for a handshake that
+names a mutation, so that the plain proxy stays a target without WebSocket mode.
 """
 
 from __future__ import annotations
@@ -16,7 +18,9 @@ import httpx
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.routing import Route
+from starlette.routing import Route, WebSocketRoute
+from starlette.websockets import WebSocket, WebSocketDisconnect
+from websockets.asyncio.client import connect
 
 from tests.loopback import LoopbackServer
 
@@ -94,6 +98,12 @@ def _wrong_item_status(events: Events) -> None:
     _message_event(events, "response.output_item.done")["item"]["status"] = "finished"
 
 
+def _drop_store(events: Events) -> None:
+    for event in events:
+        if "response" in event:
+            event["response"].pop("store", None)
+
+
 BODY_MUTATIONS: dict[str, Callable[[dict[str, Any]], None]] = {
     "object": lambda body: body.update(object="resp"),
     "no_created_at": lambda body: body.pop("created_at", None),
@@ -101,6 +111,7 @@ BODY_MUTATIONS: dict[str, Callable[[dict[str, Any]], None]] = {
     "no_output": lambda body: body.update(output=[]),
     "wrong_instructions": lambda body: body.update(instructions="something else"),
     "usage_total": lambda body: body["usage"].update(total_tokens=-1),
+    "no_store": lambda body: body.pop("store", None),
 }
 STREAM_MUTATIONS: dict[str, Callable[[Events], None]] = {
     "spoil_delta": _spoil_delta,
@@ -118,9 +129,36 @@ STREAM_MUTATIONS: dict[str, Callable[[Events], None]] = {
     "terminal_status": lambda events: _first(events, "response.completed")["response"].update(
         status="in_progress"
     ),
+    "no_store": _drop_store,
 }
 FRAME_MUTATIONS = {"event_name", "no_done", "two_data_lines", "id_lines"}
 ERROR_MUTATIONS = {"problem_json", "error_type", "status_500", "no_param"}
+
+
+def _without_tool_items(content: bytes) -> bytes:
+    """A create body with its function calls and their outputs taken out: a server that drops
+    the tool items it cannot match, and so answers 200 where the call_id rule says 400."""
+    body = json.loads(content)
+    if isinstance(body.get("input"), list):
+        tool_items = ("function_call", "function_call_output")
+        body["input"] = [i for i in body["input"] if i.get("type") not in tool_items]
+    return json.dumps(body).encode()
+
+
+REQUEST_MUTATIONS = {"accept_call_id": _without_tool_items}
+
+REFUSE_STREAM = {
+    "type": "error",
+    "status": 400,
+    "error": {
+        "message": "'stream' must not be sent in WebSocket mode.",
+        "type": "invalid_request",
+        "param": "stream",
+        "code": "unsupported_parameter",
+    },
+}
+"""The answer of the `refuse_stream` WebSocket mutation to a message carrying `stream`."""
+TERMINAL = {"response.completed", "response.failed", "response.incomplete"}
 
 
 class BrokenTarget:
@@ -130,7 +168,10 @@ class BrokenTarget:
         self.server_url = server_url
         self._http = httpx.AsyncClient(base_url=server_url, timeout=30)
         app = Starlette(
-            routes=[Route("/{path:path}", self._forward, methods=["GET", "POST", "DELETE"])]
+            routes=[
+                Route("/{path:path}", self._forward, methods=["GET", "POST", "DELETE"]),
+                WebSocketRoute("/{path:path}", self._relay),
+            ]
         )
         self._loopback = LoopbackServer(app, name="broken-target")
 
@@ -152,11 +193,14 @@ class BrokenTarget:
             for k, v in request.headers.items()
             if k not in ("host", "content-length", "x-break")
         }
+        content = await request.body()
+        if mutation in REQUEST_MUTATIONS and request.method == "POST":
+            content = REQUEST_MUTATIONS[mutation](content)
         answer = await self._http.request(
             request.method,
             request.url.path,
             params=request.query_params,
-            content=await request.body(),
+            content=content,
             headers=headers,
         )
         kind = answer.headers.get("content-type", "").split(";")[0]
@@ -168,6 +212,32 @@ class BrokenTarget:
         if mutation in BODY_MUTATIONS and body.get("object") == "response":
             BODY_MUTATIONS[mutation](body)
         return Response(json.dumps(body), answer.status_code, media_type="application/json")
+
+    async def _relay(self, websocket: WebSocket) -> None:
+        """Relays one socket's turns to the server; `refuse_stream` answers a message that
+        carries `stream` itself, as a server that refuses the field would."""
+        mutation = websocket.headers.get("x-break")
+        if mutation is None:
+            await websocket.close()  # refused before the upgrade: HTTP 403
+            return
+        await websocket.accept()
+        url = self.server_url.replace("http://", "ws://") + websocket.url.path
+        forwarded = {"authorization": websocket.headers.get("authorization", "")}
+        async with connect(url, additional_headers=forwarded, max_size=None) as server:
+            while True:
+                try:
+                    message = await websocket.receive_text()
+                except WebSocketDisconnect:
+                    return
+                if mutation == "refuse_stream" and "stream" in json.loads(message):
+                    await websocket.send_text(json.dumps(REFUSE_STREAM))
+                    continue
+                await server.send(message)
+                while True:
+                    event = json.loads(await server.recv())
+                    await websocket.send_text(json.dumps(event))
+                    if event["type"] in TERMINAL or "status" in event:
+                        break
 
 
 def _error(answer: httpx.Response, mutation: str) -> Response:

@@ -1,4 +1,5 @@
-"""The Open Responses dialect (OpenResponses-Version header), checked against the spec."""
+"""The Open Responses dialect (OpenResponses-Version header), checked against the spec, and the
+default dialect, checked against both OpenAI's spec and the Open Responses one."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ import httpx
 import pytest
 
 from openresponses.conformance.context import Context
-from openresponses.conformance.schemas import errors, event_errors
+from openresponses.conformance.schemas import OPENAI, OPENRESPONSES, errors, event_errors
 from openresponses.conformance.wire import Client, Target
 from openresponses.conformance.wire import Dialect as HarnessDialect
 from openresponses.core.dialects import Dialect, event_body
@@ -260,3 +261,98 @@ def test_an_event_the_spec_does_not_define_carries_our_prefix() -> None:
     assert event_body(event, Dialect.OPENAI, store=True)["type"] == (
         "response.web_search_call.in_progress"
     )
+
+
+# --- The default dialect satisfies both specs -----------------------------------------------
+
+CLIENT = {"authorization": "Bearer sk-client"}
+"""No OpenResponses-Version header: how both OpenAI's SDKs and Open Responses clients call."""
+
+PLAIN_TOOL = {"type": "function", "name": "get_weather", "parameters": {"type": "object"}}
+"""A function tool without the keys the Open Responses spec requires echoed (nullable)."""
+
+CITY_FORMAT = {
+    "type": "json_schema",
+    "name": "city",
+    "schema": {"type": "object", "properties": {"city": {"type": "string"}}},
+}
+
+
+def _both_spec_errors(response: dict[str, Any]) -> list[str]:
+    return OPENRESPONSES.errors(response, "ResponseResource") + OPENAI.errors(response, "Response")
+
+
+def test_a_default_response_and_its_retrieval_validate_against_both_specs(
+    server: Server, upstream: ScriptedUpstream
+) -> None:
+    model = upstream.script(Text('{"city": "Oslo"}', reasoning="Think."))
+    body = {"model": model, "input": "Q", "tools": [PLAIN_TOOL], "text": {"format": CITY_FORMAT},
+            "reasoning": {"effort": "low"}}  # fmt: skip
+
+    created = httpx.post(f"{server.base_url}/responses", json=body, headers=CLIENT, timeout=10)
+    retrieved = httpx.get(f"{server.base_url}/responses/{created.json()['id']}", headers=CLIENT)
+
+    for response in (created.json(), retrieved.json()):
+        assert _both_spec_errors(response) == []
+        assert response["text"]["format"] == {**CITY_FORMAT, "description": None, "strict": False}
+        assert (response["store"], response["presence_penalty"]) == (True, 0.0)
+        assert response["output"][0]["type"] == "reasoning"
+
+
+def test_every_default_stream_event_validates_against_both_specs(
+    server: Server, upstream: ScriptedUpstream
+) -> None:
+    model = upstream.script(Text("Sunny.", reasoning="Look it up."))
+    body = {"model": model, "input": "Q", "tools": [PLAIN_TOOL], "store": False, "stream": True}
+    with httpx.stream(
+        "POST", f"{server.base_url}/responses", json=body, headers=CLIENT, timeout=10
+    ) as response:
+        raw = response.read().decode()
+    events = [json.loads(line[6:]) for line in raw.split("\n") if line.startswith("data: {")]
+    harness = Context(Client(Target("http://127.0.0.1:9/v1", "m"), HarnessDialect.OPENRESPONSES))
+
+    assert raw.endswith("data: [DONE]\n\n")
+    assert harness.event_schema_errors(events) == []  # OpenAI's reasoning names, spec shapes
+    assert [e for event in events for e in OPENAI.event_errors(event)] == []
+    assert events[-1]["response"]["store"] is False
+
+
+def test_the_openai_sdk_reads_a_default_stream_to_its_end(
+    server: Server, upstream: ScriptedUpstream
+) -> None:
+    model = upstream.script(Text("Hello there."))
+
+    with server.client().responses.create(model=model, input="Hi", stream=True) as stream:
+        events = list(stream)
+
+    assert events[-1].type == "response.completed"
+    assert events[-1].response.output_text == "Hello there."
+
+
+def test_a_default_cancelled_response_validates_against_both_specs(
+    server: Server, upstream: ScriptedUpstream
+) -> None:
+    model = upstream.script(Text("z" * 200, chunk_size=1, chunk_delay=0.05))
+    body = {"model": model, "input": "Hi", "background": True}
+    created = httpx.post(f"{server.base_url}/responses", json=body, headers=CLIENT, timeout=10)
+
+    cancelled = httpx.post(f"{server.base_url}/responses/{created.json()['id']}/cancel",
+                           headers=CLIENT, timeout=10)  # fmt: skip
+
+    assert _both_spec_errors(created.json()) == []
+    assert cancelled.json()["status"] == "cancelled"
+    assert _both_spec_errors(cancelled.json()) == []
+
+
+def test_the_spec_dialect_echoes_a_json_schema_format(
+    server: Server, upstream: ScriptedUpstream
+) -> None:
+    model = upstream.script(Text('{"city": "Oslo"}'))
+    body = {"model": model, "input": "Q", "text": {"format": CITY_FORMAT}}
+
+    response = httpx.post(f"{server.base_url}/responses", json=body, headers=SPEC, timeout=10)
+
+    assert response.json()["text"]["format"] == {
+        **CITY_FORMAT, "description": None, "strict": False
+    }  # fmt: skip
+    assert errors(response.json(), "ResponseResource") == []

@@ -69,10 +69,15 @@ TOOL_SCENARIOS: dict[str, tuple[tuple[Reply, ...], str, dict[str, Any]]] = {
 TOOL_CASES = [(scenario, dialect) for scenario in TOOL_SCENARIOS for dialect in Dialect]
 
 
+def _target(server: Server, model: str) -> Target:
+    """The server; the Open Responses recordings are of its strict mode (the header)."""
+    return Target(server.base_url, model, "sk-client", {}, timeout=20, version_header=True)
+
+
 def _stream(server: Server, upstream: ScriptedUpstream, scenario: str, dialect: Dialect) -> list:
     reply, question = SCENARIOS[scenario]
     model = upstream.script(reply, model=f"golden-{scenario}-{dialect.value}")
-    client = Client(Target(server.base_url, model, "sk-client", {}, timeout=20), dialect)
+    client = Client(_target(server, model), dialect)
     try:
         body = {"model": model, "input": question, "tools": [WEATHER_TOOL]}
         return client.stream("/responses", body).events
@@ -119,7 +124,7 @@ def test_a_server_tool_event_stream_matches_its_golden_recording(
     replies, question, settings = TOOL_SCENARIOS[scenario]
     model = upstream.script(*replies, model=f"golden-{scenario}-{dialect.value}")
     tool = {"type": "mcp", "server_label": "tools", "server_url": mcp_server.url, **settings}
-    client = Client(Target(server.base_url, model, "sk-client", {}, timeout=20), dialect)
+    client = Client(_target(server, model), dialect)
     try:
         body = {"model": model, "input": question, "tools": [tool]}
         events = client.stream("/responses", body).events
@@ -163,7 +168,7 @@ def test_a_web_search_event_stream_matches_its_golden_recording(
         Text("Use asyncio.timeout [1]."),
         model=f"golden-web_search-{dialect.value}",
     )
-    client = Client(Target(server.base_url, model, "sk-client", {}, timeout=20), dialect)
+    client = Client(_target(server, model), dialect)
     try:
         body = {"model": model, "input": "Timeouts?", "tools": [{"type": "web_search"}]}
         events = client.stream("/responses", body).events

@@ -188,9 +188,23 @@ def test_a_continuation_that_fails_mid_stream_evicts_too(
 
 @pytest.mark.parametrize(
     ("field", "value"),
-    [("stream", True), ("stream_options", {"include_obfuscation": False}), ("background", True)],
+    [("stream", True), ("stream_options", {"include_obfuscation": False}), ("background", False)],
 )
-def test_http_transport_fields_are_refused_and_the_socket_stays_usable(
+def test_http_transport_fields_that_change_nothing_are_accepted(
+    server: Server, upstream: ScriptedUpstream, field: str, value: Any
+) -> None:
+    # The OpenAI Agents SDK's WebSocket transport sends `stream: true` in every message.
+    model = upstream.script(Text("Streamed anyway."))
+    with _socket(server) as ws:
+        events = _turn(ws, model, store=False, input=_user("Hi"), **{field: value})
+
+    assert events[-1]["type"] == "response.completed"
+    assert not grammar.check(events).violations
+    assert events[-1]["response"]["output"][0]["content"][0]["text"] == "Streamed anyway."
+
+
+@pytest.mark.parametrize(("field", "value"), [("stream", False), ("background", True)])
+def test_http_transport_fields_that_conflict_are_refused_and_the_socket_stays_usable(
     server: Server, upstream: ScriptedUpstream, field: str, value: Any
 ) -> None:
     model = upstream.script(Text("Still here."))
@@ -198,11 +212,18 @@ def test_http_transport_fields_are_refused_and_the_socket_stays_usable(
         (envelope,) = _turn(ws, model, input=_user("Hi"), **{field: value})
         after = _turn(ws, model, store=False, input=_user("Hi"))
 
-    assert envelope["status"] == 400
-    assert (envelope["error"]["param"], envelope["error"]["code"]) == (
-        field,
-        "unsupported_parameter",
-    )
+    assert envelope == {
+        "type": "error",
+        "status": 400,
+        "error": {
+            "message": f"'{field}': {json.dumps(value)} conflicts with WebSocket mode, where "
+            "every response streams over the socket while the client waits; leave "
+            f"'{field}' out.",
+            "type": "invalid_request",
+            "param": field,
+            "code": "unsupported_parameter",
+        },
+    }
     assert after[-1]["type"] == "response.completed"
 
 

@@ -25,6 +25,14 @@ WEATHER_TOOL: dict[str, Any] = {
 WEATHER_PROMPT = "What's the weather like in Paris right now? Use the get_weather tool."
 
 
+UNMATCHED_CALL_ID = "call_conformance_unmatched"
+
+
+def unmatched_output() -> dict[str, Any]:
+    """A tool's output for a call that no `function_call` in any context has."""
+    return {"type": "function_call_output", "call_id": UNMATCHED_CALL_ID, "output": "18 C"}
+
+
 def user(text: str) -> dict[str, Any]:
     return {"type": "message", "role": "user", "content": text}
 

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from openresponses.conformance.checks.common import OR_SPEC, user
-from openresponses.conformance.context import Context
-from openresponses.conformance.registry import check, skip
-from openresponses.conformance.wire import Client, Target
+from openresponses.conformance.context import ERROR_TYPES, Context
+from openresponses.conformance.registry import OPENRESPONSES_ONLY, check, skip, warn
+from openresponses.conformance.wire import Client, Dialect
 
 ERRORS = f"{OR_SPEC} §Errors"
 
@@ -55,12 +57,10 @@ def unknown_previous_response(ctx: Context) -> str:
 def authentication(ctx: Context) -> None:
     if not ctx.target.api_key:
         skip("no --api-key given, so the target's authentication cannot be told apart")
-    target = Target(
-        ctx.target.base_url,
-        ctx.target.model,
-        "sk-conformance-wrong-key",
-        {k: v for k, v in ctx.target.headers.items() if k.lower() != "authorization"},
-        ctx.target.timeout,
+    target = replace(
+        ctx.target,
+        api_key="sk-conformance-wrong-key",
+        headers={k: v for k, v in ctx.target.headers.items() if k.lower() != "authorization"},
     )
     client = Client(target, ctx.dialect)
     try:
@@ -78,3 +78,29 @@ def authentication(ctx: Context) -> None:
 def not_a_stream_on_error(ctx: Context) -> None:
     exchange = ctx.client.send("POST", "/responses", json_body={"input": "Hi", "stream": True})
     ctx.expect_error(exchange, 400)
+
+
+@check(
+    "errors.type_names",
+    "Error types are the spec's names (advisory)",
+    f"{ERRORS} (Error Types)",
+    dialects=OPENRESPONSES_ONLY,
+)
+def type_names(ctx: Context) -> str:
+    bad_request = ctx.client.send("POST", "/responses", json_body={"input": "Hi"})
+    missing = ctx.retrieve("resp_conformance_does_not_exist")
+    seen = {
+        400: ctx.expect_error(bad_request, 400)["type"],
+        404: ctx.expect_error(missing, 404)["type"],
+    }
+    spec = ERROR_TYPES[Dialect.OPENRESPONSES]
+    openai = {status: kind for status, kind in seen.items() if kind not in spec[status]}
+    if openai:
+        warn(
+            "OpenAI's spelling "
+            + ", ".join(f"{kind!r} for HTTP {status}" for status, kind in openai.items())
+            + " where the spec's table names "
+            + ", ".join(f"{next(iter(spec[status]))!r}" for status in openai)
+            + ": allowed by the spec's schema, but a client that follows the table misses it"
+        )
+    return ", ".join(f"HTTP {status}: {kind}" for status, kind in seen.items())

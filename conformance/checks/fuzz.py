@@ -27,7 +27,7 @@ from openresponses.conformance.checks.common import OPENAI_REF
 from openresponses.conformance.context import Context, listing
 from openresponses.conformance.registry import check, fail
 from openresponses.conformance.schemas import OPENAI, json_path
-from openresponses.conformance.wire import SPEC_VERSION, Dialect
+from openresponses.conformance.wire import Dialect
 
 EXAMPLES = 15
 """Default cases per operation and generation mode: enough to find crashes, few enough for a
@@ -150,11 +150,13 @@ def _send(ctx: Context, case: FuzzCase, mode: schemathesis.GenerationMode, run: 
 
 def _headers(ctx: Context) -> dict[str, str]:
     """The headers `wire.Client` sends, so fuzzed requests reach the target as the others do."""
-    headers = {"user-agent": "openresponses-conformance", **ctx.target.headers}
+    headers = {
+        "user-agent": "openresponses-conformance",
+        **ctx.target.dialect_headers(ctx.dialect),
+        **ctx.target.headers,
+    }
     if ctx.target.api_key:
         headers["authorization"] = f"Bearer {ctx.target.api_key}"
-    if ctx.dialect is Dialect.OPENRESPONSES:
-        headers["openresponses-version"] = SPEC_VERSION
     return headers
 
 

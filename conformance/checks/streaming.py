@@ -8,8 +8,8 @@ from __future__ import annotations
 
 from openresponses.conformance import grammar
 from openresponses.conformance.checks.common import OR_SPEC, require_completed, user
-from openresponses.conformance.context import Context, Streamed, listing
-from openresponses.conformance.registry import check, fail, require
+from openresponses.conformance.context import OPENAI_EVENT_NAMES, Context, Streamed, listing
+from openresponses.conformance.registry import OPENRESPONSES_ONLY, check, fail, require, warn
 
 STREAMING = f"{OR_SPEC} §Streaming"
 
@@ -54,6 +54,23 @@ def event_schemas(ctx: Context) -> str:
     streamed = text_stream(ctx)
     require(not streamed.schema_errors, listing(streamed.schema_errors))
     return f"{len(set(streamed.types()))} event types valid"
+
+
+@check(
+    "stream.event_names",
+    "Events carry the spec's names (advisory)",
+    STREAMING,
+    dialects=OPENRESPONSES_ONLY,
+)
+def event_names(ctx: Context) -> str:
+    found = sorted({kind for kind in text_stream(ctx).types() if kind in OPENAI_EVENT_NAMES})
+    if found:
+        spec = ", ".join(OPENAI_EVENT_NAMES[kind] for kind in found)
+        warn(
+            f"OpenAI's event names {', '.join(found)} where the spec names {spec}: an Open "
+            "Responses client skips them and shows the text only when the item is done"
+        )
+    return "spec names only"
 
 
 @check("stream.lifecycle", "created, in_progress, …, one terminal event", STREAMING)

@@ -15,6 +15,7 @@ from openresponses.conformance.checks.common import (
     output_text,
     require_completed,
     require_text_answer,
+    unmatched_output,
     user,
 )
 from openresponses.conformance.context import Context
@@ -108,6 +109,33 @@ def function_call_output_inline(ctx: Context) -> str:
     echoed = {k: call[k] for k in ("type", "call_id", "name", "arguments")}
     answer = _answer_with_weather(ctx, call, [user(WEATHER_PROMPT), echoed], store=False)
     return f"answered {require_text_answer(answer)[:60]!r}"
+
+
+@check(
+    "tools.unmatched_call_id",
+    "A function_call_output matching no call → 400 (inline, previous_response_id)",
+    f"{OR_SPEC} §Tools; OpenAI: No tool call found for function call output",
+)
+def unmatched_call_id(ctx: Context) -> str:
+    other_call = {
+        "type": "function_call",
+        "call_id": "call_conformance_other",
+        "name": "get_weather",
+        "arguments": '{"location": "Paris"}',
+    }
+    inline = ctx.body(
+        tools=[WEATHER_TOOL], input=[user(WEATHER_PROMPT), other_call, unmatched_output()]
+    )
+    first = _weather_call(ctx)
+    chained = ctx.body(
+        tools=[WEATHER_TOOL], previous_response_id=first["id"], input=[unmatched_output()]
+    )
+    codes = []
+    for how, body in (("inline", inline), ("via previous_response_id", chained)):
+        exchange = ctx.client.send("POST", "/responses", json_body=body)
+        require(exchange.status != 200, f"{how}: the unmatched call_id was accepted (HTTP 200)")
+        codes.append(f"{how}: {ctx.expect_error(exchange, 400)['code']!r}")
+    return ", ".join(codes)
 
 
 @check("tools.choice_required", "tool_choice: required forces a call", TOOL_CHOICE)

@@ -12,14 +12,27 @@ from contextlib import contextmanager
 from typing import Any
 
 from websockets.exceptions import InvalidStatus, WebSocketException
-from websockets.sync.client import ClientConnection, connect
+from websockets.sync.client import connect
+from websockets.sync.connection import Connection
 
 from openresponses.conformance import grammar
-from openresponses.conformance.checks.common import OR_SPEC, require_text_answer, user
+from openresponses.conformance.checks.common import (
+    OR_SPEC,
+    require_text_answer,
+    unmatched_output,
+    user,
+)
 from openresponses.conformance.context import Context, listing
-from openresponses.conformance.registry import OPENRESPONSES_ONLY, check, fail, require, skip
+from openresponses.conformance.registry import (
+    OPENRESPONSES_ONLY,
+    check,
+    fail,
+    require,
+    skip,
+    warn,
+)
 from openresponses.conformance.schemas import OPENRESPONSES
-from openresponses.conformance.wire import SPEC_VERSION, TransportError
+from openresponses.conformance.wire import TransportError
 
 WEBSOCKET = f"{OR_SPEC} §WebSocket Transport"
 NOT_FOUND = "previous_response_not_found"
@@ -33,7 +46,7 @@ def _url(base_url: str) -> str:
 class Socket:
     """One WebSocket connection; `turn` sends a `response.create` and reads its events."""
 
-    def __init__(self, ctx: Context, connection: ClientConnection) -> None:
+    def __init__(self, ctx: Context, connection: Connection) -> None:
         self.ctx = ctx
         self.connection = connection
 
@@ -63,6 +76,10 @@ class Socket:
         """A turn that must stream cleanly to a completed text answer; its response."""
         events, error = self.turn(**fields)
         require(error is None, f"the turn failed: {error}")
+        return self.judge(events)
+
+    def judge(self, events: list[dict[str, Any]]) -> dict[str, Any]:
+        """The response of a turn's events, which must be clean and end in a text answer."""
         problems = self.ctx.event_schema_errors(events)
         problems += [str(v) for v in grammar.check(events).violations]
         require(not problems, f"the turn's events depart from the spec: {listing(problems)}")
@@ -70,14 +87,15 @@ class Socket:
         require_text_answer(response)
         return response
 
-    def refused(self, code: str, **fields: Any) -> dict[str, Any]:
-        """A turn that must end in an error envelope with `code` and a 4xx status."""
+    def refused(self, code: str | None, **fields: Any) -> dict[str, Any]:
+        """A turn that must end in an error envelope with a 4xx status (and `code`, if given)."""
         events, error = self.turn(**fields)
         kinds = [e.get("type") for e in events]
-        require(error is not None, f"expected error {code!r}, the turn gave events {kinds}")
+        expected = f"error {code!r}" if code else "an error"
+        require(error is not None, f"expected {expected}, the turn gave events {kinds}")
         assert error is not None
         require(
-            error["error"].get("code") == code,
+            code is None or error["error"].get("code") == code,
             f"error code is {error['error'].get('code')!r}, not {code!r}",
         )
         require(400 <= error["status"] < 500, f"error status is {error['status']}, not 4xx")
@@ -87,7 +105,7 @@ class Socket:
 
 @contextmanager
 def socket(ctx: Context) -> Iterator[Socket]:
-    headers = {**ctx.target.headers, "OpenResponses-Version": SPEC_VERSION}
+    headers = {**ctx.target.dialect_headers(ctx.dialect), **ctx.target.headers}
     if ctx.target.api_key:
         headers["Authorization"] = f"Bearer {ctx.target.api_key}"
     try:
@@ -181,35 +199,57 @@ def unknown_id(ctx: Context) -> None:
     dialects=OPENRESPONSES_ONLY,
 )
 def failed_continuation_evicts(ctx: Context) -> None:
+    _refused_continuation_evicts(ctx, temperature="very hot", input=_turn_input("Again."))
+
+
+def _refused_continuation_evicts(ctx: Context, **failing: Any) -> None:
+    """A turn, then a continuation of it with `failing` that must be refused, then one that
+    must find the first turn's id evicted from the connection."""
     with socket(ctx) as ws:
         first = ws.completed(store=False, input=_turn_input("Say hello."))
-        _, error = ws.turn(
-            store=False,
-            previous_response_id=first["id"],
-            temperature="very hot",
-            input=_turn_input("Again."),
-        )
-        require(error is not None, "a continuation with temperature 'very hot' did not fail")
+        ws.refused(None, store=False, previous_response_id=first["id"], **failing)
         ws.refused(
             NOT_FOUND, store=False, previous_response_id=first["id"], input=_turn_input("Again.")
         )
 
 
 @check(
-    "websocket.rejects_stream_field",
-    "stream, stream_options and background are refused",
-    WEBSOCKET,
+    "websocket.unmatched_call_id",
+    "A function_call_output matching no call fails the turn and evicts",
+    f"{OR_SPEC} §WebSocket Continuation",
     dialects=OPENRESPONSES_ONLY,
 )
-def rejects_stream_field(ctx: Context) -> None:
+def unmatched_call_id(ctx: Context) -> None:
+    _refused_continuation_evicts(ctx, input=[unmatched_output()])
+
+
+AGENTS_SDK = "the OpenAI Agents SDK's WebSocket transport sends it in every response.create"
+
+
+@check(
+    "websocket.transport_fields",
+    "stream: true is accepted (advisory); background: true is refused or ignored",
+    f"{WEBSOCKET} (clients MUST NOT send HTTP transport fields; servers are not told to refuse)",
+    dialects=OPENRESPONSES_ONLY,
+)
+def transport_fields(ctx: Context) -> str:
     with socket(ctx) as ws:
-        for field, value in (
-            ("stream", True),
-            ("background", True),
-            ("stream_options", {"include_obfuscation": False}),
-        ):
-            _, error = ws.turn(store=False, input=_turn_input("Hi."), **{field: value})
-            require(error is not None, f"a turn with {field!r} was not refused")
-            assert error is not None
-            require(400 <= error["status"] < 500, f"{field!r}: status {error['status']}, not 4xx")
+        events, refusal = ws.turn(store=False, input=_turn_input("Say hello."), stream=True)
+        if refusal is None:
+            ws.judge(events)
+        else:
+            require(400 <= refusal["status"] < 500, f"stream: true: status {refusal['status']}")
+        events, error = ws.turn(store=False, input=_turn_input("Say hello."), background=True)
+        if error is None:
+            ws.judge(events)
+            background = "ignored"
+        else:
+            require(400 <= error["status"] < 500, f"background: true: status {error['status']}")
+            background = "refused"
         ws.completed(store=False, input=_turn_input("Say hello."))
+    if refusal is not None:
+        warn(
+            f"stream: true was refused ({refusal['status']} {refusal['error'].get('code')}): "
+            f"{AGENTS_SDK}, so that client cannot use this server"
+        )
+    return f"stream: true accepted, background: true {background}"

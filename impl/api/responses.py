@@ -89,8 +89,7 @@ async def _frames(
 ) -> AsyncIterator[bytes]:
     async for event in events:
         yield sse.frame(event_body(event, which, store=store))
-    if which is Dialect.OPENRESPONSES:
-        yield sse.DONE
+    yield sse.DONE
 
 
 async def compact_response() -> Response:

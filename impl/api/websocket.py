@@ -34,8 +34,12 @@ from openresponses.generated import openai_models as m
 
 log = logging.getLogger("openresponses")
 
-TRANSPORT_FIELDS = ("stream", "stream_options", "background")
-"""HTTP transport fields a WebSocket `response.create` must not carry."""
+HARMLESS = {"stream": True, "background": False}
+"""HTTP transport fields, and the one value of each that WebSocket mode can accept: every
+response streams over the socket while the client waits. The spec tells clients not to send
+them, but the OpenAI Agents SDK's WebSocket transport sends `stream: true` in every message;
+a value that says otherwise (`stream: false`, `background: true`) is refused. The third,
+`stream_options`, shapes a stream's events and is taken as over HTTP."""
 
 
 def _envelope(error: APIError, dialect: Dialect) -> str:
@@ -144,11 +148,13 @@ def _create_request(data: Any) -> m.CreateResponse:
             param="type",
             code="invalid_message_type",
         )
-    for name in TRANSPORT_FIELDS:
-        if name in data:
+    for name, harmless in HARMLESS.items():
+        value = data.get(name)
+        if value is not None and value is not harmless:
             raise invalid(
-                f"'{name}' belongs to HTTP; it must not be sent in WebSocket mode, where every "
-                "response streams over the socket.",
+                f"'{name}': {orjson.dumps(value).decode()[:40]} conflicts with WebSocket mode, "
+                "where every response streams over the socket while the client waits; leave "
+                f"'{name}' out.",
                 param=name,
                 code="unsupported_parameter",
             )

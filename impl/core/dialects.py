@@ -2,9 +2,11 @@
 
 The engine speaks OpenAI's generated models. Clients get either OpenAI's dialect (the
 default, what the official SDKs expect) or the Open Responses spec's dialect, chosen per
-request by the `OpenResponses-Version` header or server-wide. The Open Responses side is
-validated into the spec's own generated models before it leaves, so what we send is what
-the spec says, not what we hope it says.
+request by the `OpenResponses-Version` header or server-wide. Both send response objects that
+satisfy both specs (`_superset`); they differ only where the specs conflict: event and item
+names, extension prefixes, error types and the streamed error's shape (README, Dialects). The
+Open Responses side is validated into the spec's own generated models before it leaves, so
+what we send is what the spec says, not what we hope it says.
 """
 
 from __future__ import annotations
@@ -96,26 +98,39 @@ def _with_extensions(spec: dict[str, Any], data: dict[str, Any]) -> dict[str, An
     return spec
 
 
-def _spec_response(data: dict[str, Any], store: bool) -> dict[str, Any]:
-    """Fill the keys the spec's ResponseResource requires and OpenAI's Response leaves out."""
+def _superset(data: dict[str, Any], store: bool) -> dict[str, Any]:
+    """`data` (a dumped Response, changed in place) with what the Open Responses spec's
+    ResponseResource requires and OpenAI's Response leaves out, in values OpenAI's accepts
+    too: both dialects send it, so a default server satisfies either spec's clients. Plain
+    `setdefault`s on the dumped dict, no validation: this runs on every streamed response."""
     data.setdefault("store", store)
     data.setdefault("presence_penalty", 0.0)
     data.setdefault("frequency_penalty", 0.0)
     reasoning = data.get("reasoning")
     if isinstance(reasoning, dict):
-        data["reasoning"] = {"effort": reasoning.get("effort"), "summary": reasoning.get("summary")}
-    for tool in data.get("tools", []):
+        reasoning.setdefault("effort", None)
+        reasoning.setdefault("summary", None)
+    for tool in data.get("tools", ()):
         if tool.get("type") == "function":
             for key in ("description", "parameters", "strict"):
                 tool.setdefault(key, None)
     text_format = (data.get("text") or {}).get("format")
     if isinstance(text_format, dict) and text_format.get("type") == "json_schema":
-        # The spec's JsonSchemaResponseFormat echoes no schema (`schema` admits only null)
-        # and requires `description`, nullable.
         text_format.setdefault("description", None)
-        text_format["schema"] = None
-    for item in data.get("output", []):
+        if text_format.get("strict") is None:  # OpenAI's default; the spec's is not nullable
+            text_format["strict"] = False
+    for item in data.get("output", ()):
         _spec_item(item)
+    return data
+
+
+def _spec_response(data: dict[str, Any], store: bool) -> dict[str, Any]:
+    """The superset, validated against the spec's ResponseResource, with our own tools and
+    items under the implementor prefix."""
+    _superset(data, store)
+    reasoning = data.get("reasoning")
+    if isinstance(reasoning, dict):
+        data["reasoning"] = {"effort": reasoning["effort"], "summary": reasoning["summary"]}
     # Tools and items the spec does not define pass as they are, under our prefix; the rest
     # is validated against the spec's model.
     tools = data.get("tools", [])
@@ -168,16 +183,16 @@ def response_body(response: BaseModel, dialect: Dialect, *, store: bool) -> dict
     data = _dump(response)
     if dialect is Dialect.OPENRESPONSES:
         return _spec_response(data, store)
-    return _leading_first(data)
+    return _leading_first(_superset(data, store))
 
 
 def compaction_body(resource: BaseModel, dialect: Dialect) -> dict[str, Any]:
     """A `response.compaction` object; the spec dialect is validated against its own model."""
     data = _dump(resource)
+    for item in data.get("output", ()):
+        _spec_item(item)
     if dialect is Dialect.OPENAI:
         return _leading_first(data)
-    for item in data.get("output", []):
-        _spec_item(item)
     return _dump(orm.CompactResource.model_validate(data))
 
 
@@ -218,7 +233,9 @@ def event_body(event: BaseModel, dialect: Dialect, *, store: bool) -> dict[str, 
     data = _dump(event)
     if dialect is Dialect.OPENAI:
         if "response" in data:
-            data["response"] = _leading_first(data["response"])
+            data["response"] = _leading_first(_superset(data["response"], store))
+        elif "item" in data:
+            _spec_item(data["item"])
         return data
     kind = _RENAMED.get(data["type"], data["type"])
     data["type"] = kind

@@ -17,6 +17,8 @@ from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
 DONE = b"data: [DONE]\n\n"
+"""The last frame of every stream, in both dialects: the Open Responses spec requires it, and
+OpenAI's SDKs (Python and Node) and the Vercel AI SDK stop at it or skip it."""
 
 
 def frame(data: dict[str, Any]) -> bytes:
