@@ -98,6 +98,26 @@ def test_an_upstream_that_never_answers_is_a_504_upstream_timeout(
     assert answer.json() == {"error": _timeout_error(NEVER_BEGAN)}
 
 
+def test_a_providers_own_first_byte_timeout_applies_to_it(
+    lone_upstream: ScriptedUpstream, tmp_path: Path
+) -> None:
+    config = tmp_path / "openresponses.toml"
+    config.write_text(
+        f'[providers.tuned]\nbase_url = "{lone_upstream.base_url}"\nfirst_byte_timeout = 1\n'
+    )
+    server = Server(tmp_path, server_env(lone_upstream), ["--config", str(config)]).start()
+    model = lone_upstream.script(Hang())
+    started = time.monotonic()
+    try:
+        answer = _create(server, model=f"tuned@{model}", input="Hi")
+    finally:
+        server.stop()
+
+    assert time.monotonic() - started < 3  # not the server's 60 s
+    message = "tuned sent nothing for 1 s before its answer began."
+    assert answer.json() == {"error": _timeout_error(NEVER_BEGAN) | {"message": message}}
+
+
 def test_a_stream_whose_upstream_stops_mid_answer_ends_failed_after_the_idle_timeout(
     impatient: Server, lone_upstream: ScriptedUpstream
 ) -> None:

@@ -307,6 +307,9 @@ class Upstream:
 
     async def _next_chunk(self, response: aiohttp.ClientResponse) -> bytes:
         """The answer's next chunk (b"" at its end), within `idle_timeout`."""
+        chunk = response.content.read_nowait()  # what has arrived: no wait, so no timer
+        if chunk or response.content.at_eof():
+            return chunk
         bound = asyncio.timeout(self.idle_timeout)
         try:
             async with bound:
