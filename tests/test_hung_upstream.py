@@ -17,6 +17,7 @@ from typing import Any
 
 import httpx
 import pytest
+from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import connect
 
 from tests.conftest import Server, server_env
@@ -282,23 +283,44 @@ def _stream_in_thread(server: Server, model: str, into: list[dict[str, Any]]) ->
     return thread
 
 
+def _websocket_in_thread(
+    server: Server, model: str, into: list[dict[str, Any]]
+) -> threading.Thread:
+    """A WebSocket turn read until the server closes the socket, in a thread."""
+
+    def read() -> None:
+        url = server.base_url.replace("http://", "ws://") + "/responses"
+        with connect(url, open_timeout=10) as ws:
+            ws.send(json.dumps({"type": "response.create", "model": model, "input": "Hi"}))
+            with contextlib.suppress(ConnectionClosed):
+                while True:
+                    into.append(json.loads(ws.recv(timeout=60)))
+
+    thread = threading.Thread(target=read)
+    thread.start()
+    return thread
+
+
 def test_sigterm_stops_hanging_requests_within_the_shutdown_timeout_and_stores_them_failed(
     lone_upstream: ScriptedUpstream, tmp_path: Path
 ) -> None:
     env = server_env(lone_upstream)
     server = Server(tmp_path / "data", env, ["--shutdown-timeout", "2"]).start()
     kept = _create(server, model=lone_upstream.script(Text("Kept.")), input="Hi").json()
-    hung = lone_upstream.script(*[Hang(after_chunks=2)] * 3, Hang(), Hang())
+    hung = lone_upstream.script(*[Hang(after_chunks=2)] * 4, Hang(), Hang())
     streams: list[list[dict[str, Any]]] = [[], [], []]
     readers = [_stream_in_thread(server, hung, events) for events in streams]
     _wait_for(lambda: lone_upstream.hanging() == 3, 10)
+    socket_events: list[dict[str, Any]] = []
+    readers.append(_websocket_in_thread(server, hung, socket_events))
+    _wait_for(lambda: lone_upstream.hanging() == 4, 10)
     waiting: list[httpx.Response] = []  # a JSON create, waiting for the first byte
     waiter = threading.Thread(
         target=lambda: waiting.append(_create(server, model=hung, input="Hi"))
     )
     waiter.start()
     background = _create(server, model=hung, input="Hi", background=True).json()
-    _wait_for(lambda: lone_upstream.hanging() == 5, 10)
+    _wait_for(lambda: lone_upstream.hanging() == 6, 10)
     assert server.process is not None
     started = time.monotonic()
 
@@ -325,10 +347,11 @@ def test_sigterm_stops_hanging_requests_within_the_shutdown_timeout_and_stores_t
     try:
         stored = [
             _settled(restarted, id_)
-            for id_ in [events[0]["response"]["id"] for events in streams] + [background["id"]]
+            for id_ in [events[0]["response"]["id"] for events in [*streams, socket_events]]
+            + [background["id"]]
         ]
         assert _settled(restarted, kept["id"])["status"] == "completed"
     finally:
         restarted.stop()
     failed = {"code": "server_error", "message": SHUT_DOWN}
-    assert [(r["status"], r["error"]) for r in stored] == [("failed", failed)] * 4
+    assert [(r["status"], r["error"]) for r in stored] == [("failed", failed)] * 5
