@@ -281,12 +281,9 @@ def load_settings(
 
 def _silence_bounds(provider: ProviderConfig, settings: Settings) -> ProviderConfig:
     """The provider's own first-byte and idle timeouts, else the server's."""
+    first, idle = provider.first_byte_timeout, provider.idle_timeout
     return replace(
         provider,
-        first_byte_timeout=settings.first_byte_timeout
-        if provider.first_byte_timeout is None
-        else provider.first_byte_timeout,
-        idle_timeout=settings.idle_timeout
-        if provider.idle_timeout is None
-        else provider.idle_timeout,
+        first_byte_timeout=settings.first_byte_timeout if first is None else first,
+        idle_timeout=settings.idle_timeout if idle is None else idle,
     )

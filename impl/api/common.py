@@ -52,22 +52,17 @@ def json_response(data: Any, status: int = 200, headers: dict[str, str] | None =
 
 
 async def unless_gone(req: ConnexionRequest, work: Coroutine[Any, Any, T]) -> T:
-    """`work`'s result; or, when the client disconnects first, `work` cancelled (and its
-    cleanup awaited) and a 499 nobody reads. Nothing else notices a client that leaves
-    before the first byte of the answer, and the model call would hold its upstream
-    connection until it ended or timed out. A server that stops cancels `work` too (a 503)."""
+    """`work`'s result; or, when the client disconnects first, `work` cancelled and a 499
+    nobody reads. Nothing else notices a client that leaves before the first byte of the
+    answer, and the model call would hold its upstream connection until it ended or timed
+    out. A server that stops cancels `work` too (a 503, see core.background's Runs.stop)."""
     task = asyncio.ensure_future(work)
-    watcher = asyncio.ensure_future(_disconnect(req))
     runs = services(req).runs
     runs.waiting.add(task)
     try:
-        await asyncio.wait((task, watcher), return_when=asyncio.FIRST_COMPLETED)
+        await until(task, _disconnect(req))
     finally:
         runs.waiting.discard(task)
-        watcher.cancel()
-        if not task.done():
-            task.cancel()
-            await asyncio.wait((task,))
     if not task.cancelled():
         return task.result()
     if runs.stopping:
@@ -78,6 +73,19 @@ async def unless_gone(req: ConnexionRequest, work: Coroutine[Any, Any, T]) -> T:
         code="client_disconnected",
         status=499,
     )
+
+
+async def until(work: asyncio.Future[Any], event: Coroutine[Any, Any, None]) -> None:
+    """Waits for `work` to end; cancels it (and awaits its cleanup) if `event` returns
+    first."""
+    watcher = asyncio.ensure_future(event)
+    try:
+        await asyncio.wait((work, watcher), return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        watcher.cancel()
+        if not work.done():
+            work.cancel()
+            await asyncio.wait((work,))
 
 
 async def _disconnect(req: ConnexionRequest) -> None:

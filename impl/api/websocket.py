@@ -27,7 +27,7 @@ from starlette.types import Message, Receive, Scope, Send
 from starlette.websockets import WebSocket
 
 from openresponses import auth
-from openresponses.api.common import parse_body
+from openresponses.api.common import parse_body, until
 from openresponses.api.responses import request_defaults
 from openresponses.core.dialects import Dialect, error_body, error_type, event_body, select
 from openresponses.core.runner import Services, Turn, bearer, prepare
@@ -85,14 +85,7 @@ class Connection:
         model call that never answers would otherwise hold its upstream connection, as
         nothing is sent that could fail); other messages wait for their turn."""
         task = asyncio.ensure_future(turn)
-        reader = asyncio.ensure_future(self._read_until_gone())
-        try:
-            await asyncio.wait((task, reader), return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            reader.cancel()
-            if not task.done():
-                task.cancel()
-                await asyncio.wait((task,))
+        await until(task, self._read_until_gone())
         if not task.cancelled():
             task.result()
 

@@ -165,8 +165,10 @@ class Upstream:
             wait = asked if asked <= self.max_delay else None
         else:
             wait = min(self.max_delay, self.base_delay * 2.0**attempt) * random.uniform(0.5, 1.0)
-        late = deadline is not None and asyncio.get_running_loop().time() + (wait or 0) >= deadline
-        return None if late else wait  # past the deadline, the upstream's error says more
+        now = asyncio.get_running_loop().time()
+        if wait is not None and deadline is not None and now + wait >= deadline:
+            return None  # the upstream's own error says more than a timeout would
+        return wait
 
     def _options(self) -> dict[str, Any]:
         if self.connect_timeout is None and self.read_timeout is None:
