@@ -157,8 +157,10 @@ class _WithWebSocket:
 WEBSOCKET_PATH = "/v1/responses"
 
 
-def create_app(settings: Settings) -> ASGIApp:
-    """The server for `settings`; services start and stop with the ASGI lifespan."""
+def create_app(settings: Settings, runs: Runs | None = None) -> ASGIApp:
+    """The server for `settings`; services start and stop with the ASGI lifespan. `runs`
+    (the responses in flight) is given by a caller that tells them when the server stops."""
+    runs = runs or Runs()
 
     @asynccontextmanager
     async def lifespan(_: Any) -> AsyncIterator[dict[str, Any]]:
@@ -195,7 +197,6 @@ def create_app(settings: Settings) -> ASGIApp:
             )
             secret = compaction.load_secret(settings.data_dir, settings.secret)
             tokens.seed_cache(settings.data_dir / "tiktoken")
-            runs = Runs()
             pages = PageFetcher.from_settings(settings)
             searcher = Searcher(index, embedder, objects)
             tools = ToolServices(

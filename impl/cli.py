@@ -11,11 +11,8 @@ from openresponses.core.dialects import Dialect
 
 
 def _serve(args: argparse.Namespace) -> int:
-    import uvicorn
-
-    from openresponses.api.common import MAX_BODY_BYTES
-    from openresponses.app import create_app
     from openresponses.config import load_settings
+    from openresponses.serving import serve
 
     try:
         settings = load_settings(
@@ -24,6 +21,9 @@ def _serve(args: argparse.Namespace) -> int:
             port=args.port,
             data_dir=args.data_dir,
             dialect=Dialect(args.dialect) if args.dialect else None,
+            first_byte_timeout=args.first_byte_timeout,
+            idle_timeout=args.idle_timeout,
+            shutdown_timeout=args.shutdown_timeout,
         )
     except (OSError, ValueError) as exc:
         print(f"openresponses: {exc}", file=sys.stderr)
@@ -44,14 +44,7 @@ def _serve(args: argparse.Namespace) -> int:
     others = sorted(name for name, p in settings.providers.items() if not p.found)
     print(f"  also routable with the client's key: {', '.join(others)}")
     sys.stdout.flush()
-    uvicorn.run(
-        create_app(settings),
-        host=settings.host,
-        port=settings.port,
-        log_level=args.log_level,
-        access_log=args.log_level == "debug",
-        ws_max_size=MAX_BODY_BYTES,  # a WebSocket turn may be as large as an HTTP body
-    )
+    serve(settings, args.log_level)
     return 0
 
 
@@ -76,6 +69,28 @@ def main(argv: list[str] | None = None) -> int:
         choices=[d.value for d in Dialect],
         default=None,
         help="default stream/error dialect (default openai)",
+    )
+    serve.add_argument(
+        "--first-byte-timeout",
+        type=float,
+        metavar="S",
+        help="seconds a model call may send nothing before its first event, retries included, "
+        "before the response fails with upstream_timeout; per provider: first_byte_timeout "
+        "(default 60, env OPENRESPONSES_FIRST_BYTE_TIMEOUT)",
+    )
+    serve.add_argument(
+        "--idle-timeout",
+        type=float,
+        metavar="S",
+        help="the same between two events of a model call; per provider: idle_timeout "
+        "(default 60, env OPENRESPONSES_IDLE_TIMEOUT)",
+    )
+    serve.add_argument(
+        "--shutdown-timeout",
+        type=float,
+        metavar="S",
+        help="on SIGTERM, seconds requests in flight get to finish before they are stopped "
+        "and stored failed (default 30, env OPENRESPONSES_SHUTDOWN_TIMEOUT)",
     )
     serve.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
     serve.set_defaults(run=_serve)

@@ -34,10 +34,14 @@ class ProviderConfig:
     # Presets that were not found still route (`groq@…` with the client's own key).
     found: bool = True
     # Retries of a call that failed before any answer (see providers/http.py), and timeouts
-    # in seconds (None: the server's, --upstream-timeout for reads and 10 s to connect).
+    # in seconds (None: the server's; 10 s to connect). `first_byte_timeout` bounds a model
+    # call until its first event, retries included; `idle_timeout` each silence after it;
+    # `read_timeout` any socket read (embeddings, relayed chat completions).
     max_retries: int = 2
     connect_timeout: float | None = None
     read_timeout: float | None = None
+    first_byte_timeout: float | None = None
+    idle_timeout: float | None = None
 
 
 @dataclass(frozen=True)
@@ -50,6 +54,13 @@ class Settings:
     default_provider: str = "openai"
     providers: dict[str, ProviderConfig] = field(default_factory=dict)
     upstream_timeout: float = 600.0
+    # A model call that sends nothing for this long, before its first event or between two,
+    # ends the response failed with `upstream_timeout` (per provider in the config file too).
+    first_byte_timeout: float = 60.0
+    idle_timeout: float = 60.0
+    # On SIGTERM, requests in flight get this long to finish; those still running are then
+    # stopped and stored failed.
+    shutdown_timeout: float = 30.0
     # Keys clients must present as bearer tokens; empty: the server checks none.
     api_keys: tuple[str, ...] = ()
     # fsync every journaled save: survives an OS crash too, at a disk flush per response.
@@ -181,6 +192,8 @@ def load_providers(
             max_retries=int(entry.get("max_retries", 2)),
             connect_timeout=_seconds(entry.get("connect_timeout")),
             read_timeout=_seconds(entry.get("read_timeout")),
+            first_byte_timeout=_seconds(entry.get("first_byte_timeout")),
+            idle_timeout=_seconds(entry.get("idle_timeout")),
         )
     return providers
 
@@ -248,6 +261,9 @@ def load_settings(
         values["hnsw_ef_search"] = int(env["OPENRESPONSES_HNSW_EF_SEARCH"])
     if env.get("OPENRESPONSES_EXPIRY_DAY_SECONDS"):
         values["expiry_day_seconds"] = int(env["OPENRESPONSES_EXPIRY_DAY_SECONDS"])
+    for name in ("first_byte_timeout", "idle_timeout", "shutdown_timeout"):
+        if env.get(f"OPENRESPONSES_{name.upper()}"):
+            values[name] = float(env[f"OPENRESPONSES_{name.upper()}"])
     if env.get("OPENRESPONSES_SECRET"):
         values["secret"] = env["OPENRESPONSES_SECRET"]
     if env.get("OPENRESPONSES_STORE_URL"):
@@ -258,4 +274,16 @@ def load_settings(
     if default is None:
         raise ValueError(f"default provider '{settings.default_provider}' is not configured")
     settings.providers[default.name] = replace(default, found=True)
+    for name, provider in settings.providers.items():
+        settings.providers[name] = _silence_bounds(provider, settings)
     return settings
+
+
+def _silence_bounds(provider: ProviderConfig, settings: Settings) -> ProviderConfig:
+    """The provider's own first-byte and idle timeouts, else the server's."""
+    first, idle = provider.first_byte_timeout, provider.idle_timeout
+    return replace(
+        provider,
+        first_byte_timeout=settings.first_byte_timeout if first is None else first,
+        idle_timeout=settings.idle_timeout if idle is None else idle,
+    )

@@ -111,3 +111,35 @@ def test_private_networks_are_closed_to_tools_unless_allowed() -> None:
     assert load_settings(env={}).allow_private_networks is False
     env = {"OPENRESPONSES_ALLOW_PRIVATE_NETWORKS": "true"}
     assert load_settings(env=env).allow_private_networks is True
+
+
+def test_silence_and_shutdown_timeouts_default_to_60_60_and_30_s() -> None:
+    settings = load_settings(env={})
+
+    assert (settings.first_byte_timeout, settings.idle_timeout) == (60.0, 60.0)
+    assert settings.shutdown_timeout == 30.0
+    openai = settings.providers["openai"]
+    assert (openai.first_byte_timeout, openai.idle_timeout) == (60.0, 60.0)
+
+
+def test_a_provider_keeps_its_own_timeouts_and_the_others_take_the_servers(
+    tmp_path: Path,
+) -> None:
+    config = tmp_path / "openresponses.toml"
+    config.write_text(
+        '[providers.slow]\nbase_url = "http://127.0.0.1:1234/v1"\n'
+        "first_byte_timeout = 300\nidle_timeout = 120\n"
+    )
+    env = {"OPENRESPONSES_FIRST_BYTE_TIMEOUT": "20", "OPENRESPONSES_IDLE_TIMEOUT": "10"}
+
+    settings = load_settings(config_path=config, env=env, idle_timeout=5.0)
+
+    slow, openai = settings.providers["slow"], settings.providers["openai"]
+    assert (slow.first_byte_timeout, slow.idle_timeout) == (300.0, 120.0)
+    assert (openai.first_byte_timeout, openai.idle_timeout) == (20.0, 5.0)  # the flag wins
+
+
+def test_the_shutdown_timeout_comes_from_the_environment() -> None:
+    env = {"OPENRESPONSES_SHUTDOWN_TIMEOUT": "2.5"}
+
+    assert load_settings(env=env).shutdown_timeout == 2.5

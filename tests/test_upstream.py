@@ -18,6 +18,7 @@ from tests.upstream import (
     Cut,
     Delay,
     Error,
+    Hang,
     Raw,
     RecordedRequest,
     ScriptedUpstream,
@@ -417,6 +418,48 @@ def test_delay_longer_than_the_client_timeout_is_a_read_timeout(
 
     with pytest.raises(httpx.ReadTimeout):
         http.post("/chat/completions", json={"model": model, "messages": MESSAGES}, timeout=0.1)
+
+
+def _wait_until(condition: Any) -> None:
+    deadline = time.monotonic() + 5
+    while not condition():
+        assert time.monotonic() < deadline
+        time.sleep(0.01)
+
+
+@pytest.mark.parametrize("stream", [False, True], ids=["json", "stream"])
+def test_hang_sends_nothing_and_holds_the_connection_until_the_client_leaves(
+    up: ScriptedUpstream, stream: bool
+) -> None:
+    model = up.script(Hang())
+    body = {"model": model, "messages": MESSAGES, "stream": stream}
+
+    with pytest.raises(httpx.ReadTimeout):  # not even a status line
+        httpx.post(f"{up.base_url}/chat/completions", json=body, timeout=0.3)
+
+    _wait_until(lambda: up.hanging() == 0)  # released once the client has hung up
+
+
+def test_hang_after_chunks_sends_them_then_holds_the_connection(
+    up: ScriptedUpstream, http: httpx.Client
+) -> None:
+    model = up.script(Hang(2, Text("abcdefgh", chunk_size=2)))
+    body = {"model": model, "messages": MESSAGES, "stream": True}
+    received = b""
+
+    with http.stream("POST", "/chat/completions", json=body, timeout=1) as response:
+        pieces = response.iter_bytes()
+        while received.count(b"\n\n") < 2:
+            received += next(pieces)
+        _wait_until(lambda: up.hanging() == 1)
+        with pytest.raises(httpx.ReadTimeout):
+            next(pieces)  # nothing more comes
+
+    assert [deltas([json.loads(d)]) for d in sse_data(received.decode())] == [
+        [{"role": "assistant", "content": "", "refusal": None}],
+        [{"content": "ab"}],
+    ]
+    _wait_until(lambda: up.hanging() == 0)
 
 
 def test_raw_sends_exactly_its_bytes(up: ScriptedUpstream, http: httpx.Client) -> None:

@@ -46,6 +46,7 @@ __all__ = [
     "Cut",
     "Delay",
     "Error",
+    "Hang",
     "Raw",
     "RecordedRequest",
     "Reply",
@@ -150,6 +151,17 @@ class Delay:
 
 
 @dataclass(frozen=True)
+class Hang:
+    """A provider that stops answering and holds the connection until the client closes it:
+    after `after_chunks` stream chunks of `reply` (0: before the status line, so the client
+    gets no byte at all), or, for a non-stream request, before any response.
+    `ScriptedUpstream.hanging()` counts the connections held."""
+
+    after_chunks: int = 0
+    reply: Text | ToolCalls = Text("This answer never ends.")
+
+
+@dataclass(frozen=True)
 class Raw:
     """Exactly these bytes, for malformed or unusual answers the other replies cannot express."""
 
@@ -158,7 +170,7 @@ class Raw:
     content_type: str = "application/json"
 
 
-Reply = Text | ToolCalls | Error | Cut | Delay | Raw
+Reply = Text | ToolCalls | Error | Cut | Delay | Hang | Raw
 Content = Text | ToolCalls
 
 
@@ -629,6 +641,35 @@ async def _hang_up(scope: Scope, receive: Receive) -> None:
         pass
 
 
+class _Held:
+    """The connections `Hang` replies hold open, counted from the upstream's side."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.count = 0
+
+    async def hold(self, receive: Receive) -> None:
+        """Sends nothing more and returns once the client has closed the connection."""
+        with self._lock:
+            self.count += 1
+        try:
+            while (await receive())["type"] != "http.disconnect":
+                pass
+        finally:
+            with self._lock:
+                self.count -= 1
+
+
+class _Silence(Response):
+    """Not even a status line: the connection is held until the client gives up."""
+
+    def __init__(self, held: _Held) -> None:
+        self.held = held
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await self.held.hold(receive)
+
+
 class _HangUp(Response):
     """No response at all: the client sees the server disconnect."""
 
@@ -638,7 +679,7 @@ class _HangUp(Response):
 
 class _EventStream(Response):
     """SSE frames, optionally paced, ending in `done` or, when `cut_after` is set, in a hang-up
-    after that many frames.
+    after that many frames (or, with `held`, in silence on a connection held open).
 
     Written out rather than a StreamingResponse so the frame count at which it breaks is exact.
     """
@@ -646,7 +687,13 @@ class _EventStream(Response):
     media_type = "text/event-stream"
 
     def __init__(
-        self, frames: list[bytes], done: bytes, *, cut_after: int | None, delay: float
+        self,
+        frames: list[bytes],
+        done: bytes,
+        *,
+        cut_after: int | None,
+        delay: float,
+        held: _Held | None = None,
     ) -> None:
         super().__init__()  # sets the content-type; the body is sent chunked, below
         self.raw_headers = [(k, v) for k, v in self.raw_headers if k != b"content-length"]
@@ -654,12 +701,13 @@ class _EventStream(Response):
         self.done = done
         self.cut_after = cut_after
         self.delay = delay
+        self.held = held
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         await send({"type": "http.response.start", "status": 200, "headers": self.raw_headers})
         for index, frame in enumerate(self.frames):
             if index == self.cut_after:
-                await _hang_up(scope, receive)
+                await (self.held.hold(receive) if self.held else _hang_up(scope, receive))
                 return
             if self.delay and index:
                 await asyncio.sleep(self.delay)
@@ -686,6 +734,7 @@ class ScriptedUpstream:
         self._served: dict[str, int] = {}
         self._requests: dict[str, list[RecordedRequest]] = {}
         self._loopback: LoopbackServer | None = None
+        self._held = _Held()
 
     @property
     def base_url(self) -> str:
@@ -722,6 +771,10 @@ class ScriptedUpstream:
         """The requests received for `model`, oldest first (also for models never scripted)."""
         with self._lock:
             return list(self._requests.get(model, []))
+
+    def hanging(self) -> int:
+        """How many connections `Hang` replies hold open now, of all models."""
+        return self._held.count
 
     def _take(self, model: str, request: RecordedRequest) -> Reply:
         """Records the request and picks its reply; a model without one gets the error a
@@ -768,13 +821,16 @@ class ScriptedUpstream:
         if isinstance(reply, Raw):
             # A header rather than media_type, which Starlette would extend with a charset.
             return Response(reply.body, reply.status, headers={"content-type": reply.content_type})
-        cut_after = reply.after_chunks if isinstance(reply, Cut) else None
-        content = reply.reply if isinstance(reply, Cut) else reply
+        cut_after = reply.after_chunks if isinstance(reply, Cut | Hang) else None
+        held = self._held if isinstance(reply, Hang) else None
+        content = reply.reply if isinstance(reply, Cut | Hang) else reply
+        if held is not None and (body.get("stream") is not True or cut_after == 0):
+            return _Silence(held)
         if body.get("stream") is not True:
             return _HangUp() if cut_after is not None else JSONResponse(wire.body(model, content))
         delay = content.chunk_delay if isinstance(content, Text) else 0.0
         frames = wire.frames(model, content, body)
-        return _EventStream(frames, wire.done, cut_after=cut_after, delay=delay)
+        return _EventStream(frames, wire.done, cut_after=cut_after, delay=delay, held=held)
 
     def _route(self, path: str, wire: _Wire) -> Route:
         async def endpoint(request: Request) -> Response:

@@ -8,8 +8,9 @@ locations name the exact parameter (`input[0].content`) for the OpenAI error's `
 
 from __future__ import annotations
 
+import asyncio
 import functools
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from typing import Any, TypeVar
 
 import orjson
@@ -24,6 +25,7 @@ from openresponses.core.runner import Services
 from openresponses.errors import APIError, ErrorKind, invalid
 
 ModelT = TypeVar("ModelT", bound=BaseModel)
+T = TypeVar("T")
 
 MAX_BODY_BYTES = 64 * 1024 * 1024
 
@@ -47,6 +49,49 @@ def json_response(data: Any, status: int = 200, headers: dict[str, str] | None =
     return Response(
         orjson.dumps(data), status_code=status, media_type="application/json", headers=headers
     )
+
+
+async def unless_gone(req: ConnexionRequest, work: Coroutine[Any, Any, T]) -> T:
+    """`work`'s result; or, when the client disconnects first, `work` cancelled and a 499
+    nobody reads. Nothing else notices a client that leaves before the first byte of the
+    answer, and the model call would hold its upstream connection until it ended or timed
+    out. A server that stops cancels `work` too (a 503, see core.background's Runs.stop)."""
+    task = asyncio.ensure_future(work)
+    runs = services(req).runs
+    runs.waiting.add(task)
+    try:
+        await until(task, _disconnect(req))
+    finally:
+        runs.waiting.discard(task)
+    if not task.cancelled():
+        return task.result()
+    if runs.stopping:
+        raise APIError(ErrorKind.SERVER, "The server is shutting down.", status=503)
+    raise APIError(
+        ErrorKind.INVALID_REQUEST,
+        "The client closed the request.",
+        code="client_disconnected",
+        status=499,
+    )
+
+
+async def until(work: asyncio.Future[Any], event: Coroutine[Any, Any, None]) -> None:
+    """Waits for `work` to end; cancels it (and awaits its cleanup) if `event` returns
+    first."""
+    watcher = asyncio.ensure_future(event)
+    try:
+        await asyncio.wait((work, watcher), return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        watcher.cancel()
+        if not work.done():
+            work.cancel()
+            await asyncio.wait((work,))
+
+
+async def _disconnect(req: ConnexionRequest) -> None:
+    """Returns once the client has disconnected (the body has been read before)."""
+    while (await req.receive())["type"] != "http.disconnect":
+        pass
 
 
 def check_limit(limit: int, most: int = 100) -> None:

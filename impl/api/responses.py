@@ -16,6 +16,7 @@ from openresponses.api.common import (
     json_response,
     read_body,
     services,
+    unless_gone,
 )
 from openresponses.core import sse
 from openresponses.core.background import RETAIN_SECONDS
@@ -63,9 +64,9 @@ async def create_response() -> Response:
     if body.background:
         return await _start_in_background(turn, which, stream=bool(body.stream))
     if not body.stream:
-        final = await turn.complete()
+        final = await unless_gone(req, turn.complete())
         return json_response(response_body(final, which, store=turn.store))
-    first = await turn.prime()
+    first = await unless_gone(req, turn.prime())  # the stream watches for itself once started
     return _event_stream(turn.run(first), which, store=turn.store)
 
 
@@ -95,7 +96,7 @@ async def _frames(
 async def compact_response() -> Response:
     req = current()
     body = await read_body(req, m.CompactResponseMethodPublicBody, request_defaults)
-    resource = await compact(services(req), body, req.headers)
+    resource = await unless_gone(req, compact(services(req), body, req.headers))
     return json_response(compaction_body(resource, dialect(req)))
 
 

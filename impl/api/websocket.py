@@ -17,15 +17,17 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Coroutine
+from contextlib import aclosing
 from typing import Any
 
 import orjson
 from starlette.responses import Response
-from starlette.types import Receive, Scope, Send
+from starlette.types import Message, Receive, Scope, Send
 from starlette.websockets import WebSocket
 
 from openresponses import auth
-from openresponses.api.common import parse_body
+from openresponses.api.common import parse_body, until
 from openresponses.api.responses import request_defaults
 from openresponses.core.dialects import Dialect, error_body, error_type, event_body, select
 from openresponses.core.runner import Services, Turn, bearer, prepare
@@ -58,15 +60,15 @@ class Connection:
         self.dialect = select(websocket.headers, services.settings.dialect)
         self.latest: tuple[str, list[Any]] | None = None
         """The most recent completed response's id and conversation."""
+        self.received: list[Message] = []
+        """Messages that arrived during a turn, taken in order once it is over."""
 
     async def serve(self) -> None:
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self.services.settings.websocket_max_seconds
         while True:
             try:
-                message = await asyncio.wait_for(
-                    self.websocket.receive(), max(deadline - loop.time(), 0)
-                )
+                message = await self._next(max(deadline - loop.time(), 0))
             except TimeoutError:
                 await self._limit_reached()
                 return
@@ -75,7 +77,27 @@ class Connection:
             if message.get("text") is None:
                 await self._refuse(invalid("Send each message as JSON in a text frame."))
                 continue
-            await self._turn(message["text"])
+            await self._unless_gone(self._turn(message["text"]))
+
+    async def _next(self, within: float) -> Message:
+        if self.received:
+            return self.received.pop(0)
+        return await asyncio.wait_for(self.websocket.receive(), within)
+
+    async def _unless_gone(self, turn: Coroutine[Any, Any, None]) -> None:
+        """Run a turn while reading the socket: a client that disconnects cancels it (a
+        model call that never answers would otherwise hold its upstream connection, as
+        nothing is sent that could fail); other messages wait for their turn."""
+        task = asyncio.ensure_future(turn)
+        await until(task, self._read_until_gone())
+        if not task.cancelled():
+            task.result()
+
+    async def _read_until_gone(self) -> None:
+        while True:
+            self.received.append(await self.websocket.receive())
+            if self.received[-1]["type"] == "websocket.disconnect":
+                return
 
     async def _limit_reached(self) -> None:
         limit = self.services.settings.websocket_max_seconds
@@ -121,10 +143,11 @@ class Connection:
             self.latest = (turn.response.id, turn.conversation)
 
     async def _stream(self, turn: Turn, first: Any) -> None:
-        async for event in turn.run(first):
-            data = event_body(event, self.dialect, store=turn.store)
-            # Text frames: the events are JSON, as the SSE data lines would be.
-            await self.websocket.send_text(orjson.dumps(data).decode())
+        async with aclosing(turn.run(first)) as events:  # a failed send ends the turn too
+            async for event in events:
+                data = event_body(event, self.dialect, store=turn.store)
+                # Text frames: the events are JSON, as the SSE data lines would be.
+                await self.websocket.send_text(orjson.dumps(data).decode())
 
     async def _history(self, response_id: str) -> list[Any] | None:
         if self.latest is not None and self.latest[0] == response_id:

@@ -21,6 +21,7 @@ import asyncio
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field, replace
+from typing import Any
 
 from openresponses.core.engine import Event
 from openresponses.core.runner import Turn
@@ -28,6 +29,9 @@ from openresponses.generated import openai_models as m
 from openresponses.store.base import Store
 
 INTERRUPTED = "The server stopped before the response completed."
+
+CLOSE_SECONDS = 5.0
+"""How long a shutdown waits for the responses it stops to be stored as failed."""
 
 RETAIN_SECONDS = 600.0
 """How long a finished response's events stay available for resuming its stream."""
@@ -86,6 +90,12 @@ class Runs:
     def __init__(self) -> None:
         self._runs: dict[str, Run] = {}
         self._flights: dict[str, Flight] = {}
+        self.stopping = False
+        """Set when the server starts to stop: responses cut from then on failed because of
+        the shutdown, not because their client left."""
+        self.waiting: set[asyncio.Future[Any]] = set()
+        """Requests waiting for the model (see api.common.unless_gone), stopped with the
+        responses in flight."""
 
     def enter(self, turn: Turn) -> None:
         """Called by `Turn.run` as it starts, in the task that runs it."""
@@ -131,14 +141,38 @@ class Runs:
             if run.finished_at is not None and run.finished_at < horizon:
                 del self._runs[key]
 
+    async def stop(self, grace: float) -> None:
+        """The server is stopping: what runs gets `grace` seconds to end by itself; then the
+        responses in flight end failed (stored, their last events sent) and the requests
+        still waiting for the model are refused."""
+        self.stopping = True
+        await asyncio.sleep(grace)
+        for flight in list(self._flights.values()):
+            if flight.turn.generating:  # as for a cancel: elsewhere it is about to end
+                flight.turn.shut_down = True
+                _cancel_once(flight.task)
+        for task in list(self.waiting):
+            _cancel_once(task)
+
     async def close(self) -> None:
-        """At shutdown: responses still running end as failed, and say why."""
+        """At shutdown: responses still running end as failed, and say why. Background ones
+        are stopped here; the HTTP server has already cut the requests that outlasted its
+        grace period. Returns once all are stored, or after `CLOSE_SECONDS`."""
+        self.stopping = True
         running = [run for run in self._runs.values() if run.finished_at is None]
         for run in running:
-            run.turn.abandon_reason = "The server shut down before the response completed."
             run.task.cancel()
-        if running:
-            await asyncio.wait({run.task for run in running})
+        ending = [asyncio.ensure_future(f.ended.wait()) for f in self._flights.values()]
+        if running or ending:
+            await asyncio.wait({*ending, *(run.task for run in running)}, timeout=CLOSE_SECONDS)
+        for waiter in ending:
+            waiter.cancel()
+
+
+def _cancel_once(task: asyncio.Future[Any]) -> None:
+    """A JSON create's task is both waiting and in flight: one cancel, which it handles."""
+    if not task.done() and not (isinstance(task, asyncio.Task) and task.cancelling()):
+        task.cancel()
 
 
 async def fail_interrupted(store: Store) -> list[str]:

@@ -51,6 +51,8 @@ if TYPE_CHECKING:  # core.background builds on Turn, defined here
 log = logging.getLogger("openresponses")
 
 _INTERNAL = "The server had an error while processing the response."
+_DISCONNECTED = "The client disconnected before the response completed."
+_SHUT_DOWN = "The server shut down before the response completed."
 _EXTENDS = ("completed", "incomplete")
 """The final states in which a response is appended to its conversation."""
 
@@ -150,7 +152,8 @@ class Turn:
     """Set by `POST /responses/{id}/cancel` (see core.background)."""
     generating: bool = False
     """True while the model's events are read: the only time a cancel interrupts the task."""
-    abandon_reason: str = "The client disconnected before the response completed."
+    shut_down: bool = False
+    """Set when the server stops the response at the end of its shutdown grace period."""
     agent: Agent | None = None
     """The server-tool loop, when the request has server tools."""
 
@@ -187,7 +190,7 @@ class Turn:
 
     async def run(
         self, first: ModelEvent | None, *, streaming: bool = True
-    ) -> AsyncIterator[Event]:
+    ) -> AsyncGenerator[Event, None]:
         """All stream events, the stored state kept in step: saved at the end, and for a
         stream also at the start, so that it can be retrieved while in progress."""
         finished = False
@@ -205,12 +208,15 @@ class Turn:
             except APIError as exc:
                 closing = self.builder.fail(exc)
             except asyncio.CancelledError:
-                if not self.cancel_requested:
+                if not (self.cancel_requested or self.shut_down):
                     raise
                 task = asyncio.current_task()
                 if task is not None:
                     task.uncancel()  # the cancel was ours, and this handles it
-                closing = self.builder.cancel()
+                if self.cancel_requested:
+                    closing = self.builder.cancel()
+                else:  # the server stopped it (core.background's Runs.stop)
+                    closing = self.builder.fail(APIError(ErrorKind.SERVER, _SHUT_DOWN))
             except Exception:  # a bug of ours must still end the stream, not hang it
                 log.exception("response %s failed", self.response.id)
                 closing = self.builder.fail(APIError(ErrorKind.SERVER, _INTERNAL))
@@ -302,11 +308,12 @@ class Turn:
             self.generating = False
 
     async def _abandon(self) -> None:
-        """The client went away mid-stream: stop the upstream call, and record the response
-        as failed rather than leave it in progress forever."""
+        """The client went away mid-stream, or the server is stopping: stop the upstream
+        call, and record the response as failed rather than leave it in progress forever."""
         with contextlib.suppress(Exception):
             await self.events.aclose()
-        error = APIError(ErrorKind.SERVER, self.abandon_reason)
+        reason = _SHUT_DOWN if self.services.runs.stopping else _DISCONNECTED
+        error = APIError(ErrorKind.SERVER, reason)
         self.builder.fail(error)
         await self._save()
 

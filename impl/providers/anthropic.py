@@ -78,7 +78,7 @@ class AnthropicProvider(Adapter):
         url = f"{self.base_url}/messages"
         headers = self.headers(api_key)
         if not request.stream:
-            data = await self.upstream.send("POST", url, headers, body)
+            data = await self.upstream.answer(url, headers, body)
             for event in _message_events(data):
                 yield event
             return

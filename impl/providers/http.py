@@ -137,6 +137,13 @@ class Upstream:
     upstream's `Retry-After`; a `Retry-After` longer than `max_delay` is not waited out but
     passed to the client with the error. Once a stream has started, nothing is retried: the
     client may already have part of the answer.
+
+    A model call (`answer`, `lines`) that sends nothing for `first_byte_timeout` seconds
+    (until its first chunk, retries and their waits included: a retry that would end past
+    that is not made) or `idle_timeout` seconds between two chunks fails with a 504
+    `upstream_timeout`, its connection closed. So a client waits at most
+    `first_byte_timeout` for the first event however many retries there are, and at most
+    `idle_timeout` between two.
     """
 
     client: aiohttp.ClientSession
@@ -146,15 +153,22 @@ class Upstream:
     max_delay: float = 8.0
     connect_timeout: float | None = None
     read_timeout: float | None = None
+    first_byte_timeout: float | None = None
+    idle_timeout: float | None = None
 
-    def _wait(self, attempt: int, after: str | None) -> float | None:
+    def _wait(self, attempt: int, after: str | None, deadline: float | None) -> float | None:
         """Seconds to wait before the next attempt, or None: give up now."""
         if attempt >= self.retries:
             return None
         asked = retry_after(after)
         if asked is not None:
-            return asked if asked <= self.max_delay else None
-        return min(self.max_delay, self.base_delay * 2.0**attempt) * random.uniform(0.5, 1.0)
+            wait = asked if asked <= self.max_delay else None
+        else:
+            wait = min(self.max_delay, self.base_delay * 2.0**attempt) * random.uniform(0.5, 1.0)
+        now = asyncio.get_running_loop().time()
+        if wait is not None and deadline is not None and now + wait >= deadline:
+            return None  # the upstream's own error says more than a timeout would
+        return wait
 
     def _options(self) -> dict[str, Any]:
         if self.connect_timeout is None and self.read_timeout is None:
@@ -166,9 +180,15 @@ class Upstream:
         }
 
     async def _open(
-        self, method: str, url: str, headers: Mapping[str, str], body: dict[str, Any] | None
+        self,
+        method: str,
+        url: str,
+        headers: Mapping[str, str],
+        body: dict[str, Any] | None,
+        deadline: float | None = None,
     ) -> aiohttp.ClientResponse:
-        """The first successful answer (status < 400), its body unread; the caller releases it."""
+        """The first successful answer (status < 400), its body unread; the caller releases it.
+        No retry is made that would end after the loop time `deadline`."""
         payload = None
         if body is not None:  # orjson: aiohttp's `json=` encodes with the slower json module
             payload = orjson.dumps(body)
@@ -179,7 +199,7 @@ class Upstream:
                     method, url, data=payload, headers=headers, **self._options()
                 )
             except aiohttp.ClientConnectorError as exc:  # nothing reached the server
-                wait = self._wait(attempt, None)
+                wait = self._wait(attempt, None, deadline)
                 if wait is None:
                     raise transport_error(exc, self.name) from exc
             except _ERRORS as exc:
@@ -195,7 +215,7 @@ class Upstream:
                     response.release()
                 after = response.headers.get("retry-after")
                 retryable = response.status in RETRYABLE
-                wait = self._wait(attempt, after) if retryable else None
+                wait = self._wait(attempt, after, deadline) if retryable else None
                 if wait is None:
                     raise status_error(response.status, raw, response.headers, self.name)
             log.info("%s: retrying %s %s in %.2f s", self.name, method, url, wait)
@@ -213,6 +233,9 @@ class Upstream:
             raise transport_error(exc, self.name) from exc
         finally:
             response.release()
+        return self._json(raw)
+
+    def _json(self, raw: bytes) -> dict[str, Any]:
         try:
             data = orjson.loads(raw)
         except ValueError as exc:
@@ -221,29 +244,90 @@ class Upstream:
             raise ProviderError(f"{self.name} answered with JSON that is not an object")
         return data
 
+    async def answer(
+        self, url: str, headers: Mapping[str, str], body: dict[str, Any]
+    ) -> dict[str, Any]:
+        """A model call answered in one JSON body: `send` with the silence bounds."""
+        response, chunk = await self._first_chunk(url, headers, body)
+        chunks = [chunk]
+        try:
+            while chunk:
+                chunk = await self._next_chunk(response)
+                chunks.append(chunk)
+        except _ERRORS as exc:
+            raise transport_error(exc, self.name) from exc
+        finally:
+            response.release()
+        return self._json(b"".join(chunks))
+
     async def lines(
         self, url: str, headers: Mapping[str, str], body: dict[str, Any]
     ) -> AsyncGenerator[bytes, None]:
-        """POST and yield the answer's lines as they arrive (for SSE); failures raise
-        ProviderError.
+        """POST a model call and yield the answer's lines as they arrive (for SSE); failures
+        raise ProviderError.
 
         Lines are split here rather than by aiohttp's readline, which refuses lines longer
         than its buffer, and one SSE `data:` line can carry a whole tool call's arguments.
         """
-        response = await self._open("POST", url, headers, body)
+        response, chunk = await self._first_chunk(url, headers, body)
+        buffer = chunk
         try:
-            buffer = b""
-            async for chunk in response.content.iter_any():
-                buffer += chunk
+            while chunk:
                 *complete, buffer = buffer.split(b"\n")
                 for line in complete:
                     yield line.rstrip(b"\r")
+                chunk = await self._next_chunk(response)
+                buffer += chunk
             if buffer:
                 yield buffer
         except _ERRORS as exc:
             raise transport_error(exc, self.name, started=True) from exc
         finally:
             response.release()
+
+    async def _first_chunk(
+        self, url: str, headers: Mapping[str, str], body: dict[str, Any]
+    ) -> tuple[aiohttp.ClientResponse, bytes]:
+        """POST a model call: the answer and its first chunk (b"" for an empty body), within
+        `first_byte_timeout`. The answer's connection is the caller's to release."""
+        limit = self.first_byte_timeout
+        deadline = None if limit is None else asyncio.get_running_loop().time() + limit
+        bound = asyncio.timeout_at(deadline)
+        response = None
+        try:
+            async with bound:
+                response = await self._open("POST", url, headers, body, deadline)
+                return response, await response.content.readany()
+        except BaseException as exc:
+            if response is not None:
+                response.release()  # its body unread: aiohttp closes the connection
+            if limit is not None and bound.expired():
+                raise self._silent(limit, started=False) from exc
+            if isinstance(exc, _ERRORS):
+                raise transport_error(exc, self.name, started=response is not None) from exc
+            raise
+
+    async def _next_chunk(self, response: aiohttp.ClientResponse) -> bytes:
+        """The answer's next chunk (b"" at its end), within `idle_timeout`."""
+        chunk = response.content.read_nowait()  # what has arrived: no wait, so no timer
+        if chunk or response.content.at_eof():
+            return chunk
+        bound = asyncio.timeout(self.idle_timeout)
+        try:
+            async with bound:
+                return await response.content.readany()
+        except TimeoutError as exc:
+            if self.idle_timeout is not None and bound.expired():
+                raise self._silent(self.idle_timeout, started=True) from exc
+            raise
+
+    def _silent(self, seconds: float, *, started: bool) -> ProviderError:
+        when = "between two chunks of its answer" if started else "before its answer began"
+        return ProviderError(
+            f"{self.name} sent nothing for {seconds:g} s {when}.",
+            status=504,
+            code="upstream_timeout",
+        )
 
     async def relay(
         self, url: str, headers: Mapping[str, str], body: dict[str, Any]
@@ -272,6 +356,8 @@ def upstream(config: ProviderConfig, client: aiohttp.ClientSession) -> Upstream:
         retries=config.max_retries,
         connect_timeout=config.connect_timeout,
         read_timeout=config.read_timeout,
+        first_byte_timeout=config.first_byte_timeout,
+        idle_timeout=config.idle_timeout,
     )
 
 

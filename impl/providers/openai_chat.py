@@ -47,7 +47,7 @@ class OpenAIChatProvider(Adapter):
         url = f"{self.base_url}/chat/completions"
         headers = self.headers(api_key)
         if not request.stream:
-            for event in _message_events(await self.upstream.send("POST", url, headers, body)):
+            for event in _message_events(await self.upstream.answer(url, headers, body)):
                 yield event
             return
         async for event in _stream_events(self.upstream.lines(url, headers, body), self.name):

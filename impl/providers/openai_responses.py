@@ -46,7 +46,7 @@ class OpenAIResponsesProvider(Adapter):
         url = f"{self.base_url}/responses"
         headers = self.headers(api_key)
         if not request.stream:
-            data = await self.upstream.send("POST", url, headers, body)
+            data = await self.upstream.answer(url, headers, body)
             for event in _response_events(data):
                 yield event
             return
