@@ -16,16 +16,17 @@ Connections end after `websocket_max_seconds` (60 minutes) with
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from typing import Any
 
 import orjson
 from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
-from starlette.websockets import WebSocket
+from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from openresponses import auth
-from openresponses.api.common import parse_body
+from openresponses.api.common import load_json, parse_body
 from openresponses.api.responses import request_defaults
 from openresponses.core.dialects import Dialect, error_body, error_type, event_body, select
 from openresponses.core.runner import Services, Turn, bearer, prepare
@@ -88,7 +89,7 @@ class Connection:
     async def _turn(self, message: str) -> None:
         previous: str | None = None
         try:
-            data = orjson.loads(message)
+            data = load_json(message)
             if isinstance(data, dict) and isinstance(data.get("previous_response_id"), str):
                 previous = data["previous_response_id"]
             turn = await prepare(
@@ -166,7 +167,10 @@ async def serve(scope: Scope, receive: Receive, send: Send) -> None:
         await _deny(websocket, exc, select(websocket.headers, services.settings.dialect))
         return
     await websocket.accept()
-    await Connection(websocket, services).serve()
+    # A client may leave at any time, even before the error it asked for is sent: there is
+    # nobody left to answer, and nothing went wrong here.
+    with contextlib.suppress(WebSocketDisconnect):
+        await Connection(websocket, services).serve()
 
 
 async def _deny(websocket: WebSocket, error: APIError, dialect: Dialect) -> None:

@@ -67,6 +67,7 @@ def check_supported(request: m.CreateResponse) -> None:
                 param=name,
                 code="unsupported_parameter",
             )
+    _check_range("max_tool_calls", request.max_tool_calls, 0, MAX_INT32)
     for index, value in enumerate(request.include or []):
         if value not in _SUPPORTED_INCLUDE:
             raise invalid(
@@ -109,6 +110,29 @@ def check_supported(request: m.CreateResponse) -> None:
                     param=f"reasoning.{name}",
                     code="unsupported_value",
                 )
+
+
+MAX_INT32 = 2**31 - 1
+"""The largest value an integer parameter the spec leaves unbounded may take: a 32-bit
+integer's, as providers' APIs read them."""
+
+
+def _check_range(name: str, value: int | None, least: int, most: int) -> None:
+    """A 400 in OpenAI's words for an integer parameter out of its range."""
+    if value is not None and value < least:
+        raise invalid(
+            f"Invalid '{name}': integer below minimum value. Expected a value >= {least}, "
+            f"but got {value} instead.",
+            param=name,
+            code="integer_below_min_value",
+        )
+    if value is not None and value > most:
+        raise invalid(
+            f"Invalid '{name}': integer above maximum value. Expected a value <= {most}, "
+            f"but got {value} instead.",
+            param=name,
+            code="integer_above_max_value",
+        )
 
 
 def _check_mcp(tool: m.MCPTool, index: int) -> None:
