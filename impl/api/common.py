@@ -361,11 +361,14 @@ def _unknown_key(
     `listed` does), as a parameter path (`input[0].content[1].x`); pydantic ignores such
     keys, OpenAI refuses them. (`type() is` rather than isinstance: this runs on every
     request, and the JSON parser makes exact dicts and lists.)"""
-    if _wrapper(type(value)):
+    kind: type = type(value)
+    if _wrapper(kind):
         return _unknown_key(raw, value.root, path, listed)
     if type(raw) is dict:
-        names = _checked(type(value))
-        for key, sub in raw.items() if names is not None else ():
+        names = _checked(kind)
+        if names is None:
+            return None
+        for key, sub in raw.items():
             if key not in names:
                 if key in listed:
                     continue
