@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import functools
 from collections.abc import Callable, Coroutine
-from typing import Any, TypeVar
+from typing import Any, TypeVar, get_args
 
 import orjson
 from connexion import request
@@ -20,7 +20,7 @@ from pydantic import BaseModel, RootModel, ValidationError
 from starlette.responses import Response
 
 from openresponses.core.dialects import Dialect, select
-from openresponses.core.items import new_id
+from openresponses.core.items import ITEM_MODELS, new_id
 from openresponses.core.runner import Services
 from openresponses.errors import APIError, ErrorKind, invalid
 
@@ -258,7 +258,7 @@ async def read_body(
     if len(raw) > MAX_BODY_BYTES:
         raise _too_large()
     try:
-        data = orjson.loads(raw)
+        data = load_json(raw)
     except (ValueError, UnicodeDecodeError) as exc:
         raise invalid(
             "We could not parse the JSON body of your request. Send valid JSON (UTF-8) with "
@@ -266,6 +266,56 @@ async def read_body(
             code="invalid_json",
         ) from exc
     return parse_body(data, model, fill)
+
+
+MAX_JSON_DEPTH = 100
+"""How deeply a request body may nest arrays and objects (a JSON schema in a function tool's
+`parameters`, `text.format.schema` or chat's `response_format` about 48 levels of nested
+`properties`). orjson and pydantic give up near 255 levels, and what the server writes (the
+response, its events, the upstream request) nests a client's values a few levels deeper:
+a body must be refused before any of that fails."""
+
+
+def load_json(raw: bytes | str) -> Any:
+    """A request body or WebSocket message parsed; a 400 when it nests too deeply.
+    Invalid JSON raises orjson's JSONDecodeError (a ValueError)."""
+    data = orjson.loads(raw)
+    # Each level opens a bracket: a body with fewer brackets than the limit, which is
+    # almost every body, needs no walk.
+    brackets = (
+        raw.count("{") + raw.count("[")
+        if isinstance(raw, str)
+        else (raw.count(b"{") + raw.count(b"["))
+    )
+    if brackets > MAX_JSON_DEPTH:
+        _check_depth(data)
+    return data
+
+
+def _check_depth(data: Any) -> None:
+    top = data.items() if isinstance(data, dict) else [(None, data)]
+    for key, value in top:
+        if _deeper_than(value, MAX_JSON_DEPTH - 1 if key else MAX_JSON_DEPTH):
+            raise invalid(
+                f"The request body nests arrays and objects more than {MAX_JSON_DEPTH} levels "
+                "deep" + (f" (in '{key}')." if key else "."),
+                param=key,
+                code="nesting_too_deep",
+            )
+
+
+def _deeper_than(value: Any, limit: int) -> bool:
+    """Whether arrays and objects nest more than `limit` levels in `value` (iteratively:
+    a recursive walk would itself fail on the documents it looks for)."""
+    stack = [(value, 1)] if isinstance(value, dict | list) else []
+    while stack:
+        node, depth = stack.pop()
+        if depth > limit:
+            return True
+        for child in node.values() if isinstance(node, dict) else node:
+            if isinstance(child, dict | list):
+                stack.append((child, depth + 1))
+    return False
 
 
 METADATA_PAIRS, METADATA_KEY_CHARS, METADATA_VALUE_CHARS = 16, 64, 512
@@ -299,9 +349,90 @@ def _too_long(param: str, what: str, limit: int, length: int) -> APIError:
 
 
 @functools.cache
-def _keys(model: type[BaseModel]) -> frozenset[str]:
-    """The keys a body may have (computed once per model: CreateResponse has ~40 fields)."""
-    return frozenset(field.alias or name for name, field in model.model_fields.items())
+def _names(model: type[BaseModel]) -> dict[str, str]:
+    """The keys an object of `model` may have, and the attribute each is read into
+    (computed once per model: CreateResponse has ~40 fields)."""
+    return {field.alias or name: name for name, field in model.model_fields.items()}
+
+
+_ITEM_LISTS = ("input", "items")
+"""Body keys holding input items, whose keys are checked as the body's are."""
+
+
+@functools.cache
+def _listed_keys() -> dict[str, frozenset[str]]:
+    """The keys of each item type as the API lists items (a response's input items, a
+    conversation's, a compacted window): clients send listed items back as input, keys and
+    all (an input message's `id`), and OpenAI takes them."""
+    keys: dict[str, set[str]] = {}
+    for model in ITEM_MODELS:
+        for kind in get_args(model.model_fields["type"].annotation):
+            keys.setdefault(kind, set()).update(_names(model))
+    return {kind: frozenset(names) for kind, names in keys.items()}
+
+
+def _unknown_item_key(raw: list[Any], items: Any, name: str) -> str | None:
+    """The first key of the input items in `raw` that their validated models do not know
+    (see `_unknown_key`), as a parameter path."""
+    if isinstance(items, RootModel):  # a list wrapped for its length limit
+        items = items.root
+    for index, (entry, item) in enumerate(zip(raw, items or [], strict=False)):
+        if type(entry) is dict:
+            listed = _listed_keys().get(entry.get("type", "message"), frozenset())
+            found = _unknown_key(entry, item, f"{name}[{index}]", listed)
+            if found is not None:
+                return found
+    return None
+
+
+@functools.cache
+def _checked(cls: type) -> dict[str, str] | None:
+    """The keys of a model whose objects' keys are checked, or None: not a model, or one that
+    allows extra keys."""
+    if not issubclass(cls, BaseModel) or cls.model_config.get("extra") == "allow":
+        return None
+    return _names(cls)
+
+
+@functools.cache
+def _wrapper(cls: type) -> bool:
+    return issubclass(cls, RootModel)
+
+
+def _unknown_key(
+    raw: Any, value: Any, path: str, listed: frozenset[str] = frozenset()
+) -> str | None:
+    """The first key in `raw` that the model validated from it has no field for (nor
+    `listed` does), as a parameter path (`input[0].content[1].x`); pydantic ignores such
+    keys, OpenAI refuses them. (`type() is` rather than isinstance: this runs on every
+    request, and the JSON parser makes exact dicts and lists.)"""
+    kind: type = type(value)
+    if _wrapper(kind):
+        return _unknown_key(raw, value.root, path, listed)
+    if type(raw) is dict:
+        names = _checked(kind)
+        if names is None:
+            return None
+        for key, sub in raw.items():
+            if key not in names:
+                if key in listed:
+                    continue
+                return f"{path}.{key}"
+            if type(sub) is dict or type(sub) is list:
+                found = _unknown_key(sub, value.__dict__[names[key]], f"{path}.{key}")
+                if found is not None:
+                    return found
+    elif type(raw) is list and type(value) is list:
+        for index, (sub, item) in enumerate(zip(raw, value, strict=False)):
+            if type(sub) is dict or type(sub) is list:
+                found = _unknown_key(sub, item, f"{path}[{index}]")
+                if found is not None:
+                    return found
+    return None
+
+
+def _unknown(name: str) -> APIError:
+    return invalid(f"Unknown parameter: '{name}'.", param=name, code="unknown_parameter")
 
 
 def parse_body(
@@ -311,16 +442,20 @@ def parse_body(
     if not isinstance(data, dict):
         raise invalid("The request body must be a JSON object.", code="invalid_json")
     # A RootModel is a union of bodies (each forbidding unknown keys itself): no key check.
-    unknown = [] if issubclass(model, RootModel) else sorted(data.keys() - _keys(model))
+    unknown = [] if issubclass(model, RootModel) else sorted(data.keys() - _names(model).keys())
     if unknown:
-        raise invalid(
-            f"Unknown parameter: '{unknown[0]}'.", param=unknown[0], code="unknown_parameter"
-        )
+        raise _unknown(unknown[0])
     if fill is not None:
         fill(data)
     if isinstance(metadata := data.get("metadata"), dict):
         check_metadata(metadata)
     try:
-        return model.model_validate(data)
+        body = model.model_validate(data)
     except ValidationError as exc:
         raise _validation_error(exc) from exc
+    for name in _ITEM_LISTS:
+        if isinstance(items := data.get(name), list):
+            found = _unknown_item_key(items, body.__dict__.get(name), name)
+            if found is not None:
+                raise _unknown(found)
+    return body

@@ -11,6 +11,7 @@ from __future__ import annotations
 import base64
 from typing import Any
 
+import tiktoken
 from starlette.responses import Response
 
 from openresponses.api.common import current, json_response, read_body, services
@@ -28,18 +29,36 @@ def texts(value: Any) -> list[str]:
     raw = value.root if hasattr(value, "root") else value
     items: list[Any] = [raw] if isinstance(raw, str) else list(raw)
     if items and isinstance(items[0], int):  # one token array
-        items = [items]
+        return [_decode(items, "input")]
     out = []
-    for item in items:
+    for index, item in enumerate(items):
         item = item.root if hasattr(item, "root") else item
-        if isinstance(item, str):
-            out.append(item)
-        else:
-            encoding, _ = tokens.encoding_for(_OPENAI_ENCODING_MODEL)
-            out.append(encoding.decode(list(item)))
+        out.append(item if isinstance(item, str) else _decode(list(item), f"input[{index}]"))
     if any(not text for text in out):
         raise invalid("'input' must not contain an empty string.", param="input")
     return out
+
+
+def _decode(ids: list[int], param: str) -> str:
+    """OpenAI tokens as text; a 400 naming the first id the encoding does not have."""
+    encoding, _ = tokens.encoding_for(_OPENAI_ENCODING_MODEL)
+    try:
+        return encoding.decode(ids)
+    except (KeyError, OverflowError, ValueError):  # a gap in the vocabulary, or out of range
+        index, token = next((i, t) for i, t in enumerate(ids) if not _known(encoding, t))
+        raise invalid(
+            f"Invalid value for '{param}[{index}]': {token} is not a token id of {encoding.name}.",
+            param=f"{param}[{index}]",
+            code="invalid_value",
+        ) from None
+
+
+def _known(encoding: tiktoken.Encoding, token: int) -> bool:
+    try:
+        encoding.decode_single_token_bytes(token)
+    except (KeyError, OverflowError, ValueError):
+        return False
+    return True
 
 
 def _encode(vector: Any, encoding_format: str | None) -> Any:

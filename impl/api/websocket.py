@@ -16,18 +16,18 @@ Connections end after `websocket_max_seconds` (60 minutes) with
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Coroutine
-from contextlib import aclosing
 from typing import Any
 
 import orjson
 from starlette.responses import Response
 from starlette.types import Message, Receive, Scope, Send
-from starlette.websockets import WebSocket
+from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from openresponses import auth
-from openresponses.api.common import parse_body, until
+from openresponses.api.common import load_json, parse_body, until
 from openresponses.api.responses import request_defaults
 from openresponses.core.dialects import Dialect, error_body, error_type, event_body, select
 from openresponses.core.runner import Services, Turn, bearer, prepare
@@ -114,7 +114,7 @@ class Connection:
     async def _turn(self, message: str) -> None:
         previous: str | None = None
         try:
-            data = orjson.loads(message)
+            data = load_json(message)
             if isinstance(data, dict) and isinstance(data.get("previous_response_id"), str):
                 previous = data["previous_response_id"]
             turn = await prepare(
@@ -143,7 +143,8 @@ class Connection:
             self.latest = (turn.response.id, turn.conversation)
 
     async def _stream(self, turn: Turn, first: Any) -> None:
-        async with aclosing(turn.run(first)) as events:  # a failed send ends the turn too
+        # A failed send ends the turn too.
+        async with contextlib.aclosing(turn.run(first)) as events:
             async for event in events:
                 data = event_body(event, self.dialect, store=turn.store)
                 # Text frames: the events are JSON, as the SSE data lines would be.
@@ -195,7 +196,10 @@ async def serve(scope: Scope, receive: Receive, send: Send) -> None:
         await _deny(websocket, exc, select(websocket.headers, services.settings.dialect))
         return
     await websocket.accept()
-    await Connection(websocket, services).serve()
+    # A client may leave at any time, even before the error it asked for is sent: there is
+    # nobody left to answer, and nothing went wrong here.
+    with contextlib.suppress(WebSocketDisconnect):
+        await Connection(websocket, services).serve()
 
 
 async def _deny(websocket: WebSocket, error: APIError, dialect: Dialect) -> None:

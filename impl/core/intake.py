@@ -67,6 +67,7 @@ def check_supported(request: m.CreateResponse) -> None:
                 param=name,
                 code="unsupported_parameter",
             )
+    _check_range("max_tool_calls", request.max_tool_calls, 0, MAX_INT32)
     for index, value in enumerate(request.include or []):
         if value not in _SUPPORTED_INCLUDE:
             raise invalid(
@@ -109,6 +110,29 @@ def check_supported(request: m.CreateResponse) -> None:
                     param=f"reasoning.{name}",
                     code="unsupported_value",
                 )
+
+
+MAX_INT32 = 2**31 - 1
+"""The largest value an integer parameter the spec leaves unbounded may take: a 32-bit
+integer's, as providers' APIs read them."""
+
+
+def _check_range(name: str, value: int | None, least: int, most: int) -> None:
+    """A 400 in OpenAI's words for an integer parameter out of its range."""
+    if value is not None and value < least:
+        raise invalid(
+            f"Invalid '{name}': integer below minimum value. Expected a value >= {least}, "
+            f"but got {value} instead.",
+            param=name,
+            code="integer_below_min_value",
+        )
+    if value is not None and value > most:
+        raise invalid(
+            f"Invalid '{name}': integer above maximum value. Expected a value <= {most}, "
+            f"but got {value} instead.",
+            param=name,
+            code="integer_above_max_value",
+        )
 
 
 def _check_mcp(tool: m.MCPTool, index: int) -> None:
@@ -292,17 +316,40 @@ async def input_items(
     items: list[Any] = []
     for index, item in enumerate(raw):
         if isinstance(item, m.ItemReferenceParam):
-            found = await store.find_item(item.id)
-            if found is None:
-                raise invalid(
-                    f"Item with id '{item.id}' not found.",
-                    param=f"{param}[{index}].id",
-                    code="item_not_found",
-                )
-            items.append(found)
+            items.append(await _referenced(store, item.id, f"{param}[{index}].id"))
+        elif _bare_reasoning(item):
+            items.append(await _stored_reasoning(store, item.id, f"{param}[{index}]"))
         else:
             items.append(_normalise(item, f"{param}[{index}]"))
     return items
+
+
+async def _referenced(store: Store, item_id: str, param: str) -> Any:
+    found = await store.find_item(item_id)
+    if found is None:
+        raise invalid(f"Item with id '{item_id}' not found.", param=param, code="item_not_found")
+    return found
+
+
+def _bare_reasoning(item: Any) -> bool:
+    """A reasoning item that carries none of its content: OpenAI reads it as a reference to
+    the item it stored under that id."""
+    return isinstance(item, m.ReasoningItem) and not (
+        item.summary or item.content or item.encrypted_content
+    )
+
+
+async def _stored_reasoning(store: Store, item_id: str, param: str) -> Any:
+    """The stored reasoning item a bare one stands for; a 400 in OpenAI's words without it."""
+    found = await store.find_item(item_id)
+    if getattr(found, "type", None) != "reasoning":
+        raise invalid(
+            f"Item with id '{item_id}' not found. Items are not persisted when `store` is set "
+            "to false. Try again with `store` set to true, or remove this item from your input.",
+            param=param,
+            code="item_not_found",
+        )
+    return found
 
 
 # --- the response object ---------------------------------------------------------------------

@@ -20,6 +20,7 @@ ItemResource: TypeAlias = Any
 _ITEM_UNION = get_args(m.ResponseItemList.model_fields["data"].annotation)[0]
 ITEM_RESOURCE: TypeAdapter[Any] = TypeAdapter(_ITEM_UNION)
 ITEM_LIST: TypeAdapter[list[Any]] = TypeAdapter(list[_ITEM_UNION])  # type: ignore[valid-type]
+ITEM_MODELS: tuple[type[BaseModel], ...] = get_args(_ITEM_UNION)
 
 # Every item a response may output.
 OUTPUT_ITEM: TypeAdapter[Any] = TypeAdapter(

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 import aiohttp
 
 from openresponses.config import Settings
-from openresponses.core import compaction, conversations, intake, structured, tokens
+from openresponses.core import coherence, compaction, conversations, intake, structured, tokens
 from openresponses.core.attachments import Attachments, Origin
 from openresponses.core.engine import Event, ResponseBuilder, ServerCall, usage_model
 from openresponses.core.items import new_id, user_text
@@ -384,6 +384,9 @@ async def prepare(
     provider, upstream_model = services.registry.route(model, headers)
     items = await intake.input_items(request.input, services.store)
     conversation_id, context = await _history(services, request, history or services.store.context)
+    coherence.check(
+        context, items, history_param="conversation" if conversation_id else "previous_response_id"
+    )
     text_format = _text_format(request.text)
     conversation = tool_registry.model_items(compaction.expand(services.secret, context + items))
     origin = Origin.of(items, "conversation" if conversation_id else "previous_response_id")
@@ -466,7 +469,9 @@ async def compact(
     model = _require_model(request.model if isinstance(request.model, str) else None)
     provider, upstream_model = services.registry.route(model, headers)
     items = await intake.input_items(request.input, services.store)
-    conversation = await _context(services.store.context, request.previous_response_id) + items
+    history = await _context(services.store.context, request.previous_response_id)
+    coherence.check(history, items, history_param="previous_response_id")
+    conversation = history + items
     if not conversation:
         raise invalid(
             "Nothing to compact: give 'input', 'previous_response_id' or both.", param="input"

@@ -1,4 +1,4 @@
-"""Models to the JSON the tables hold, and back.
+"""Models to the JSON the tables hold, and back; and the strings the other columns hold.
 
 Rows store items and responses as the JSON of their models (TEXT columns both databases take
 as they are): the models are the schema.
@@ -6,10 +6,13 @@ as they are): the models are the schema.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Literal
 
+import orjson
 from pydantic import BaseModel, TypeAdapter
+from sqlalchemy import Dialect, String, TypeDecorator
 
 from openresponses.core.items import ITEM_RESOURCE, OUTPUT_ITEM, item_id
 from openresponses.store.base import StoredResponse
@@ -83,3 +86,42 @@ def encode(record: StoredResponse) -> Encoded:
         inputs=[(item_id(item), dump(item)) for item in record.input_items],
         outputs=outputs,
     )
+
+
+_MARK = "\uffff"
+"""Starts an escaped value: a noncharacter, which no text a client means to send starts with
+(and one that does is escaped too, so that every value reads back as it was written)."""
+
+
+def _escape(value: str | None) -> str | None:
+    if value is None or ("\x00" not in value and not value.startswith(_MARK)):
+        return value
+    return _MARK + orjson.dumps(value).decode()  # JSON writes NUL as \u0000
+
+
+def _unescape(value: str | None) -> str | None:
+    if value is None or not value.startswith(_MARK):
+        return value
+    loaded: str = orjson.loads(value[1:])
+    return loaded
+
+
+class Varchar(TypeDecorator[str]):
+    """A VARCHAR column that holds any string, NUL included, on both databases.
+
+    A JSON string may carry NUL (U+0000): a model name, a vector store's name, a filename,
+    an id or a cursor to look up. PostgreSQL's text types refuse it, so there such a value
+    is stored escaped (`_escape`): it reads back as it was written, and an id with NUL,
+    which no stored row has, is looked up and simply not found. DuckDB holds NUL as it is.
+    """
+
+    impl = String
+    cache_ok = True
+
+    def bind_processor(self, dialect: Dialect) -> Callable[[str | None], str | None] | None:
+        return _escape if dialect.name == "postgresql" else None
+
+    def result_processor(
+        self, dialect: Dialect, coltype: object
+    ) -> Callable[[str | None], str | None] | None:
+        return _unescape if dialect.name == "postgresql" else None

@@ -25,7 +25,6 @@ from sqlalchemy import (
     Connection,
     Engine,
     MetaData,
-    String,
     Table,
     Text,
     bindparam,
@@ -37,7 +36,7 @@ from sqlalchemy import (
 from openresponses.core.items import item_id
 from openresponses.generated.openai_models import ConversationResource
 from openresponses.store.base import ItemConflict, ItemPage, MissingItem
-from openresponses.store.codec import Role, dump, load_item
+from openresponses.store.codec import Role, Varchar, dump, load_item
 
 T = TypeVar("T")
 
@@ -45,7 +44,7 @@ _metadata = MetaData()
 conversations = Table(
     "conversations",
     _metadata,
-    Column("id", String, primary_key=True),
+    Column("id", Varchar, primary_key=True),
     Column("created_at", BigInteger),
     Column("metadata", Text),
     Column("next_position", BigInteger),
@@ -53,11 +52,11 @@ conversations = Table(
 items = Table(
     "conversation_items",
     _metadata,
-    Column("entry", String, primary_key=True),
-    Column("conversation_id", String),
+    Column("entry", Varchar, primary_key=True),
+    Column("conversation_id", Varchar),
     Column("position", BigInteger),
-    Column("item_id", String),
-    Column("origin", String),
+    Column("item_id", Varchar),
+    Column("origin", Varchar),
     Column("body", Text),
 )
 

@@ -32,7 +32,6 @@ from sqlalchemy import (
     Engine,
     MetaData,
     Select,
-    String,
     Table,
     Text,
     and_,
@@ -44,6 +43,7 @@ from sqlalchemy import (
 )
 
 from openresponses.generated import openai_models as m
+from openresponses.store.codec import Varchar
 
 T = TypeVar("T")
 Order = Literal["asc", "desc"]
@@ -54,21 +54,21 @@ _metadata = MetaData()
 files = Table(
     "files",
     _metadata,
-    Column("id", String, primary_key=True),
+    Column("id", Varchar, primary_key=True),
     Column("position", BigInteger),
     Column("created_at", BigInteger),
     Column("expires_at", BigInteger),
     Column("bytes", BigInteger),
-    Column("filename", String),
-    Column("purpose", String),
+    Column("filename", Varchar),
+    Column("purpose", Varchar),
 )
 vector_stores = Table(
     "vector_stores",
     _metadata,
-    Column("id", String, primary_key=True),
+    Column("id", Varchar, primary_key=True),
     Column("position", BigInteger),
     Column("created_at", BigInteger),
-    Column("name", String),
+    Column("name", Varchar),
     Column("metadata", Text),
     Column("expires_after", Text),
     Column("last_active_at", BigInteger),
@@ -76,12 +76,12 @@ vector_stores = Table(
 store_files = Table(
     "vector_store_files",
     _metadata,
-    Column("vector_store_id", String, primary_key=True),
-    Column("file_id", String, primary_key=True),
+    Column("vector_store_id", Varchar, primary_key=True),
+    Column("file_id", Varchar, primary_key=True),
     Column("position", BigInteger),
     Column("created_at", BigInteger),
-    Column("batch_id", String),
-    Column("status", String),
+    Column("batch_id", Varchar),
+    Column("status", Varchar),
     Column("last_error", Text),
     Column("chunking_strategy", Text),
     Column("attributes", Text),
@@ -90,8 +90,8 @@ store_files = Table(
 batches = Table(
     "vector_store_file_batches",
     _metadata,
-    Column("id", String, primary_key=True),
-    Column("vector_store_id", String),
+    Column("id", Varchar, primary_key=True),
+    Column("vector_store_id", Varchar),
     Column("created_at", BigInteger),
     Column("cancelled", Boolean),
 )

@@ -56,7 +56,7 @@ from sqlalchemy.exc import IntegrityError
 from openresponses.generated.openai_models import Response
 from openresponses.store import conversations
 from openresponses.store.base import ItemPage, StoredResponse
-from openresponses.store.codec import Encoded, encode, load_item
+from openresponses.store.codec import Encoded, Varchar, encode, load_item
 from openresponses.store.conversations import SqlConversations
 
 T = TypeVar("T")
@@ -74,20 +74,20 @@ _metadata = MetaData()
 responses = Table(
     "responses",
     _metadata,
-    Column("id", String, primary_key=True),
+    Column("id", Varchar, primary_key=True),
     Column("created_at", BigInteger),
-    Column("status", String),
-    Column("model", String),
-    Column("previous_response_id", String),
+    Column("status", Varchar),
+    Column("model", Varchar),
+    Column("previous_response_id", Varchar),
     Column("body", Text),
 )
 items = Table(
     "response_items",
     _metadata,
-    Column("response_id", String, primary_key=True),
-    Column("role", String, primary_key=True),
+    Column("response_id", Varchar, primary_key=True),
+    Column("role", Varchar, primary_key=True),
     Column("position", Integer, primary_key=True),
-    Column("item_id", String),
+    Column("item_id", Varchar),
     Column("body", Text),
 )
 
@@ -186,7 +186,7 @@ def _json_insert(table: Table) -> Any:
     )
 
 
-_DUCKDB_TYPES = {String: "VARCHAR", Text: "VARCHAR", Integer: "INTEGER", BigInteger: "BIGINT"}
+_DUCKDB_TYPES = {Varchar: "VARCHAR", Text: "VARCHAR", Integer: "INTEGER", BigInteger: "BIGINT"}
 _INSERT_JSON = _json_insert(responses)
 _INSERT_ITEMS_JSON = _json_insert(items)
 

@@ -17,7 +17,7 @@ from openresponses.core.items import new_id
 from openresponses.errors import APIError, invalid
 from openresponses.generated import openai_models as m
 from openresponses.tools.base import Citations, ToolServices
-from openresponses.vectors.search import fusion_weights
+from openresponses.vectors.search import compile_filter, fusion_weights
 
 if TYPE_CHECKING:
     from openresponses.vectors.search import Searcher
@@ -49,6 +49,7 @@ class FileSearch:
         if not spec.vector_store_ids:
             raise invalid("file_search needs at least one vector store id.", param=self.param)
         fusion_weights(spec.ranking_options, f"tools[{index}].ranking_options.hybrid_search")
+        compile_filter(spec.filters, f"tools[{index}].filters")  # a bad filter is a 400 now
         self.searcher: Searcher = services.searcher
         self.spec = spec
         self.citations = citations

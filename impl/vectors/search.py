@@ -132,36 +132,54 @@ def _typed(value: Any) -> str:
     return "json_extract_string(attributes, ?)"
 
 
-def compile_filter(node: Filter | None) -> tuple[str, list[Any]]:
+def compile_filter(node: Filter | None, param: str = "filters") -> tuple[str, list[Any]]:
     """SQL over the `attributes` JSON column, and its parameters (keys and values are always
-    parameters, never SQL)."""
+    parameters, never SQL); `param` names the filter in errors."""
     if node is None:
         return "TRUE", []
     if isinstance(node, m.CompoundFilter):
         if not node.filters:
             return "TRUE", []
-        parts = [compile_filter(_as_filter(child)) for child in node.filters]
+        parts = [
+            compile_filter(_as_filter(child), f"{param}.filters[{index}]")
+            for index, child in enumerate(node.filters)
+        ]
         joiner = " AND " if node.type == "and" else " OR "
         return "(" + joiner.join(sql for sql, _ in parts) + ")", [
             a for _, args in parts for a in args
         ]
+    if not node.key:  # `$.""` is no JSON path DuckDB binds
+        raise invalid(
+            f"Invalid '{param}.key': empty string. Expected a string with minimum length 1, "
+            "but got an empty string instead.",
+            param=f"{param}.key",
+            code="empty_string",
+        )
     value = node.value.root if hasattr(node.value, "root") else node.value
     if node.type in ("in", "nin"):
         if not isinstance(value, list):
-            raise invalid(f"Filter '{node.type}' takes a list of values.", param="filters")
-        values = [v.root if hasattr(v, "root") else v for v in value]
-        if not values:
-            return ("FALSE" if node.type == "in" else "TRUE"), []
-        reader = _typed(values[0])
-        marks = ", ".join("?" for _ in values)
-        sql = f"coalesce({reader} IN ({marks}), FALSE)"
-        return (sql if node.type == "in" else f"NOT {sql}"), [_path(node.key), *values]
+            raise invalid(f"Filter '{node.type}' takes a list of values.", param=param)
+        sql, args = _any_of(node.key, [v.root if hasattr(v, "root") else v for v in value])
+        return (sql if node.type == "in" else f"NOT {sql}"), args
     if isinstance(value, list):
-        raise invalid(f"Filter '{node.type}' takes a single value.", param="filters")
+        raise invalid(f"Filter '{node.type}' takes a single value.", param=param)
     reader = _typed(value)
     if node.type == "ne":
         return f"({reader} IS DISTINCT FROM ?)", [_path(node.key), value]
     return f"coalesce({reader} {_COMPARE[node.type]} ?, FALSE)", [_path(node.key), value]
+
+
+def _any_of(key: str, values: list[Any]) -> tuple[str, list[Any]]:
+    """Whether the attribute equals one of `values`, each compared as its own JSON type: a
+    list may mix strings and numbers, and one IN over both would cast one to the other."""
+    if not values:
+        return "FALSE", []
+    by_reader: dict[str, list[Any]] = {}
+    for value in values:
+        by_reader.setdefault(_typed(value), []).append(value)
+    tests = [f"{reader} IN ({', '.join('?' for _ in same)})" for reader, same in by_reader.items()]
+    args = [a for same in by_reader.values() for a in (_path(key), *same)]
+    return f"coalesce({' OR '.join(tests)}, FALSE)", args
 
 
 def _as_filter(child: Any) -> Filter:
