@@ -130,12 +130,12 @@ def unmatched_call_id(ctx: Context) -> str:
     chained = ctx.body(
         tools=[WEATHER_TOOL], previous_response_id=first["id"], input=[unmatched_output()]
     )
-    codes = []
+    params = []
     for how, body in (("inline", inline), ("via previous_response_id", chained)):
         exchange = ctx.client.send("POST", "/responses", json_body=body)
         require(exchange.status != 200, f"{how}: the unmatched call_id was accepted (HTTP 200)")
-        codes.append(f"{how}: {ctx.expect_error(exchange, 400)['code']!r}")
-    return ", ".join(codes)
+        params.append(f"{how}: param {ctx.expect_error(exchange, 400)['param']!r}")
+    return ", ".join(params)
 
 
 @check("tools.choice_required", "tool_choice: required forces a call", TOOL_CHOICE)
