@@ -58,8 +58,16 @@ def _create(server: Server, timeout: float = 30, **fields: Any) -> httpx.Respons
     return httpx.post(f"{server.base_url}/responses", json=fields, timeout=timeout)
 
 
+def _event(line: str) -> dict[str, Any] | None:
+    """The event on an SSE line, if it carries one (not `data: [DONE]`, not `event:`)."""
+    if not line.startswith("data:") or line == "data: [DONE]":
+        return None
+    event: dict[str, Any] = json.loads(line[5:])
+    return event
+
+
 def _events(response: httpx.Response) -> list[dict[str, Any]]:
-    return [json.loads(line[5:]) for line in response.text.splitlines() if line.startswith("data:")]
+    return [event for line in response.text.splitlines() if (event := _event(line))]
 
 
 def _timeout_error(when: str) -> dict[str, Any]:
@@ -274,9 +282,7 @@ def _stream_in_thread(server: Server, model: str, into: list[dict[str, Any]]) ->
     def read() -> None:
         body = {"model": model, "input": "Hi", "stream": True}
         with httpx.stream("POST", f"{server.base_url}/responses", json=body, timeout=60) as answer:
-            for line in answer.iter_lines():
-                if line.startswith("data:"):
-                    into.append(json.loads(line[5:]))
+            into.extend(event for line in answer.iter_lines() if (event := _event(line)))
 
     thread = threading.Thread(target=read)
     thread.start()
