@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from importlib import import_module, resources
@@ -107,7 +108,29 @@ async def _http_error(request: ConnexionRequest, exc: Exception) -> ConnexionRes
     elif status == 400:
         detail = f"Invalid request parameter: {detail}"
     kind = _STATUS_KIND.get(status, ErrorKind.SERVER)
-    return _reply(request, APIError(kind, detail, status=status))
+    headers = {"Allow": _allowed(request.url.path)} if status == 405 else {}
+    return _reply(request, APIError(kind, detail, status=status, headers=headers))
+
+
+def _path_pattern(template: str) -> re.Pattern[str]:
+    return re.compile("/v1" + re.sub(r"\\{[^/]+?\\}", "[^/]+", re.escape(template)) + "/?")
+
+
+_METHODS: dict[re.Pattern[str], list[str]] = {}
+for _operation in OPERATIONS.values():
+    _METHODS.setdefault(_path_pattern(_operation.path), []).append(_operation.method.upper())
+
+
+def _allowed(path: str) -> str:
+    """The `Allow` header RFC 9110 requires on a 405: every method the spec serves at `path`
+    (starlette's own names only the first operation's route that matched)."""
+    matching = [pattern for pattern in _METHODS if pattern.fullmatch(path)]
+    # A literal path (`/responses/compact`) is that operation's, not `/responses/{id}`'s.
+    literal = [pattern for pattern in matching if "[^/]+" not in pattern.pattern]
+    methods = {method for pattern in literal or matching for method in _METHODS[pattern]}
+    if "GET" in methods:
+        methods.add("HEAD")  # starlette answers HEAD wherever it answers GET
+    return ", ".join(sorted(methods))
 
 
 async def _unexpected(request: ConnexionRequest, exc: Exception) -> ConnexionResponse:

@@ -63,7 +63,7 @@ async def create_file(body: dict[str, Any] | None = None, file: Any = None) -> R
         created_at=now,
         expires_at=now + expires.seconds if expires else None,
         filename=upload.filename or "upload",
-        purpose=form.purpose,  # type: ignore[arg-type]  # `evals` is missing from OpenAIFile
+        purpose=form.purpose,
         status="processed",
     )
     await found.objects.add_file(record)
