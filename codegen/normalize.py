@@ -136,6 +136,8 @@ def correct_to_wire(spec: dict[str, Any]) -> dict[str, Any]:
     for item in spec["paths"].values():
         for op in item.values():
             _require_needed_body(op, schemas)
+            for response in op["responses"].values():
+                _describe_events(response.get("content", {}))
             if op.get("operationId") in _DOWNLOADS:
                 content = op["responses"]["200"]["content"]
                 content["application/octet-stream"] = {
@@ -143,6 +145,22 @@ def correct_to_wire(spec: dict[str, Any]) -> dict[str, Any]:
                 }
                 del content["application/json"]
     return spec
+
+
+_EVENT_STREAM = "text/event-stream"
+
+
+def _describe_events(content: dict[str, Any]) -> None:
+    """OpenAI's `text/event-stream` `schema` means each event's JSON `data` (then `[DONE]`);
+    OpenAPI reads it as each event's fields (3.1) or the whole stream (3.2). Said in 3.2's
+    terms instead, an `itemSchema` whose `data` holds that JSON, so that validators check
+    every event's payload."""
+    media = content.get(_EVENT_STREAM)
+    if media is None or "schema" not in media:
+        return
+    payload = {"contentMediaType": "application/json", "contentSchema": media.pop("schema")}
+    data = {"anyOf": [{"const": "[DONE]"}, payload]}
+    media["itemSchema"] = {"type": "object", "required": ["data"], "properties": {"data": data}}
 
 
 def _require_needed_body(op: dict[str, Any], schemas: dict[str, Any]) -> None:
@@ -310,6 +328,7 @@ def downconvert_to_30(spec: dict[str, Any]) -> dict[str, Any]:
 
     def convert_media(node: Any) -> None:
         if isinstance(node, dict):
+            node.pop("itemSchema", None)  # 3.2's; connexion validates no responses anyway
             for key, value in node.items():
                 if key == "schema":
                     node[key] = _schema_30(value)

@@ -120,9 +120,6 @@ REFUSALS = (
 )
 
 OPEN = {
-    ("POST /chat/completions", "SSE event violates schema"): "a streamed reply to a request "
-    "with `n: 128` and multimodal messages fails the chunk schema (`choices` missing in an "
-    "event): not yet understood",
     ("POST /conversations/{conversation_id}/items", "Schema-valid request rejected"): "a JSON "
     "`null` body is refused although the generated case counts it as valid",
     ("POST /files", "Schema-valid request rejected"): "`expires_after` sent as a JSON part (the "
