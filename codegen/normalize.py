@@ -23,7 +23,8 @@ Four transformations, all pure functions of the input:
   spec rewrites the 3.1 (JSON Schema 2020-12) idioms OpenAI uses into their 3.0 spelling.
   It also opens multipart bodies to extra fields: the official SDKs send a nested object
   field as `expires_after[anchor]`, `expires_after[seconds]`, which connexion would drop as
-  unknown before the handler, which reads them (api/files.py), could see them.
+  unknown before the handler, which reads them (api/files.py), could see them; and it leaves
+  object fields untyped there, so one sent as a JSON part reaches the handler as text.
 """
 
 from __future__ import annotations
@@ -165,13 +166,16 @@ def _describe_events(content: dict[str, Any]) -> None:
 
 def _require_needed_body(op: dict[str, Any], schemas: dict[str, Any]) -> None:
     """A JSON body with required fields is itself required (`createConversationItems`,
-    `updateConversation` leave it optional): no body cannot carry `items`."""
+    `updateConversation` leave it optional): no body cannot carry `items`. And it is an
+    object (`createConversationItems` leaves out `type`, which lets `null` through)."""
     body = op.get("requestBody", {})
     schema = body.get("content", {}).get("application/json", {}).get("schema", {})
     ref = schema.get("$ref", "")
     target = schemas.get(ref[len(_SCHEMA_PREFIX) :], {}) if ref else schema
     if target.get("required") and not body.get("required"):
         body["required"] = True
+    if "properties" in target:
+        target.setdefault("type", "object")
 
 
 def add_discriminator_mappings(spec: dict[str, Any]) -> dict[str, Any]:
@@ -354,3 +358,9 @@ def _open_multipart_bodies(spec: dict[str, Any]) -> None:
             target = schemas.get(ref[len(_SCHEMA_PREFIX) :]) if ref else schema
             if isinstance(target, dict):
                 target.pop("additionalProperties", None)
+                # An object field may also come as one JSON part (OpenAPI's default encoding
+                # of an object in a form), which connexion would cast with dict(): untyped,
+                # it reaches the handler as text, which reads both forms.
+                properties = target.get("properties", {})
+                for name in [n for n, prop in properties.items() if "$ref" in prop]:
+                    del properties[name]

@@ -137,28 +137,10 @@ async def _unexpected(request: ConnexionRequest, exc: Exception) -> ConnexionRes
     if isinstance(exc, UnicodeDecodeError):
         error = APIError(ErrorKind.INVALID_REQUEST, "The request is not valid UTF-8.")
         return _reply(request, error)
-    if isinstance(exc, ValueError | TypeError) and _raised_in(exc, _PARAMETER_TYPING):
-        # connexion types form fields by the spec before the handler runs, and a field of
-        # the wrong shape (text where the spec has an object) fails there.
-        error = APIError(ErrorKind.INVALID_REQUEST, f"Invalid form field: {exc}.")
-        return _reply(request, error)
     log.exception("unhandled error on %s %s", request.method, request.url.path)
     return _reply(
         request, APIError(ErrorKind.SERVER, "The server had an error processing your request.")
     )
-
-
-_PARAMETER_TYPING = "connexion/decorators/parameter.py"
-
-
-def _raised_in(exc: BaseException, filename: str) -> bool:
-    """Whether `exc` passed through a function of the file `filename` ends with."""
-    tb = exc.__traceback__
-    while tb is not None:
-        if tb.tb_frame.f_code.co_filename.endswith(filename):
-            return True
-        tb = tb.tb_next
-    return False
 
 
 class _WithWebSocket:

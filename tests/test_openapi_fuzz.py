@@ -119,16 +119,6 @@ REFUSALS = (
     ),
 )
 
-OPEN = {
-    ("POST /conversations/{conversation_id}/items", "Schema-valid request rejected"): "a JSON "
-    "`null` body is refused although the generated case counts it as valid",
-    ("POST /files", "Schema-valid request rejected"): "`expires_after` sent as a JSON part (the "
-    "OpenAPI default for an object in a form) fails connexion's form typing; the SDKs' "
-    "`expires_after[anchor]` fields work",
-}
-"""Problems still open, each known by operation and schemathesis's title; a test below fails
-once one no longer occurs, so the list only shrinks."""
-
 load_all_checks()
 UNCHECKED = {
     negative_data_rejection: "a request outside the schema that the server still understands "
@@ -240,13 +230,8 @@ def test_every_operation_of_the_spec_is_fuzzed(findings: Findings) -> None:
 
 
 def test_no_answer_departs_from_the_spec(findings: Findings) -> None:
-    new = {key: problem for key, problem in findings.problems.items() if key not in OPEN}
-    assert not new, f"{len(new)} problem(s):\n" + "\n".join(sorted(new.values()))
-
-
-def test_every_open_problem_still_occurs(findings: Findings) -> None:
-    fixed = sorted(f"{operation}: {title}" for operation, title in OPEN.keys() - findings.problems)
-    assert not fixed, f"no longer found, remove from OPEN: {fixed}"
+    problems = findings.problems.values()
+    assert not problems, f"{len(problems)} problem(s):\n" + "\n".join(sorted(problems))
 
 
 def test_the_fuzzing_reached_successful_answers(findings: Findings) -> None:
