@@ -1,6 +1,7 @@
-"""Every operation of `spec/openapi.yaml`, fuzzed by schemathesis with all its checks: no 5xx,
-every answer on the spec, and no spec-valid request refused except the deliberate refusals
-below (listed with their reasons in the README's "Deliberate refusals").
+"""Every operation of `spec/openapi.yaml`, fuzzed by schemathesis with all its checks but one
+(`UNCHECKED` says why): no 5xx, every answer (and every streamed event) on the spec, and no
+spec-valid request refused except the deliberate refusals below (listed with their reasons in
+the README's "Deliberate refusals").
 
 schemathesis generates `EXAMPLES` requests per operation and mode (valid and invalid) from the
 spec's request schemas; the server answers them with the scripted upstream as its provider and
