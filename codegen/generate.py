@@ -23,7 +23,12 @@ from typing import Any
 
 import yaml
 
-from .normalize import add_discriminator_mappings, downconvert_to_30, name_inline_bodies
+from .normalize import (
+    add_discriminator_mappings,
+    correct_to_wire,
+    downconvert_to_30,
+    name_inline_bodies,
+)
 from .openresponses_fixes import fix_openresponses
 from .paths import GENERATED_DIR, SPEC_DIR
 
@@ -123,7 +128,9 @@ def _operations(spec: dict[str, Any]) -> str:
 
 def render() -> dict[str, str]:
     """Every file of `generated/`, by name, as it should be now."""
-    openai = add_discriminator_mappings(name_inline_bodies(_load_spec(SPEC_DIR / "openapi.yaml")))
+    openai = add_discriminator_mappings(
+        name_inline_bodies(correct_to_wire(_load_spec(SPEC_DIR / "openapi.yaml")))
+    )
     openresponses = add_discriminator_mappings(
         fix_openresponses(
             json.loads((SPEC_DIR / "openresponses" / "openapi.json").read_text(encoding="utf-8"))

@@ -1,6 +1,10 @@
 """Make the assembled specs usable by our tools without changing what they mean.
 
-Three transformations, all pure functions of the input:
+Four transformations, all pure functions of the input:
+
+* `correct_to_wire`: where OpenAI's spec describes a response differently from what OpenAI's
+  API sends (and its SDKs read), the spec is corrected to the wire, one entry per field in
+  `WIRE_CORRECTIONS` with its evidence; spec/SOURCES.md lists them.
 
 * `name_inline_bodies`: a request body declared inline (OpenAI's `createConversationItems`)
   has no schema name, so the model generator would give the handler nothing to validate
@@ -19,7 +23,8 @@ Three transformations, all pure functions of the input:
   spec rewrites the 3.1 (JSON Schema 2020-12) idioms OpenAI uses into their 3.0 spelling.
   It also opens multipart bodies to extra fields: the official SDKs send a nested object
   field as `expires_after[anchor]`, `expires_after[seconds]`, which connexion would drop as
-  unknown before the handler, which reads them (api/files.py), could see them.
+  unknown before the handler, which reads them (api/files.py), could see them; and it leaves
+  object fields untyped there, so one sent as a JSON part reaches the handler as text.
 """
 
 from __future__ import annotations
@@ -65,6 +70,112 @@ def _mapping(members: list[Any], schemas: dict[str, Any]) -> dict[str, str] | No
             return None
         mapping[value] = ref
     return mapping
+
+
+_ANNOTATIONS = ("title", "description", "deprecated", "example", "examples")
+
+
+def _either(schema: dict[str, Any], other: dict[str, Any]) -> dict[str, Any]:
+    """`schema` or `other`, its annotations kept outside the union (where generators read them)."""
+    inner = {k: v for k, v in schema.items() if k not in _ANNOTATIONS}
+    outer = {k: v for k, v in schema.items() if k in _ANNOTATIONS}
+    return {**outer, "anyOf": [inner, other]}
+
+
+def _or_null(schema: dict[str, Any]) -> dict[str, Any]:
+    return _either(schema, {"type": "null"})
+
+
+def _or_string(schema: dict[str, Any]) -> dict[str, Any]:
+    return _either(schema, {"type": "string"})
+
+
+def _with_value(value: str) -> Any:
+    def add(schema: dict[str, Any]) -> dict[str, Any]:
+        return {**schema, "enum": [*schema["enum"], value]}
+
+    return add
+
+
+_LISTS = (
+    "ConversationItemList",
+    "ListFilesResponse",
+    "ListVectorStoreFilesResponse",
+    "ListVectorStoresResponse",
+    "ResponseItemList",
+)
+
+WIRE_CORRECTIONS: dict[tuple[str, str], Any] = {
+    # An empty page has no first or last item: the API sends null (openai-python's
+    # conversation pages read a missing `last_id` as the end).
+    **{(name, key): _or_null for name in _LISTS for key in ("first_id", "last_id")},
+    # `Optional[...]` in openai-python's FileObject, VectorStore and Response, which are
+    # generated from what the API sends: null when unset.
+    ("OpenAIFile", "expires_at"): _or_null,
+    ("OpenAIFile", "status_details"): _or_null,
+    ("VectorStoreObject", "expires_after"): _or_null,
+    ("ModelResponseProperties", "user"): _or_null,
+    # A file uploaded with purpose `evals` (an upload purpose the spec allows) is that.
+    ("OpenAIFile", "purpose"): _with_value("evals"),
+    # With `encoding_format: "base64"` the vector is a base64 string of float32s.
+    ("Embedding", "embedding"): _or_string,
+}
+"""(schema, property) → how its schema changes to match the wire."""
+
+_DOWNLOADS = ("downloadFile",)
+"""Operations that answer a file's bytes (`application/octet-stream`), which the spec
+declares as a JSON string; openai-python reads them as binary content."""
+
+
+def correct_to_wire(spec: dict[str, Any]) -> dict[str, Any]:
+    """Return a copy of `spec` corrected where it departs from the API's wire (see above)."""
+    spec = copy.deepcopy(spec)
+    schemas = spec["components"]["schemas"]
+    for (name, key), change in WIRE_CORRECTIONS.items():
+        properties = schemas[name]["properties"]
+        properties[key] = change(properties[key])
+    for item in spec["paths"].values():
+        for op in item.values():
+            _require_needed_body(op, schemas)
+            for response in op["responses"].values():
+                _describe_events(response.get("content", {}))
+            if op.get("operationId") in _DOWNLOADS:
+                content = op["responses"]["200"]["content"]
+                content["application/octet-stream"] = {
+                    "schema": {"type": "string", "format": "binary"}
+                }
+                del content["application/json"]
+    return spec
+
+
+_EVENT_STREAM = "text/event-stream"
+
+
+def _describe_events(content: dict[str, Any]) -> None:
+    """OpenAI's `text/event-stream` `schema` means each event's JSON `data` (then `[DONE]`);
+    OpenAPI reads it as each event's fields (3.1) or the whole stream (3.2). Said in 3.2's
+    terms instead, an `itemSchema` whose `data` holds that JSON, so that validators check
+    every event's payload."""
+    media = content.get(_EVENT_STREAM)
+    if media is None or "schema" not in media:
+        return
+    payload = {"contentMediaType": "application/json", "contentSchema": media.pop("schema")}
+    data = {"anyOf": [{"const": "[DONE]"}, payload]}
+    media["itemSchema"] = {"type": "object", "required": ["data"], "properties": {"data": data}}
+
+
+def _require_needed_body(op: dict[str, Any], schemas: dict[str, Any]) -> None:
+    """A JSON body with required fields is itself required (`createConversationItems`,
+    `updateConversation` leave it optional): no body cannot carry `items`. And it is an
+    object (`createConversationItems` leaves out `type`, which lets `null` through)."""
+    body = op.get("requestBody", {})
+    schema = body.get("content", {}).get("application/json", {}).get("schema", {})
+    ref = schema.get("$ref", "")
+    target = schemas.get(ref[len(_SCHEMA_PREFIX) :], {}) if ref else schema
+    if target.get("required") and not body.get("required"):
+        body["required"] = True
+    if "properties" in target:
+        target.setdefault("type", "object")
 
 
 def add_discriminator_mappings(spec: dict[str, Any]) -> dict[str, Any]:
@@ -221,6 +332,7 @@ def downconvert_to_30(spec: dict[str, Any]) -> dict[str, Any]:
 
     def convert_media(node: Any) -> None:
         if isinstance(node, dict):
+            node.pop("itemSchema", None)  # 3.2's; connexion validates no responses anyway
             for key, value in node.items():
                 if key == "schema":
                     node[key] = _schema_30(value)
@@ -246,3 +358,9 @@ def _open_multipart_bodies(spec: dict[str, Any]) -> None:
             target = schemas.get(ref[len(_SCHEMA_PREFIX) :]) if ref else schema
             if isinstance(target, dict):
                 target.pop("additionalProperties", None)
+                # An object field may also come as one JSON part (OpenAPI's default encoding
+                # of an object in a form), which connexion would cast with dict(): untyped,
+                # it reaches the handler as text, which reads both forms.
+                properties = target.get("properties", {})
+                for name in [n for n, prop in properties.items() if "$ref" in prop]:
+                    del properties[name]

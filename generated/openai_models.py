@@ -1506,7 +1506,7 @@ class Embedding(BaseModel):
         int, Field(description="The index of the embedding in the list of embeddings.")
     ]
     embedding: Annotated[
-        list[float],
+        list[float] | str,
         Field(
             description="The embedding vector, which is a list of floats. The length of vector depends on the model as listed in the [embedding guide](/docs/guides/embeddings).\n"
         ),
@@ -2288,6 +2288,7 @@ class OpenAIFile(BaseModel):
             "fine-tune-results",
             "vision",
             "user_data",
+            "evals",
         ],
         Field(
             description="The intended purpose of the file. Supported values are `assistants`, `assistants_output`, `batch`, `batch_output`, `fine-tune`, `fine-tune-results`, `vision`, and `user_data`."
@@ -5972,8 +5973,8 @@ class InputTextContentParam(BaseModel):
 class ListFilesResponse(BaseModel):
     object: Annotated[str, Field(examples=["list"])]
     data: list[OpenAIFile]
-    first_id: Annotated[str, Field(examples=["file-abc123"])]
-    last_id: Annotated[str, Field(examples=["file-abc456"])]
+    first_id: Annotated[str | None, Field(examples=["file-abc123"])]
+    last_id: Annotated[str | None, Field(examples=["file-abc456"])]
     has_more: Annotated[bool, Field(examples=[False])]
 
 
@@ -5985,16 +5986,16 @@ class ListModelsResponse(BaseModel):
 class ListVectorStoreFilesResponse(BaseModel):
     object: Annotated[str, Field(examples=["list"])]
     data: list[VectorStoreFileObject]
-    first_id: Annotated[str, Field(examples=["file-abc123"])]
-    last_id: Annotated[str, Field(examples=["file-abc456"])]
+    first_id: Annotated[str | None, Field(examples=["file-abc123"])]
+    last_id: Annotated[str | None, Field(examples=["file-abc456"])]
     has_more: Annotated[bool, Field(examples=[False])]
 
 
 class ListVectorStoresResponse(BaseModel):
     object: Annotated[str, Field(examples=["list"])]
     data: list[VectorStoreObject]
-    first_id: Annotated[str, Field(examples=["vs_abc123"])]
-    last_id: Annotated[str, Field(examples=["vs_abc456"])]
+    first_id: Annotated[str | None, Field(examples=["vs_abc123"])]
+    last_id: Annotated[str | None, Field(examples=["vs_abc456"])]
     has_more: Annotated[bool, Field(examples=[False])]
 
 
@@ -8487,8 +8488,12 @@ class ConversationItemList(BaseModel):
     has_more: Annotated[
         bool, Field(description="Whether there are more items available.")
     ]
-    first_id: Annotated[str, Field(description="The ID of the first item in the list.")]
-    last_id: Annotated[str, Field(description="The ID of the last item in the list.")]
+    first_id: Annotated[
+        str | None, Field(description="The ID of the first item in the list.")
+    ]
+    last_id: Annotated[
+        str | None, Field(description="The ID of the last item in the list.")
+    ]
 
 
 class Item(
@@ -8959,8 +8964,12 @@ class ResponseItemList(BaseModel):
     has_more: Annotated[
         bool, Field(description="Whether there are more items available.")
     ]
-    first_id: Annotated[str, Field(description="The ID of the first item in the list.")]
-    last_id: Annotated[str, Field(description="The ID of the last item in the list.")]
+    first_id: Annotated[
+        str | None, Field(description="The ID of the first item in the list.")
+    ]
+    last_id: Annotated[
+        str | None, Field(description="The ID of the last item in the list.")
+    ]
 
 
 class ResponseOutputItemAddedEvent(BaseModel):

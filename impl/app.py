@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from importlib import import_module, resources
@@ -107,35 +108,39 @@ async def _http_error(request: ConnexionRequest, exc: Exception) -> ConnexionRes
     elif status == 400:
         detail = f"Invalid request parameter: {detail}"
     kind = _STATUS_KIND.get(status, ErrorKind.SERVER)
-    return _reply(request, APIError(kind, detail, status=status))
+    headers = {"Allow": _allowed(request.url.path)} if status == 405 else {}
+    return _reply(request, APIError(kind, detail, status=status, headers=headers))
+
+
+def _path_pattern(template: str) -> re.Pattern[str]:
+    return re.compile("/v1" + re.sub(r"\\{[^/]+?\\}", "[^/]+", re.escape(template)) + "/?")
+
+
+_METHODS: dict[re.Pattern[str], list[str]] = {}
+for _operation in OPERATIONS.values():
+    _METHODS.setdefault(_path_pattern(_operation.path), []).append(_operation.method.upper())
+
+
+def _allowed(path: str) -> str:
+    """The `Allow` header RFC 9110 requires on a 405: every method the spec serves at `path`
+    (starlette's own names only the first operation's route that matched)."""
+    matching = [pattern for pattern in _METHODS if pattern.fullmatch(path)]
+    # A literal path (`/responses/compact`) is that operation's, not `/responses/{id}`'s.
+    literal = [pattern for pattern in matching if "[^/]+" not in pattern.pattern]
+    methods = {method for pattern in literal or matching for method in _METHODS[pattern]}
+    if "GET" in methods:
+        methods.add("HEAD")  # starlette answers HEAD wherever it answers GET
+    return ", ".join(sorted(methods))
 
 
 async def _unexpected(request: ConnexionRequest, exc: Exception) -> ConnexionResponse:
     if isinstance(exc, UnicodeDecodeError):
         error = APIError(ErrorKind.INVALID_REQUEST, "The request is not valid UTF-8.")
         return _reply(request, error)
-    if isinstance(exc, ValueError | TypeError) and _raised_in(exc, _PARAMETER_TYPING):
-        # connexion types form fields by the spec before the handler runs, and a field of
-        # the wrong shape (text where the spec has an object) fails there.
-        error = APIError(ErrorKind.INVALID_REQUEST, f"Invalid form field: {exc}.")
-        return _reply(request, error)
     log.exception("unhandled error on %s %s", request.method, request.url.path)
     return _reply(
         request, APIError(ErrorKind.SERVER, "The server had an error processing your request.")
     )
-
-
-_PARAMETER_TYPING = "connexion/decorators/parameter.py"
-
-
-def _raised_in(exc: BaseException, filename: str) -> bool:
-    """Whether `exc` passed through a function of the file `filename` ends with."""
-    tb = exc.__traceback__
-    while tb is not None:
-        if tb.tb_frame.f_code.co_filename.endswith(filename):
-            return True
-        tb = tb.tb_next
-    return False
 
 
 class _WithWebSocket:

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
+import httpx
 import openai
 import pytest
 
 from tests.conftest import Server, server_env
-from tests.upstream import Call, Error, ScriptedUpstream, Text, ToolCalls
+from tests.upstream import Call, Error, Raw, ScriptedUpstream, Text, ToolCalls
 
 
 def test_chat_completion_is_forwarded_and_relayed(
@@ -113,3 +115,65 @@ def test_models_are_cached_per_provider_and_client_key(
     assert f"openai@{model}" not in before
     assert again == before  # reused for 60 s
     assert f"openai@{model}" in other_key  # another key, another listing
+
+
+SPARSE_COMPLETION = (
+    b'{"id": "c1", "object": "chat.completion", "created": 1, "model": "m",'
+    b' "system_fingerprint": null,'
+    b' "choices": [{"index": 0, "finish_reason": "stop",'
+    b' "message": {"role": "assistant", "content": "Hi"}}]}'
+)
+
+
+def test_a_completion_missing_what_the_spec_requires_is_completed(
+    server: Server, upstream: ScriptedUpstream
+) -> None:
+    model = upstream.script(Raw(200, SPARSE_COMPLETION))
+
+    response = httpx.post(
+        f"{server.base_url}/chat/completions",
+        json={"model": model, "messages": [{"role": "user", "content": "Hi"}]},
+        headers={"authorization": "Bearer sk-client"},
+    )
+
+    assert response.json() == {
+        "id": "c1",
+        "object": "chat.completion",
+        "created": 1,
+        "model": "m",
+        "choices": [
+            {
+                "index": 0,
+                "finish_reason": "stop",
+                "logprobs": None,
+                "message": {"role": "assistant", "content": "Hi", "refusal": None},
+            }
+        ],
+    }
+
+
+def test_a_stream_chunk_missing_what_the_spec_requires_is_completed(
+    server: Server, upstream: ScriptedUpstream
+) -> None:
+    chunk = b'{"id": "c1", "object": "chat.completion.chunk", "created": 1, "model": "m",'
+    chunk += b' "choices": [{"index": 0, "delta": {"content": "Hi"}}]}'
+    stream = b"data: " + chunk + b"\n\ndata: [DONE]\n\n"
+    model = upstream.script(Raw(200, stream, "text/event-stream"))
+
+    response = httpx.post(
+        f"{server.base_url}/chat/completions",
+        json={"model": model, "messages": [{"role": "user", "content": "Hi"}], "stream": True},
+        headers={"authorization": "Bearer sk-client"},
+    )
+
+    first, done = [line for line in response.text.split("\n") if line]
+    assert json.loads(first.removeprefix("data: ")) == {
+        "id": "c1",
+        "object": "chat.completion.chunk",
+        "created": 1,
+        "model": "m",
+        "choices": [
+            {"index": 0, "delta": {"content": "Hi"}, "logprobs": None, "finish_reason": None}
+        ],
+    }
+    assert done == "data: [DONE]"

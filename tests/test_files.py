@@ -157,5 +157,31 @@ def test_a_form_field_of_the_wrong_shape_is_a_400(server: Server) -> None:
     )
 
     assert answer.status_code == 400
-    assert answer.json()["error"]["type"] == "invalid_request_error"
-    assert answer.json()["error"]["message"].startswith("Invalid form field: ")
+    assert answer.json() == {
+        "error": {
+            "message": "Invalid type for 'expires_after': expected an object, but got a string "
+            "instead.",
+            "type": "invalid_request_error",
+            "param": "expires_after",
+            "code": "invalid_type",
+        }
+    }
+
+
+def test_expires_after_may_come_as_one_json_part(server: Server) -> None:
+    answer = httpx.post(
+        f"{server.base_url}/files",
+        files={
+            "file": ("a.txt", b"hi"),
+            "purpose": (None, b"user_data"),
+            "expires_after": (
+                None,
+                b'{"anchor": "created_at", "seconds": 3600}',
+                "application/json",
+            ),
+        },
+        timeout=30,
+    )
+
+    assert answer.status_code == 200
+    assert answer.json()["expires_at"] == answer.json()["created_at"] + 3600

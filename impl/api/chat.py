@@ -1,17 +1,26 @@
-"""`POST /v1/chat/completions`: validated, routed, and forwarded to the provider as-is.
+"""`POST /v1/chat/completions`: validated, routed, forwarded, and answered on the spec.
 
 The body is checked against the generated `CreateChatCompletionRequest` (so a bad request is
-our 400, not an upstream surprise), then forwarded with only `model` rewritten; the
-upstream's answer, streamed or not, is relayed byte for byte.
+our 400, not an upstream surprise), then forwarded with only `model` rewritten. A successful
+answer is normalised to the spec's `CreateChatCompletionResponse` (or, streamed, each chunk to
+`CreateChatCompletionStreamResponse`): OpenAI-compatible providers often leave out the fields
+the spec requires as null (`logprobs`, `refusal`, a chunk's `finish_reason`) or send null
+where the spec has none (`system_fingerprint`), and the official SDKs and strict clients read
+the spec. Everything else, and every error, is relayed as the upstream sent it.
 """
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from typing import Any
+
+import orjson
 from starlette.responses import Response, StreamingResponse
 
 from openresponses.api.common import current, read_body, services
 from openresponses.core.runner import client_key
 from openresponses.generated import openai_models as m
+from openresponses.providers.base import Passthrough
 
 
 async def create_chat_completion() -> Response:
@@ -23,4 +32,70 @@ async def create_chat_completion() -> Response:
     reply = await provider.chat_completions(
         forwarded, api_key=client_key(services(req), req.headers)
     )
-    return StreamingResponse(reply.body, status_code=reply.status, media_type=reply.content_type)
+    media_type = reply.content_type.split(";")[0].strip().lower()
+    if not 200 <= reply.status < 300:
+        return _relayed(reply, reply.body)
+    if media_type == "text/event-stream":
+        return _relayed(reply, _normalised_stream(reply.body))
+    if media_type == "application/json":
+        return await _normalised_completion(reply)
+    return _relayed(reply, reply.body)
+
+
+def _relayed(reply: Passthrough, body: AsyncIterator[bytes]) -> Response:
+    return StreamingResponse(body, status_code=reply.status, media_type=reply.content_type)
+
+
+async def _normalised_completion(reply: Passthrough) -> Response:
+    raw = b"".join([chunk async for chunk in reply.body])
+    try:
+        completion = orjson.loads(raw)
+    except ValueError:
+        return Response(raw, reply.status, media_type=reply.content_type)
+    if isinstance(completion, dict):
+        _fill(completion, message_key="message")
+        raw = orjson.dumps(completion)
+    return Response(raw, reply.status, media_type=reply.content_type)
+
+
+async def _normalised_stream(source: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
+    """The upstream's SSE stream line by line, each chunk's JSON normalised; lines are
+    reassembled first, since a network read may end anywhere."""
+    pending = b""
+    async for data in source:
+        pending += data
+        *lines, pending = pending.split(b"\n")
+        if lines:
+            yield b"".join(_normalised_line(line) + b"\n" for line in lines)
+    if pending:
+        yield _normalised_line(pending)
+
+
+def _normalised_line(line: bytes) -> bytes:
+    if not line.startswith(b"data:"):
+        return line
+    try:
+        chunk = orjson.loads(line[5:])
+    except ValueError:  # `[DONE]`, or whatever else the upstream sent: as it came
+        return line
+    if not isinstance(chunk, dict):
+        return line
+    _fill(chunk, message_key="delta")
+    return b"data: " + orjson.dumps(chunk)
+
+
+def _fill(answer: dict[str, Any], *, message_key: str) -> None:
+    """Puts in what the spec requires and the upstream left out, in place."""
+    if answer.get("system_fingerprint", "") is None:
+        del answer["system_fingerprint"]  # optional, and a string when present
+    choices = answer.get("choices")
+    for choice in choices if isinstance(choices, list) else []:
+        if not isinstance(choice, dict):
+            continue
+        choice.setdefault("logprobs", None)
+        if message_key == "delta":
+            choice.setdefault("finish_reason", None)
+        message = choice.get(message_key)
+        if message_key == "message" and isinstance(message, dict):
+            message.setdefault("content", None)
+            message.setdefault("refusal", None)

@@ -258,7 +258,9 @@ async def read_body(
     if len(raw) > MAX_BODY_BYTES:
         raise _too_large()
     try:
-        data = load_json(raw)
+        # No body at all is no fields at all: operations whose body is optional (creating a
+        # conversation) take it so, and the others say which field is missing.
+        data = load_json(raw) if raw.strip() else {}
     except (ValueError, UnicodeDecodeError) as exc:
         raise invalid(
             "We could not parse the JSON body of your request. Send valid JSON (UTF-8) with "

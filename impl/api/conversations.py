@@ -61,8 +61,8 @@ def _item_list(items: list[Any], has_more: bool) -> Response:
         object="list",
         data=_shown(items),
         has_more=has_more,
-        first_id=items[0].id if items else None,  # type: ignore[arg-type]
-        last_id=items[-1].id if items else None,  # type: ignore[arg-type]
+        first_id=items[0].id if items else None,
+        last_id=items[-1].id if items else None,
     )
     return json_response(listing.model_dump(mode="json", by_alias=True, exclude_unset=True))
 

@@ -8,9 +8,11 @@ generated `CreateFileRequest`, its `file` part streamed to the blob directory.
 
 from __future__ import annotations
 
+import contextlib
 import time
 from typing import Any, Literal
 
+import orjson
 from starlette.datastructures import UploadFile
 from starlette.responses import FileResponse, Response
 
@@ -24,7 +26,8 @@ from openresponses.store.objects import Window
 
 def _form_fields(form: dict[str, Any]) -> dict[str, Any]:
     """The form's fields as JSON: `expires_after[anchor]`-style keys (how the SDKs send
-    nested objects) become nested objects, numbers become numbers."""
+    nested objects) become nested objects, numbers become numbers; a nested object may also
+    come as one JSON part (OpenAPI's default for an object in a form)."""
     fields: dict[str, Any] = {}
     for key, value in form.items():
         value = value[0] if isinstance(value, list) and len(value) == 1 else value
@@ -34,8 +37,16 @@ def _form_fields(form: dict[str, Any]) -> dict[str, Any]:
             if isinstance(inner, dict):
                 inner[rest.rstrip("]")] = int(value) if str(value).isdigit() else value
         else:
-            fields[name] = value
+            fields[name] = _json_object(value)
     return fields
+
+
+def _json_object(value: Any) -> Any:
+    """`value` as the JSON object it spells, else as it is (the model says what is wrong)."""
+    if isinstance(value, str) and value.lstrip().startswith("{"):
+        with contextlib.suppress(ValueError):
+            return orjson.loads(value)
+    return value
 
 
 async def create_file(body: dict[str, Any] | None = None, file: Any = None) -> Response:
@@ -63,7 +74,7 @@ async def create_file(body: dict[str, Any] | None = None, file: Any = None) -> R
         created_at=now,
         expires_at=now + expires.seconds if expires else None,
         filename=upload.filename or "upload",
-        purpose=form.purpose,  # type: ignore[arg-type]  # `evals` is missing from OpenAIFile
+        purpose=form.purpose,
         status="processed",
     )
     await found.objects.add_file(record)

@@ -208,8 +208,8 @@ async def list_input_items(
         object="list",
         data=page.items,
         has_more=page.has_more,
-        first_id=page.items[0].id if page.items else None,  # type: ignore[arg-type]
-        last_id=page.items[-1].id if page.items else None,  # type: ignore[arg-type]
+        first_id=page.items[0].id if page.items else None,
+        last_id=page.items[-1].id if page.items else None,
     )
     data: dict[str, Any] = listing.model_dump(mode="json", by_alias=True, exclude_unset=True)
     return json_response(data)

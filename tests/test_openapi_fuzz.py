@@ -1,0 +1,262 @@
+"""Every operation of `spec/openapi.yaml`, fuzzed by schemathesis with all its checks but one
+(`UNCHECKED` says why): no 5xx, every answer (and every streamed event) on the spec, and no
+spec-valid request refused except the deliberate refusals below (listed with their reasons in
+the README's "Deliberate refusals").
+
+schemathesis generates `EXAMPLES` requests per operation and mode (valid and invalid) from the
+spec's request schemas; the server answers them with the scripted upstream as its provider and
+API keys of its own (so the authentication checks have something to check). Cases are the same
+on every run (derandomized), so a failure reproduces with the curl command it prints.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from importlib import resources
+from typing import Any
+
+import httpx
+import pytest
+import schemathesis
+from hypothesis import HealthCheck, Phase, given, settings
+from schemathesis.checks import CHECKS, load_all_checks
+from schemathesis.core.failures import Failure, FailureGroup
+from schemathesis.core.result import Ok
+from schemathesis.openapi.checks import RejectedPositiveData
+from schemathesis.specs.openapi.checks import negative_data_rejection
+
+from openresponses.generated.operations import OPERATIONS
+from tests.conftest import Server, server_env
+from tests.upstream import ScriptedUpstream, Text
+
+EXAMPLES = 30
+"""Cases per operation and generation mode (positive, negative)."""
+
+KEY = "sk-fuzz"
+MODEL = "openapi-fuzz-model"
+
+
+@dataclass(frozen=True)
+class Refusal:
+    """A spec-valid request the server refuses on purpose: its error `code` and a pattern
+    over the error message, and why."""
+
+    code: str | None
+    message: str
+    reason: str
+
+    def covers(self, error: dict[str, Any]) -> bool:
+        return error.get("code") == self.code and bool(re.search(self.message, error["message"]))
+
+
+REFUSALS = (
+    Refusal(
+        "unknown_parameter",
+        r"^Unknown parameter",
+        "fields the spec does not define are refused, as OpenAI refuses them (its request "
+        "schemas leave `additionalProperties` open)",
+    ),
+    Refusal(
+        "invalid_value",
+        r"^limit must be between 1 and",
+        "`limit` outside the range its description in the spec gives (1 to 100; 10,000 for "
+        "files), which OpenAI refuses too",
+    ),
+    Refusal(
+        "missing_required_parameter",
+        r"^Missing required parameter: 'model'",
+        "`POST /responses` without `model`: the spec lets a stored prompt supply it, and the "
+        "server has no stored prompts",
+    ),
+    Refusal(
+        "unsupported_parameter",
+        r"is not supported by this server",
+        "parameters of features the server does not implement (`prompt`, "
+        "`prompt_cache_options`, a vector store's `description`…) are refused rather than "
+        "silently ignored",
+    ),
+    Refusal(
+        "unsupported_value",
+        r"is not supported",
+        "input item, tool and `include` types the server cannot run (`program_output`, "
+        "hosted tools…) are refused rather than silently dropped",
+    ),
+    Refusal(
+        "invalid_value",
+        r"exceeded maximum size",
+        "integers beyond 64 bits (token ids, chunk sizes) fit no model's vocabulary or store",
+    ),
+    Refusal(
+        "invalid_value",
+        r"^Invalid value for 'query(\[\d+\])?': String should have at least 1 character",
+        "an empty vector store search query matches nothing and ranks nothing",
+    ),
+    Refusal(
+        "invalid_value",
+        r"^Invalid value for 'input(\[\d+\])*'",
+        "embedding token ids outside any vocabulary (beyond 64 bits) are refused, as OpenAI "
+        "refuses them",
+    ),
+    Refusal(
+        "missing_required_parameter",
+        r"^Missing required parameter: 'filters\.filters\[\d+\]\.type'",
+        "a compound filter member without `type` (the spec leaves members untyped) cannot be "
+        "evaluated",
+    ),
+    Refusal(
+        "previous_response_not_found",
+        r"^Previous response with id",
+        "a `previous_response_id` naming no stored response is a 400, as OpenAI answers it",
+    ),
+    Refusal(
+        None,
+        r"^Nothing to compact",
+        "`POST /responses/compact` with neither `input` nor `previous_response_id` has nothing "
+        "to compact",
+    ),
+)
+
+load_all_checks()
+UNCHECKED = {
+    negative_data_rejection: "a request outside the schema that the server still understands "
+    "(a null for an optional field, an unknown query parameter) is accepted, as OpenAI "
+    "accepts it; leniency is no departure from the spec's answers",
+}
+CHECKED: list[Any] = [check for check in CHECKS.get_all() if check not in UNCHECKED]
+
+Operation = schemathesis.APIOperation[Any, Any, Any, Any]
+Case = schemathesis.Case[Operation]
+
+
+@dataclass
+class Findings:
+    """What the run saw; a problem found by many cases is kept once per operation."""
+
+    cases: int = 0
+    statuses: dict[int, int] = field(default_factory=dict)
+    problems: dict[tuple[str, str], str] = field(default_factory=dict)
+
+    def add(self, operation: str, title: str, detail: str) -> None:
+        self.problems.setdefault((operation, title), f"{operation}: {title}: {detail}")
+
+
+@pytest.fixture(scope="module")
+def fuzzed_server(
+    upstream: ScriptedUpstream, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Server]:
+    upstream.responder(lambda request: Text("Hello there."), MODEL)
+    env = server_env(upstream, OPENRESPONSES_API_KEYS=KEY)
+    server = Server(tmp_path_factory.mktemp("fuzz-data"), env).start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="module")
+def findings(fuzzed_server: Server) -> Findings:
+    spec = json.loads(
+        resources.files("openresponses.generated").joinpath("openai.json").read_text()
+    )
+    schema = schemathesis.openapi.from_dict(spec, config=schemathesis.Config())
+    run = Findings()
+    started = time.monotonic()
+    for result in schema.get_all_operations():
+        assert isinstance(result, Ok), f"an operation cannot be fuzzed: {result.err()}"
+        for mode in schemathesis.GenerationMode:
+            _fuzz(fuzzed_server.base_url, result.ok(), mode, run)
+    print(f"\n{run.cases} cases in {time.monotonic() - started:.0f} s; statuses {run.statuses}")
+    return run
+
+
+def _fuzz(
+    base_url: str, operation: Operation, mode: schemathesis.GenerationMode, run: Findings
+) -> None:
+    @settings(
+        max_examples=EXAMPLES,
+        deadline=None,
+        database=None,
+        derandomize=True,
+        phases=[Phase.generate],  # problems are collected, never raised: nothing to shrink
+        suppress_health_check=list(HealthCheck),
+    )
+    @given(operation.as_strategy(generation_mode=mode))
+    def send(case: Case) -> None:
+        _send(base_url, case, mode, run)
+
+    send()
+
+
+def _send(base_url: str, case: Case, mode: schemathesis.GenerationMode, run: Findings) -> None:
+    if mode.is_positive and isinstance(case.body, dict) and "model" in case.body:
+        case.body["model"] = MODEL  # a made-up model is the upstream's 404, legitimately
+    for name in [name for name in case.headers or {} if name.lower() == "authorization"]:
+        del case.headers[name]  # the server's key, not a made-up one (ignored_auth checks that)
+    headers = {"authorization": f"Bearer {KEY}"}
+    run.cases += 1
+    response = case.call(base_url=base_url, headers=headers, timeout=60)
+    run.statuses[response.status_code] = run.statuses.get(response.status_code, 0) + 1
+    try:
+        case.validate_response(response, checks=CHECKED, headers=headers)
+    except FailureGroup as group:
+        for failure in group.exceptions:
+            if not _refused_on_purpose(failure, response):
+                detail = _describe(failure, response, case, headers)
+                run.add(case.operation.label, failure.title, detail)
+
+
+def _refused_on_purpose(failure: Failure, response: schemathesis.Response) -> bool:
+    if not isinstance(failure, RejectedPositiveData):
+        return False
+    try:
+        error = response.json()["error"]
+    except (ValueError, KeyError, TypeError):
+        return False
+    return any(refusal.covers(error) for refusal in REFUSALS)
+
+
+def _describe(
+    failure: Failure, response: schemathesis.Response, case: Case, headers: dict[str, str]
+) -> str:
+    message = " ".join(failure.message.split())[:300]
+    answer = response.content[:300].decode("utf-8", "replace")
+    curl = case.as_curl_command(headers=headers)[:600]
+    return f"{message}; answered {response.status_code} {answer} (reproduce: {curl})"
+
+
+def test_every_operation_of_the_spec_is_fuzzed(findings: Findings) -> None:
+    assert findings.cases == len(OPERATIONS) * 2 * EXAMPLES
+
+
+def test_no_answer_departs_from_the_spec(findings: Findings) -> None:
+    problems = findings.problems.values()
+    assert not problems, f"{len(problems)} problem(s):\n" + "\n".join(sorted(problems))
+
+
+def test_the_fuzzing_reached_successful_answers(findings: Findings) -> None:
+    """A run answered 400 throughout would prove nothing about the 2xx bodies."""
+    assert findings.statuses.get(200, 0) > len(OPERATIONS) * 2
+
+
+@pytest.mark.parametrize("path", sorted({op.path for op in OPERATIONS.values()}))
+def test_a_method_the_path_does_not_serve_is_a_405_naming_the_ones_it_does(
+    fuzzed_server: Server, path: str
+) -> None:
+    served = {op.method.upper() for op in OPERATIONS.values() if op.path == path}
+    url = fuzzed_server.base_url + re.sub(r"\{[^}]+\}", "x", path)
+
+    response = httpx.request("TRACE", url, headers={"authorization": f"Bearer {KEY}"})
+
+    assert response.status_code == 405
+    allowed = served | ({"HEAD"} if "GET" in served else set())
+    assert response.headers["allow"] == ", ".join(sorted(allowed))
+    assert response.json() == {
+        "error": {
+            "message": f"Method TRACE is not allowed on /v1{re.sub(r'{[^}]+}', 'x', path)}.",
+            "type": "invalid_request_error",
+            "param": None,
+            "code": None,
+        }
+    }
