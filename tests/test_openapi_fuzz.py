@@ -11,6 +11,7 @@ on every run (derandomized), so a failure reproduces with the curl command it pr
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
 import time
@@ -30,7 +31,7 @@ from schemathesis.openapi.checks import RejectedPositiveData
 from schemathesis.specs.openapi.checks import negative_data_rejection
 
 from openresponses.generated.operations import OPERATIONS
-from tests.conftest import Server, server_env
+from tests.conftest import Server, postgres_schema, server_env
 from tests.upstream import ScriptedUpstream, Text
 
 EXAMPLES = 30
@@ -113,6 +114,13 @@ REFUSALS = (
         "a `previous_response_id` naming no stored response is a 400, as OpenAI answers it",
     ),
     Refusal(
+        "mutually_exclusive_parameters",
+        r"^Mutually exclusive parameters",
+        "`previous_response_id` and `conversation` together: each names the context to extend, "
+        "and OpenAI refuses the pair as well (the spec cannot say that two fields exclude "
+        "each other)",
+    ),
+    Refusal(
         None,
         r"^Nothing to compact",
         "`POST /responses/compact` with neither `input` nor `previous_response_id` has nothing "
@@ -144,15 +152,22 @@ class Findings:
         self.problems.setdefault((operation, title), f"{operation}: {title}: {detail}")
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="module", params=["duckdb", "postgres"])
 def fuzzed_server(
-    upstream: ScriptedUpstream, tmp_path_factory: pytest.TempPathFactory
+    request: pytest.FixtureRequest,
+    upstream: ScriptedUpstream,
+    tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[Server]:
+    """The server on each store: PostgreSQL has its own failure modes (no NUL in text)."""
     upstream.responder(lambda request: Text("Hello there."), MODEL)
-    env = server_env(upstream, OPENRESPONSES_API_KEYS=KEY)
-    server = Server(tmp_path_factory.mktemp("fuzz-data"), env).start()
-    yield server
-    server.stop()
+    with contextlib.ExitStack() as stack:
+        store = {}
+        if request.param == "postgres":
+            store["OPENRESPONSES_STORE_URL"] = stack.enter_context(postgres_schema())
+        env = server_env(upstream, OPENRESPONSES_API_KEYS=KEY, **store)
+        server = Server(tmp_path_factory.mktemp("fuzz-data"), env).start()
+        stack.callback(server.stop)
+        yield server
 
 
 @pytest.fixture(scope="module")
