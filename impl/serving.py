@@ -11,6 +11,7 @@ failed and the store is closed with its journal flushed.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import socket
 
 import uvicorn
@@ -53,4 +54,7 @@ def serve(settings: Settings, log_level: str) -> None:
         # Typed int by uvicorn, which hands it to asyncio.wait_for: a float works as well.
         timeout_graceful_shutdown=settings.shutdown_timeout + BACKSTOP_SECONDS,  # type: ignore[arg-type]
     )
-    Server(config, runs, settings.shutdown_timeout).run()
+    # uvicorn re-raises the signal that stopped it once it is done: Ctrl-C is the way to stop
+    # a server, not an error to print a traceback for (uvicorn.run swallows it alike).
+    with contextlib.suppress(KeyboardInterrupt):
+        Server(config, runs, settings.shutdown_timeout).run()

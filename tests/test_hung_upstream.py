@@ -361,3 +361,15 @@ def test_sigterm_stops_hanging_requests_within_the_shutdown_timeout_and_stores_t
         restarted.stop()
     failed = {"code": "server_error", "message": SHUT_DOWN}
     assert [(r["status"], r["error"]) for r in stored] == [("failed", failed)] * 5
+
+
+def test_ctrl_c_stops_the_server_quietly(lone_upstream: ScriptedUpstream, tmp_path: Path) -> None:
+    server = Server(tmp_path / "data", server_env(lone_upstream)).start()
+    assert server.process is not None
+
+    server.process.send_signal(signal.SIGINT)
+    code = server.process.wait(timeout=30)
+
+    assert code == 0
+    assert "Traceback" not in server.output()
+    assert "KeyboardInterrupt" not in server.output()
