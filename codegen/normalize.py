@@ -115,12 +115,20 @@ WIRE_CORRECTIONS: dict[tuple[str, str], Any] = {
     ("OpenAIFile", "status_details"): _or_null,
     ("VectorStoreObject", "expires_after"): _or_null,
     ("ModelResponseProperties", "user"): _or_null,
+    # A response still queued or running, or cancelled before it ended, has no usage yet:
+    # the API sends null (`response.created` events show it).
+    ("Response", "usage"): _or_null,
     # A file uploaded with purpose `evals` (an upload purpose the spec allows) is that.
     ("OpenAIFile", "purpose"): _with_value("evals"),
     # With `encoding_format: "base64"` the vector is a base64 string of float32s.
     ("Embedding", "embedding"): _or_string,
 }
 """(schema, property) → how its schema changes to match the wire."""
+
+_REPLAYS = ("getResponse",)
+"""Operations that also answer an event stream: `stream=true` replays a background
+response's events (openai-python's `responses.retrieve(..., stream=True)` reads a
+`Stream[ResponseStreamEvent]`), which the spec leaves out."""
 
 _DOWNLOADS = ("downloadFile",)
 """Operations that answer a file's bytes (`application/octet-stream`), which the spec
@@ -132,11 +140,14 @@ def correct_to_wire(spec: dict[str, Any]) -> dict[str, Any]:
     spec = copy.deepcopy(spec)
     schemas = spec["components"]["schemas"]
     for (name, key), change in WIRE_CORRECTIONS.items():
-        properties = schemas[name]["properties"]
+        properties = _properties_with(schemas[name], key)
         properties[key] = change(properties[key])
     for item in spec["paths"].values():
         for op in item.values():
             _require_needed_body(op, schemas)
+            if op.get("operationId") in _REPLAYS:
+                events = {"$ref": f"{_SCHEMA_PREFIX}ResponseStreamEvent"}
+                op["responses"]["200"]["content"][_EVENT_STREAM] = {"schema": events}
             for response in op["responses"].values():
                 _describe_events(response.get("content", {}))
             if op.get("operationId") in _DOWNLOADS:
@@ -149,6 +160,16 @@ def correct_to_wire(spec: dict[str, Any]) -> dict[str, Any]:
 
 
 _EVENT_STREAM = "text/event-stream"
+
+
+def _properties_with(schema: dict[str, Any], key: str) -> dict[str, Any]:
+    """The `properties` that declare `key`: the schema's own, or an inline `allOf` part's
+    (`Response` declares `usage` in one)."""
+    for part in [schema, *schema.get("allOf", [])]:
+        properties: dict[str, Any] = part.get("properties", {})
+        if key in properties:
+            return properties
+    raise KeyError(key)
 
 
 def _describe_events(content: dict[str, Any]) -> None:

@@ -135,6 +135,28 @@ def test_a_string_outside_an_enum_lists_the_enums_values(server: Server) -> None
     )
 
 
+@pytest.mark.parametrize("path", ["/responses", "/responses/input_tokens"])
+def test_a_bad_field_of_a_tool_is_named_by_the_tool_type_sent(server: Server, path: str) -> None:
+    """Not by another tool type's field that happens to lie deeper (a shell tool's
+    `environment` object, for a computer tool whose `environment` is a string)."""
+    tool = {
+        "type": "computer_use_preview",
+        "environment": "windows",
+        "display_width": 1024,
+        "display_height": 2**70,
+    }
+
+    response = _post(server, {"model": "m", "input": "hi", "tools": [tool]}, path)
+
+    assert response.status_code == 400
+    assert _error(response) == _invalid(
+        "tools[0].display_height",
+        "invalid_value",
+        "Invalid value for 'tools[0].display_height': Unable to parse input string as an "
+        "integer, exceeded maximum size.",
+    )
+
+
 def test_wrong_type_inside_an_input_item_names_its_path(server: Server) -> None:
     response = _post(server, {"model": "m", "input": [{"role": "user", "content": 5}]})
 

@@ -183,8 +183,19 @@ def _type_error(errors: list[Any], param: str) -> APIError | None:
     )
 
 
+def _meant(errors: list[Any]) -> list[Any]:
+    """The errors of the union members the client may have meant: not those whose `type`
+    differs from the one sent (a shell tool's `environment` says nothing about a computer
+    tool's display size). All of them when no member's `type` matched."""
+    others = [
+        e["loc"][:-1] for e in errors if e["loc"][-1:] == ("type",) and e["type"] == "literal_error"
+    ]
+    meant = [e for e in errors if not any(e["loc"][: len(o)] == o for o in others if o)]
+    return meant or errors
+
+
 def _validation_error(exc: ValidationError) -> APIError:
-    errors = exc.errors(include_url=False)
+    errors = _meant(exc.errors(include_url=False))
     # A union reports one error per member; the member that got furthest is the one the
     # client meant, so the deepest location is the most telling.
     depth = max(len(e["loc"]) for e in errors)
