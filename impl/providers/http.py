@@ -239,9 +239,9 @@ class Upstream:
         *,
         method: str = "POST",
     ) -> dict[str, Any]:
-        """A call answered in one JSON body, within the silence bounds (`relay`)."""
-        reply = await self.relay(url, headers, body, method=method)
-        return self._json(b"".join([chunk async for chunk in reply.body]))
+        """A call answered in one JSON body, within the silence bounds (as `relay`)."""
+        response, first = await self._first_chunk(method, url, headers, body)
+        return self._json(b"".join([chunk async for chunk in self._rest(response, first)]))
 
     async def lines(
         self, url: str, headers: Mapping[str, str], body: dict[str, Any]
@@ -313,31 +313,25 @@ class Upstream:
         )
 
     async def relay(
-        self,
-        url: str,
-        headers: Mapping[str, str],
-        body: dict[str, Any] | None,
-        *,
-        method: str = "POST",
+        self, url: str, headers: Mapping[str, str], body: dict[str, Any]
     ) -> Passthrough:
-        """The upstream's answer once its first chunk is in (`first_byte_timeout`), its body a
-        byte stream closed when consumed; a silence of `idle_timeout` or a break in it raises
-        ProviderError from the stream."""
-        response, first = await self._first_chunk(method, url, headers, body)
-
-        async def chunks() -> AsyncIterator[bytes]:
-            chunk = first
-            try:
-                while chunk:
-                    yield chunk
-                    chunk = await self._next_chunk(response)
-            except _ERRORS as exc:
-                raise transport_error(exc, self.name, started=True) from exc
-            finally:
-                response.release()
-
+        """POST and hand back the upstream's answer once its first chunk is in, its body a byte
+        stream closed when consumed; a silence or a break in it raises ProviderError there."""
+        response, chunk = await self._first_chunk("POST", url, headers, body)
         content_type = response.headers.get("content-type", "application/json")
-        return Passthrough(response.status, content_type, chunks())
+        return Passthrough(response.status, content_type, self._rest(response, chunk))
+
+    async def _rest(self, response: aiohttp.ClientResponse, chunk: bytes) -> AsyncIterator[bytes]:
+        """`chunk` and the rest of the answer's body, each within `idle_timeout`; releases
+        the answer at its end."""
+        try:
+            while chunk:
+                yield chunk
+                chunk = await self._next_chunk(response)
+        except _ERRORS as exc:
+            raise transport_error(exc, self.name, started=True) from exc
+        finally:
+            response.release()
 
 
 def upstream(config: ProviderConfig, client: aiohttp.ClientSession) -> Upstream:
