@@ -145,6 +145,26 @@ def test_a_providers_own_first_byte_timeout_applies_to_it(
     assert answer.json() == {"error": _timeout_error(NEVER_BEGAN) | {"message": message}}
 
 
+def test_a_provider_whose_model_listing_never_answers_is_left_out_after_the_timeout(
+    lone_upstream: ScriptedUpstream, tmp_path: Path
+) -> None:
+    silent = socket.create_server(("127.0.0.1", 0))  # never accepts: the kernel takes requests
+    url = f"http://127.0.0.1:{silent.getsockname()[1]}/v1"
+    config = tmp_path / "openresponses.toml"
+    config.write_text(f'[providers.silent]\nbase_url = "{url}"\nfirst_byte_timeout = 1\n')
+    server = Server(tmp_path, server_env(lone_upstream), ["--config", str(config)]).start()
+    started = time.monotonic()
+    try:
+        listing = httpx.get(f"{server.base_url}/models", timeout=30)
+    finally:
+        server.stop()
+        silent.close()
+
+    assert time.monotonic() - started < 3
+    assert listing.status_code == 200
+    assert {model["id"].split("@")[0] for model in listing.json()["data"]} == {"openai"}
+
+
 def test_a_stream_whose_upstream_stops_mid_answer_ends_failed_after_the_idle_timeout(
     impatient: Server, lone_upstream: ScriptedUpstream
 ) -> None:
