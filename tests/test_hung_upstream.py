@@ -199,7 +199,7 @@ def test_a_chat_stream_whose_upstream_stops_mid_answer_ends_in_an_error_the_sdk_
     assert deltas == ["", "Hello"]
     assert type(raised.value) is openai.APIError  # not a connection error: the server's own
     assert raised.value.body == _timeout_error(STOPPED)
-    assert lone_upstream.hanging() == 0
+    _wait_for(lambda: lone_upstream.hanging() == 0, 1.0)  # the upstream sees the close soon
 
 
 def test_a_background_response_whose_upstream_never_answers_is_stored_failed(

@@ -6,7 +6,9 @@ answer is normalised to the spec's `CreateChatCompletionResponse` (or, streamed,
 `CreateChatCompletionStreamResponse`): OpenAI-compatible providers often leave out the fields
 the spec requires as null (`logprobs`, `refusal`, a chunk's `finish_reason`) or send null
 where the spec has none (`system_fingerprint`), and the official SDKs and strict clients read
-the spec. Everything else, and every error, is relayed as the upstream sent it.
+the spec. Everything else is relayed as the upstream sent it. An upstream's error status is
+our error in OpenAI's shape; a stream that falls silent (`idle_timeout`), breaks off, or is cut
+by a stopping server ends in an error object on a `data:` line instead.
 """
 
 from __future__ import annotations
@@ -72,7 +74,8 @@ async def _normalised_stream(
     req: ConnexionRequest, source: AsyncIterator[bytes]
 ) -> AsyncIterator[bytes]:
     """The upstream's SSE stream line by line, each chunk's JSON normalised; lines are
-    reassembled first, since a network read may end anywhere."""
+    reassembled first, since a network read may end anywhere. An error ends it, after a blank
+    line that closes whatever event the upstream stopped in."""
     pending = b""
     try:
         with stopped_with_server(req):
@@ -82,8 +85,7 @@ async def _normalised_stream(
                 if lines:
                     yield b"".join(_normalised_line(line) + b"\n" for line in lines)
     except APIError as exc:
-        # An error object on a data: line, as OpenAI ends a failed stream: openai-python raises
-        # it as an APIError, where a stream that just stopped would pass for a whole answer.
+        # OpenAI's way to fail a stream: openai-python raises it; a bare end passes for an answer.
         yield b"\ndata: " + orjson.dumps(error_body(exc, dialect(req))) + b"\n\n"
         return
     if pending:
