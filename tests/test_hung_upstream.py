@@ -102,6 +102,7 @@ CALLS: dict[str, tuple[str, dict[str, Any]]] = {
     "chat json": ("/chat/completions", {"messages": HI}),
     "chat stream": ("/chat/completions", {"messages": HI, "stream": True}),
     "embeddings": ("/embeddings", {"input": "Hi"}),
+    "compact": ("/responses/compact", {"input": "Hi"}),
 }
 """A request of each kind that calls a model upstream: its path and body but the model."""
 
