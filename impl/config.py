@@ -34,9 +34,9 @@ class ProviderConfig:
     # Presets that were not found still route (`groq@…` with the client's own key).
     found: bool = True
     # Retries of a call that failed before any answer (see providers/http.py), and timeouts
-    # in seconds (None: the server's; 10 s to connect). `first_byte_timeout` bounds a model
-    # call until its first event, retries included; `idle_timeout` each silence after it;
-    # `read_timeout` any socket read (embeddings, relayed chat completions).
+    # in seconds (None: the server's; 10 s to connect). `first_byte_timeout` bounds every
+    # upstream call until its first byte, retries included; `idle_timeout` each silence
+    # after it; `read_timeout` any socket read.
     max_retries: int = 2
     connect_timeout: float | None = None
     read_timeout: float | None = None

@@ -3,9 +3,10 @@
 On SIGTERM (or Ctrl-C) uvicorn stops accepting connections and closes WebSockets, and the
 requests in flight get `shutdown_timeout` seconds to finish. Then the responses still
 running end failed (stored, a stream's `response.failed` sent) and the requests still waiting
-for a model's first event get a 503 (core.background's `Runs.stop`); uvicorn cancels anything
-else `BACKSTOP_SECONDS` later. The app's shutdown follows: background responses are stored
-failed and the store is closed with its journal flushed.
+for a model's first event get a 503, which relayed chat streams end with too (core.background's
+`Runs.stop`); uvicorn cancels anything else `BACKSTOP_SECONDS` later. The app's shutdown
+follows: background responses are stored failed and the store is closed with its journal
+flushed.
 """
 
 from __future__ import annotations

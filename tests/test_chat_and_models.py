@@ -10,7 +10,7 @@ import openai
 import pytest
 
 from tests.conftest import Server, server_env
-from tests.upstream import Call, Error, Raw, ScriptedUpstream, Text, ToolCalls
+from tests.upstream import Call, Cut, Error, Raw, ScriptedUpstream, Text, ToolCalls
 
 
 def test_chat_completion_is_forwarded_and_relayed(
@@ -54,6 +54,28 @@ def test_chat_completion_stream_is_relayed_chunk_by_chunk(
     )
     assert arguments == '{"q": "x"}'
     assert chunks[-1].usage is not None
+
+
+def test_a_chat_stream_that_breaks_off_ends_in_an_error_the_sdk_raises(
+    client: openai.OpenAI, upstream: ScriptedUpstream
+) -> None:
+    model = upstream.script(Cut(2, Text("Hello, and then nothing")))
+    deltas = []
+
+    with pytest.raises(openai.APIError) as raised:
+        for chunk in client.chat.completions.create(
+            model=model, messages=[{"role": "user", "content": "Hi"}], stream=True
+        ):
+            deltas.append(chunk.choices[0].delta.content)
+
+    assert deltas == ["", "Hello"]
+    assert type(raised.value) is openai.APIError  # the server's error, not a broken connection
+    assert raised.value.body == {
+        "message": "the stream from openai broke off before it was complete",
+        "type": "upstream_error",
+        "param": None,
+        "code": "upstream_error",
+    }
 
 
 def test_chat_completion_routes_by_provider_prefix(

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import openai
 import pytest
 from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import connect
@@ -93,14 +94,32 @@ NEVER_BEGAN = "before its answer began"
 STOPPED = "between two chunks of its answer"
 
 
-@pytest.mark.parametrize("stream", [False, True], ids=["json", "stream"])
+HI = [{"role": "user", "content": "Hi"}]
+
+CALLS: dict[str, tuple[str, dict[str, Any]]] = {
+    "responses json": ("/responses", {"input": "Hi"}),
+    "responses stream": ("/responses", {"input": "Hi", "stream": True}),
+    "chat json": ("/chat/completions", {"messages": HI}),
+    "chat stream": ("/chat/completions", {"messages": HI, "stream": True}),
+    "embeddings": ("/embeddings", {"input": "Hi"}),
+    "compact": ("/responses/compact", {"input": "Hi"}),
+}
+"""A request of each kind that calls a model upstream: its path and body but the model."""
+
+
+def _call(server: Server, call: str, model: str) -> httpx.Response:
+    path, fields = CALLS[call]
+    return httpx.post(f"{server.base_url}{path}", json={"model": model, **fields}, timeout=30)
+
+
+@pytest.mark.parametrize("call", CALLS)
 def test_an_upstream_that_never_answers_is_a_504_upstream_timeout(
-    impatient: Server, lone_upstream: ScriptedUpstream, stream: bool
+    impatient: Server, lone_upstream: ScriptedUpstream, call: str
 ) -> None:
     model = lone_upstream.script(Hang())
     started = time.monotonic()
 
-    answer = _create(impatient, model=model, input="Hi", stream=stream)
+    answer = _call(impatient, call, model)
 
     assert time.monotonic() - started < 3
     assert answer.status_code == 504
@@ -127,6 +146,26 @@ def test_a_providers_own_first_byte_timeout_applies_to_it(
     assert answer.json() == {"error": _timeout_error(NEVER_BEGAN) | {"message": message}}
 
 
+def test_a_provider_whose_model_listing_never_answers_is_left_out_after_the_timeout(
+    lone_upstream: ScriptedUpstream, tmp_path: Path
+) -> None:
+    silent = socket.create_server(("127.0.0.1", 0))  # never accepts: the kernel takes requests
+    url = f"http://127.0.0.1:{silent.getsockname()[1]}/v1"
+    config = tmp_path / "openresponses.toml"
+    config.write_text(f'[providers.silent]\nbase_url = "{url}"\nfirst_byte_timeout = 1\n')
+    server = Server(tmp_path, server_env(lone_upstream), ["--config", str(config)]).start()
+    started = time.monotonic()
+    try:
+        listing = httpx.get(f"{server.base_url}/models", timeout=30)
+    finally:
+        server.stop()
+        silent.close()
+
+    assert time.monotonic() - started < 3
+    assert listing.status_code == 200
+    assert {model["id"].split("@")[0] for model in listing.json()["data"]} == {"openai"}
+
+
 def test_a_stream_whose_upstream_stops_mid_answer_ends_failed_after_the_idle_timeout(
     impatient: Server, lone_upstream: ScriptedUpstream
 ) -> None:
@@ -145,6 +184,23 @@ def test_a_stream_whose_upstream_stops_mid_answer_ends_failed_after_the_idle_tim
     stored = httpx.get(f"{impatient.base_url}/responses/{failed['id']}").json()
     assert (stored["status"], stored["error"]) == ("failed", failed["error"])
     assert lone_upstream.hanging() == 0
+
+
+def test_a_chat_stream_whose_upstream_stops_mid_answer_ends_in_an_error_the_sdk_raises(
+    impatient: Server, lone_upstream: ScriptedUpstream
+) -> None:
+    model = lone_upstream.script(Hang(after_chunks=2, reply=Text("Hello, and then nothing")))
+    client = openai.OpenAI(base_url=impatient.base_url, api_key="t", max_retries=0, timeout=30)
+    deltas = []
+
+    with pytest.raises(openai.APIError) as raised:
+        for chunk in client.chat.completions.create(model=model, messages=HI, stream=True):
+            deltas.append(chunk.choices[0].delta.content)
+
+    assert deltas == ["", "Hello"]
+    assert type(raised.value) is openai.APIError  # not a connection error: the server's own
+    assert raised.value.body == _timeout_error(STOPPED)
+    _wait_for(lambda: lone_upstream.hanging() == 0, 1.0)  # the upstream sees the close soon
 
 
 def test_a_background_response_whose_upstream_never_answers_is_stored_failed(
@@ -223,13 +279,19 @@ def _wait_for(condition: Callable[[], bool], seconds: float) -> float:
     return time.monotonic() - started
 
 
-def _post_raw(server: Server, body: dict[str, Any]) -> Callable[[], None]:
-    """Sends a create over a plain socket, reads nothing; returns how to hang up."""
-    sock = socket.create_connection(("127.0.0.1", server.port))
-    data = json.dumps(body).encode()
-    head = "POST /v1/responses HTTP/1.1\r\nHost: test\r\nContent-Type: application/json\r\n"
-    sock.sendall(f"{head}Content-Length: {len(data)}\r\n\r\n".encode() + data)
-    return sock.close
+def _post_raw(call: str) -> Callable[[Server, str], Callable[[], None]]:
+    """How to send one of `CALLS` over a plain socket and read nothing; that returns how to
+    hang up."""
+    path, fields = CALLS[call]
+
+    def send(server: Server, model: str) -> Callable[[], None]:
+        sock = socket.create_connection(("127.0.0.1", server.port))
+        data = json.dumps({"model": model, **fields}).encode()
+        head = f"POST /v1{path} HTTP/1.1\r\nHost: test\r\nContent-Type: application/json\r\n"
+        sock.sendall(f"{head}Content-Length: {len(data)}\r\n\r\n".encode() + data)
+        return sock.close
+
+    return send
 
 
 def _over_websocket(server: Server, body: dict[str, Any]) -> Callable[[], None]:
@@ -243,15 +305,9 @@ def _over_websocket(server: Server, body: dict[str, Any]) -> Callable[[], None]:
 CLIENTS = 8
 
 LEAVING = {
-    "json": (Hang(), lambda s, m: _post_raw(s, {"model": m, "input": "Hi"})),
-    "stream before its first event": (
-        Hang(),
-        lambda s, m: _post_raw(s, {"model": m, "input": "Hi", "stream": True}),
-    ),
-    "stream mid-answer": (
-        Hang(after_chunks=2),
-        lambda s, m: _post_raw(s, {"model": m, "input": "Hi", "stream": True}),
-    ),
+    **{f"{call} before its first byte": (Hang(), _post_raw(call)) for call in CALLS},
+    "responses stream mid-answer": (Hang(after_chunks=2), _post_raw("responses stream")),
+    "chat stream mid-answer": (Hang(after_chunks=2), _post_raw("chat stream")),
     "websocket": (Hang(), lambda s, m: _over_websocket(s, {"model": m, "input": "Hi"})),
 }
 
@@ -276,12 +332,16 @@ def test_clients_that_leave_free_their_upstream_connections_within_a_second(
 SHUT_DOWN = "The server shut down before the response completed."
 
 
-def _stream_in_thread(server: Server, model: str, into: list[dict[str, Any]]) -> threading.Thread:
-    """A streamed create read to its end in a thread; its events go `into` as they arrive."""
+def _stream_in_thread(
+    server: Server, model: str, into: list[dict[str, Any]], call: str = "responses stream"
+) -> threading.Thread:
+    """A stream (one of `CALLS`) read to its end in a thread; its events go `into` as they
+    arrive."""
+    path, fields = CALLS[call]
 
     def read() -> None:
-        body = {"model": model, "input": "Hi", "stream": True}
-        with httpx.stream("POST", f"{server.base_url}/responses", json=body, timeout=60) as answer:
+        body = {"model": model, **fields}
+        with httpx.stream("POST", f"{server.base_url}{path}", json=body, timeout=60) as answer:
             into.extend(event for line in answer.iter_lines() if (event := _event(line)))
 
     thread = threading.Thread(target=read)
@@ -361,6 +421,44 @@ def test_sigterm_stops_hanging_requests_within_the_shutdown_timeout_and_stores_t
         restarted.stop()
     failed = {"code": "server_error", "message": SHUT_DOWN}
     assert [(r["status"], r["error"]) for r in stored] == [("failed", failed)] * 5
+
+
+def test_sigterm_ends_hanging_chat_completions_and_embeddings_within_the_shutdown_timeout(
+    lone_upstream: ScriptedUpstream, tmp_path: Path
+) -> None:
+    server = Server(tmp_path, server_env(lone_upstream), ["--shutdown-timeout", "2"]).start()
+    hung = lone_upstream.script(Hang(after_chunks=2), Hang(), Hang())
+    events: list[dict[str, Any]] = []
+    reader = _stream_in_thread(server, hung, events, "chat stream")
+    _wait_for(lambda: lone_upstream.hanging() == 1, 10)
+    waiting: list[httpx.Response] = []  # requests waiting for the first byte
+    waiters = [
+        threading.Thread(target=lambda call=call: waiting.append(_call(server, call, hung)))
+        for call in ("chat json", "embeddings")
+    ]
+    for waiter in waiters:
+        waiter.start()
+    _wait_for(lambda: lone_upstream.hanging() == 3, 10)
+    assert server.process is not None
+    started = time.monotonic()
+
+    server.process.send_signal(signal.SIGTERM)
+    server.process.wait(timeout=30)
+
+    assert time.monotonic() - started < 2 + 2  # the grace period, and a margin to end
+    for thread in [reader, *waiters]:
+        thread.join(timeout=5)
+    assert "Traceback" not in server.output()
+    shutting_down = {
+        "error": {
+            "message": "The server is shutting down.",
+            "type": "server_error",
+            "param": None,
+            "code": None,
+        }
+    }
+    assert events[-1] == shutting_down
+    assert [(r.status_code, r.json()) for r in waiting] == [(503, shutting_down)] * 2
 
 
 def test_ctrl_c_stops_the_server_quietly(lone_upstream: ScriptedUpstream, tmp_path: Path) -> None:

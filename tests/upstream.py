@@ -15,7 +15,7 @@ Requests are routed by the `model` field of their JSON body, so tests sharing on
 see each other's replies. Each wire format is one `_Wire` value (how to render a complete body,
 the stream frames and an error): Chat Completions (`/v1/chat/completions`), Anthropic Messages
 (`/v1/messages`) and OpenAI Responses (`/v1/responses`). `/v1/embeddings` answers any model
-with made-up vectors (see `_embeddings`).
+with made-up vectors, or hangs on a scripted `Hang` (see `_embeddings`).
 """
 
 from __future__ import annotations
@@ -840,12 +840,17 @@ class ScriptedUpstream:
 
     async def _embeddings(self, request: Request) -> Response:
         """`POST /v1/embeddings` for any model: a made-up vector per input, `[len(input),
-        index, 0.25]`, as floats or base64 float32 like OpenAI's; the request is recorded."""
+        index, 0.25]`, as floats or base64 float32 like OpenAI's; the request is recorded.
+        A scripted model's `Hang` reply holds the connection instead (other replies: vectors)."""
         body = await request.json()
         model = str(body["model"])
-        with self._lock:
-            recorded = RecordedRequest(request.url.path, dict(request.headers), body)
-            self._requests.setdefault(model, []).append(recorded)
+        recorded = RecordedRequest(request.url.path, dict(request.headers), body)
+        if model in self._scripts:
+            if isinstance(self._take(model, recorded), Hang):
+                return _Silence(self._held)
+        else:
+            with self._lock:
+                self._requests.setdefault(model, []).append(recorded)
         given = body["input"]
         inputs = [given] if isinstance(given, str) or isinstance(given[0], int) else given
         data = []

@@ -6,19 +6,32 @@ answer is normalised to the spec's `CreateChatCompletionResponse` (or, streamed,
 `CreateChatCompletionStreamResponse`): OpenAI-compatible providers often leave out the fields
 the spec requires as null (`logprobs`, `refusal`, a chunk's `finish_reason`) or send null
 where the spec has none (`system_fingerprint`), and the official SDKs and strict clients read
-the spec. Everything else, and every error, is relayed as the upstream sent it.
+the spec. Everything else is relayed as the upstream sent it. An upstream's error status is
+our error in OpenAI's shape; a stream that falls silent (`idle_timeout`), breaks off, or is cut
+by a stopping server ends in an error object on a `data:` line instead.
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable
 from typing import Any
 
 import orjson
-from starlette.responses import Response, StreamingResponse
+from connexion.lifecycle import ConnexionRequest
+from starlette.responses import Response
 
-from openresponses.api.common import current, read_body, services
+from openresponses.api.common import (
+    current,
+    dialect,
+    read_body,
+    services,
+    stopped_with_server,
+    unless_gone,
+)
+from openresponses.core import sse
+from openresponses.core.dialects import error_body
 from openresponses.core.runner import client_key
+from openresponses.errors import APIError
 from openresponses.generated import openai_models as m
 from openresponses.providers.base import Passthrough
 
@@ -29,44 +42,52 @@ async def create_chat_completion() -> Response:
     provider, upstream_model = services(req).registry.route(str(body.model), req.headers)
     forwarded = body.model_dump(mode="json", by_alias=True, exclude_unset=True)
     forwarded["model"] = upstream_model
-    reply = await provider.chat_completions(
-        forwarded, api_key=client_key(services(req), req.headers)
-    )
+    call = provider.chat_completions(forwarded, api_key=client_key(services(req), req.headers))
+    return await unless_gone(req, _answer(req, call))
+
+
+async def _answer(req: ConnexionRequest, call: Awaitable[Passthrough]) -> Response:
+    """The upstream's answer: an event stream relayed as it comes, anything else read whole
+    first (while `unless_gone` watches the client)."""
+    reply = await call
     media_type = reply.content_type.split(";")[0].strip().lower()
-    if not 200 <= reply.status < 300:
-        return _relayed(reply, reply.body)
     if media_type == "text/event-stream":
-        return _relayed(reply, _normalised_stream(reply.body))
-    if media_type == "application/json":
-        return await _normalised_completion(reply)
-    return _relayed(reply, reply.body)
-
-
-def _relayed(reply: Passthrough, body: AsyncIterator[bytes]) -> Response:
-    return StreamingResponse(body, status_code=reply.status, media_type=reply.content_type)
-
-
-async def _normalised_completion(reply: Passthrough) -> Response:
+        return sse.EventStream(_normalised_stream(req, reply.body), sse.NO_BUFFERING)
     raw = b"".join([chunk async for chunk in reply.body])
-    try:
-        completion = orjson.loads(raw)
-    except ValueError:
-        return Response(raw, reply.status, media_type=reply.content_type)
-    if isinstance(completion, dict):
-        _fill(completion, message_key="message")
-        raw = orjson.dumps(completion)
+    if media_type == "application/json":
+        raw = _normalised_completion(raw)
     return Response(raw, reply.status, media_type=reply.content_type)
 
 
-async def _normalised_stream(source: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
+def _normalised_completion(raw: bytes) -> bytes:
+    try:
+        completion = orjson.loads(raw)
+    except ValueError:
+        return raw
+    if not isinstance(completion, dict):
+        return raw
+    _fill(completion, message_key="message")
+    return orjson.dumps(completion)
+
+
+async def _normalised_stream(
+    req: ConnexionRequest, source: AsyncIterator[bytes]
+) -> AsyncIterator[bytes]:
     """The upstream's SSE stream line by line, each chunk's JSON normalised; lines are
-    reassembled first, since a network read may end anywhere."""
+    reassembled first, since a network read may end anywhere. An error ends it, after a blank
+    line that closes whatever event the upstream stopped in."""
     pending = b""
-    async for data in source:
-        pending += data
-        *lines, pending = pending.split(b"\n")
-        if lines:
-            yield b"".join(_normalised_line(line) + b"\n" for line in lines)
+    try:
+        with stopped_with_server(req):
+            async for data in source:
+                pending += data
+                *lines, pending = pending.split(b"\n")
+                if lines:
+                    yield b"".join(_normalised_line(line) + b"\n" for line in lines)
+    except APIError as exc:
+        # OpenAI's way to fail a stream: openai-python raises it; a bare end passes for an answer.
+        yield b"\ndata: " + orjson.dumps(error_body(exc, dialect(req))) + b"\n\n"
+        return
     if pending:
         yield _normalised_line(pending)
 

@@ -9,8 +9,9 @@ locations name the exact parameter (`input[0].content`) for the OpenAI error's `
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
-from collections.abc import Callable, Coroutine
+from collections.abc import Awaitable, Callable, Coroutine, Iterator
 from typing import Any, TypeVar, get_args
 
 import orjson
@@ -51,7 +52,7 @@ def json_response(data: Any, status: int = 200, headers: dict[str, str] | None =
     )
 
 
-async def unless_gone(req: ConnexionRequest, work: Coroutine[Any, Any, T]) -> T:
+async def unless_gone(req: ConnexionRequest, work: Awaitable[T]) -> T:
     """`work`'s result; or, when the client disconnects first, `work` cancelled and a 499
     nobody reads. Nothing else notices a client that leaves before the first byte of the
     answer, and the model call would hold its upstream connection until it ended or timed
@@ -66,13 +67,37 @@ async def unless_gone(req: ConnexionRequest, work: Coroutine[Any, Any, T]) -> T:
     if not task.cancelled():
         return task.result()
     if runs.stopping:
-        raise APIError(ErrorKind.SERVER, "The server is shutting down.", status=503)
+        raise _shutting_down()
     raise APIError(
         ErrorKind.INVALID_REQUEST,
         "The client closed the request.",
         code="client_disconnected",
         status=499,
     )
+
+
+def _shutting_down() -> APIError:
+    return APIError(ErrorKind.SERVER, "The server is shutting down.", status=503)
+
+
+@contextlib.contextmanager
+def stopped_with_server(req: ConnexionRequest) -> Iterator[None]:
+    """Makes the current task (a relayed stream's) one that a stopping server cancels after
+    its grace period, as it does the requests `unless_gone` waits on; that cancel comes out
+    as the same 503 error, for the stream to tell its client."""
+    task = asyncio.current_task()
+    assert task is not None  # a response is always produced in a task
+    runs = services(req).runs
+    runs.waiting.add(task)
+    try:
+        yield
+    except asyncio.CancelledError:
+        if not runs.stopping:
+            raise
+        task.uncancel()  # the cancel was the server's, and the error below handles it
+        raise _shutting_down() from None
+    finally:
+        runs.waiting.discard(task)
 
 
 async def until(work: asyncio.Future[Any], event: Coroutine[Any, Any, None]) -> None:

@@ -14,7 +14,7 @@ from typing import Any
 import tiktoken
 from starlette.responses import Response
 
-from openresponses.api.common import current, json_response, read_body, services
+from openresponses.api.common import current, json_response, read_body, services, unless_gone
 from openresponses.core import tokens
 from openresponses.core.runner import client_key
 from openresponses.errors import invalid
@@ -77,9 +77,8 @@ async def create_embedding() -> Response:
         provider, upstream_model = found.registry.route(model, req.headers)
         forwarded = body.model_dump(mode="json", by_alias=True, exclude_unset=True)
         forwarded["model"] = upstream_model
-        return json_response(
-            await provider.embeddings(forwarded, api_key=client_key(found, req.headers))
-        )
+        call = provider.embeddings(forwarded, api_key=client_key(found, req.headers))
+        return json_response(await unless_gone(req, call))
     embedder = found.embedder
     if body.dimensions is not None and body.dimensions != embedder.dimensions:
         raise invalid(

@@ -11,7 +11,7 @@ import asyncio
 
 from starlette.responses import Response
 
-from openresponses.api.common import current, json_response, services
+from openresponses.api.common import current, json_response, services, unless_gone
 from openresponses.core.runner import client_key
 from openresponses.errors import APIError
 from openresponses.generated import openai_models as m
@@ -22,9 +22,11 @@ async def list_models() -> Response:
     registry = services(req).registry
     key = client_key(services(req), req.headers)
     names = [name for name, config in registry.configs.items() if config.found]
-    listings = await asyncio.gather(
-        *(registry.list_models(name, key) for name in names),
-        return_exceptions=True,
+    listings = await unless_gone(
+        req,
+        asyncio.gather(
+            *(registry.list_models(name, key) for name in names), return_exceptions=True
+        ),
     )
     data = []
     for name, listing in zip(names, listings, strict=True):

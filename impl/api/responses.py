@@ -33,8 +33,6 @@ from openresponses.errors import conflict, invalid, not_found
 from openresponses.generated import openai_models as m
 from openresponses.store.base import StoredResponse
 
-_NO_BUFFERING = {"cache-control": "no-cache", "x-accel-buffering": "no"}
-
 
 def _list(value: Any) -> list[Any]:
     return value if isinstance(value, list) else []
@@ -82,7 +80,7 @@ async def _start_in_background(turn: Turn, which: Dialect, *, stream: bool) -> R
 
 
 def _event_stream(events: AsyncIterator[Event], which: Dialect, *, store: bool) -> sse.EventStream:
-    return sse.EventStream(_frames(events, which, store), _NO_BUFFERING)
+    return sse.EventStream(_frames(events, which, store), sse.NO_BUFFERING)
 
 
 async def _frames(

@@ -94,8 +94,8 @@ class Runs:
         """Set when the server starts to stop: responses cut from then on failed because of
         the shutdown, not because their client left."""
         self.waiting: set[asyncio.Future[Any]] = set()
-        """Requests waiting for the model (see api.common.unless_gone), stopped with the
-        responses in flight."""
+        """Requests waiting for the model, and relayed chat streams (see api.common's
+        unless_gone and stopped_with_server), stopped with the responses in flight."""
 
     def enter(self, turn: Turn) -> None:
         """Called by `Turn.run` as it starts, in the task that runs it."""

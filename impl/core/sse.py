@@ -20,6 +20,9 @@ DONE = b"data: [DONE]\n\n"
 """The last frame of every stream, in both dialects: the Open Responses spec requires it, and
 OpenAI's SDKs (Python and Node) and the Vercel AI SDK stop at it or skip it."""
 
+NO_BUFFERING = {"cache-control": "no-cache", "x-accel-buffering": "no"}
+"""The headers of every stream: no cache or proxy may hold its events back."""
+
 
 def frame(data: dict[str, Any]) -> bytes:
     kind: str = data["type"]

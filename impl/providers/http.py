@@ -138,7 +138,7 @@ class Upstream:
     passed to the client with the error. Once a stream has started, nothing is retried: the
     client may already have part of the answer.
 
-    A model call (`answer`, `lines`) that sends nothing for `first_byte_timeout` seconds
+    A call (`answer`, `lines`, `relay`) that sends nothing for `first_byte_timeout` seconds
     (until its first chunk, retries and their waits included: a retry that would end past
     that is not made) or `idle_timeout` seconds between two chunks fails with a 504
     `upstream_timeout`, its connection closed. So a client waits at most
@@ -222,19 +222,6 @@ class Upstream:
             await asyncio.sleep(wait)
         raise AssertionError("unreachable")  # itertools.count() never ends
 
-    async def send(
-        self, method: str, url: str, headers: Mapping[str, str], body: dict[str, Any] | None
-    ) -> dict[str, Any]:
-        """One request with a complete JSON answer; upstream failures raise ProviderError."""
-        response = await self._open(method, url, headers, body)
-        try:
-            raw = await response.read()
-        except _ERRORS as exc:
-            raise transport_error(exc, self.name) from exc
-        finally:
-            response.release()
-        return self._json(raw)
-
     def _json(self, raw: bytes) -> dict[str, Any]:
         try:
             data = orjson.loads(raw)
@@ -245,20 +232,16 @@ class Upstream:
         return data
 
     async def answer(
-        self, url: str, headers: Mapping[str, str], body: dict[str, Any]
+        self,
+        url: str,
+        headers: Mapping[str, str],
+        body: dict[str, Any] | None,
+        *,
+        method: str = "POST",
     ) -> dict[str, Any]:
-        """A model call answered in one JSON body: `send` with the silence bounds."""
-        response, chunk = await self._first_chunk(url, headers, body)
-        chunks = [chunk]
-        try:
-            while chunk:
-                chunk = await self._next_chunk(response)
-                chunks.append(chunk)
-        except _ERRORS as exc:
-            raise transport_error(exc, self.name) from exc
-        finally:
-            response.release()
-        return self._json(b"".join(chunks))
+        """A call answered in one JSON body, within the silence bounds (as `relay`)."""
+        response, first = await self._first_chunk(method, url, headers, body)
+        return self._json(b"".join([chunk async for chunk in self._rest(response, first)]))
 
     async def lines(
         self, url: str, headers: Mapping[str, str], body: dict[str, Any]
@@ -269,7 +252,7 @@ class Upstream:
         Lines are split here rather than by aiohttp's readline, which refuses lines longer
         than its buffer, and one SSE `data:` line can carry a whole tool call's arguments.
         """
-        response, chunk = await self._first_chunk(url, headers, body)
+        response, chunk = await self._first_chunk("POST", url, headers, body)
         buffer = chunk
         try:
             while chunk:
@@ -286,9 +269,9 @@ class Upstream:
             response.release()
 
     async def _first_chunk(
-        self, url: str, headers: Mapping[str, str], body: dict[str, Any]
+        self, method: str, url: str, headers: Mapping[str, str], body: dict[str, Any] | None
     ) -> tuple[aiohttp.ClientResponse, bytes]:
-        """POST a model call: the answer and its first chunk (b"" for an empty body), within
+        """The answer to a call and its first chunk (b"" for an empty body), within
         `first_byte_timeout`. The answer's connection is the caller's to release."""
         limit = self.first_byte_timeout
         deadline = None if limit is None else asyncio.get_running_loop().time() + limit
@@ -296,7 +279,7 @@ class Upstream:
         response = None
         try:
             async with bound:
-                response = await self._open("POST", url, headers, body, deadline)
+                response = await self._open(method, url, headers, body, deadline)
                 return response, await response.content.readany()
         except BaseException as exc:
             if response is not None:
@@ -332,20 +315,23 @@ class Upstream:
     async def relay(
         self, url: str, headers: Mapping[str, str], body: dict[str, Any]
     ) -> Passthrough:
-        """POST and hand back the upstream's answer as a byte stream, closed when consumed."""
-        response = await self._open("POST", url, headers, body)
-
-        async def chunks() -> AsyncIterator[bytes]:
-            try:
-                async for chunk in response.content.iter_any():
-                    yield chunk
-            except _ERRORS:
-                return  # the client sees the stream end early, as the upstream's did
-            finally:
-                response.release()
-
+        """POST and hand back the upstream's answer once its first chunk is in, its body a byte
+        stream closed when consumed; a silence or a break in it raises ProviderError there."""
+        response, chunk = await self._first_chunk("POST", url, headers, body)
         content_type = response.headers.get("content-type", "application/json")
-        return Passthrough(response.status, content_type, chunks())
+        return Passthrough(response.status, content_type, self._rest(response, chunk))
+
+    async def _rest(self, response: aiohttp.ClientResponse, chunk: bytes) -> AsyncIterator[bytes]:
+        """`chunk` and the rest of the answer's body, each within `idle_timeout`; releases
+        the answer at its end."""
+        try:
+            while chunk:
+                yield chunk
+                chunk = await self._next_chunk(response)
+        except _ERRORS as exc:
+            raise transport_error(exc, self.name, started=True) from exc
+        finally:
+            response.release()
 
 
 def upstream(config: ProviderConfig, client: aiohttp.ClientSession) -> Upstream:
@@ -392,12 +378,11 @@ class Adapter:
 
     async def embeddings(self, body: dict[str, Any], *, api_key: str | None) -> dict[str, Any]:
         url = f"{self.base_url}/embeddings"
-        return await self.upstream.send("POST", url, self.bearer(api_key), body)
+        return await self.upstream.answer(url, self.bearer(api_key), body)
 
     async def list_models(self, *, api_key: str | None) -> list[str]:
-        data = await self.upstream.send(
-            "GET", f"{self.base_url}/models", self.headers(api_key), None
-        )
+        url = f"{self.base_url}/models"
+        data = await self.upstream.answer(url, self.headers(api_key), None, method="GET")
         return [str(model["id"]) for model in data.get("data", [])]
 
 
