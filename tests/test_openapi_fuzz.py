@@ -66,9 +66,10 @@ DECLARED = {
 }
 """The top-level body fields of each operation that takes a body."""
 
-LIVE_SUCCESS_SHARE = 1 / 3
+LIVE_SUCCESS_SHARE = 1 / 5
 """The least share of 2xx answers among the cases of an operation with ids in its path that
-name live objects: the others are refusals of what the generated query or body asks for."""
+name live objects: the others are refusals of what the generated query or body asks for
+(the fewest seen: 4 of 15, adding conversation items; with made-up ids every one is a 404)."""
 
 KEY = "sk-fuzz"
 MODEL = "openapi-fuzz-model"

@@ -329,6 +329,42 @@ def test_a_file_batch_ingests_lists_and_reports_counts(client: openai.OpenAI) ->
     assert sorted(f.id for f in listed) == sorted(ids)
 
 
+def test_a_batch_with_both_file_ids_and_files_is_a_400(client: openai.OpenAI) -> None:
+    store_id = client.vector_stores.create(name="both").id
+    file_id = upload(client, "both.txt", "both")
+
+    with pytest.raises(openai.BadRequestError) as caught:
+        client.vector_stores.file_batches.create(
+            store_id, file_ids=[file_id], files=[{"file_id": file_id}]
+        )
+
+    assert caught.value.body == {
+        "message": "Mutually exclusive parameters. Ensure you are only providing one of: "
+        "'file_ids' or 'files'.",
+        "type": "invalid_request_error",
+        "param": "files",
+        "code": "mutually_exclusive_parameters",
+    }
+
+
+def test_a_file_named_twice_in_a_batch_is_added_once(client: openai.OpenAI) -> None:
+    store_id = client.vector_stores.create(name="twice").id
+    file_id = upload(client, "twice.txt", "twice")
+
+    batch = client.vector_stores.file_batches.create(
+        store_id,
+        files=[
+            {"file_id": file_id, "attributes": {"take": "first"}},
+            {"file_id": file_id, "attributes": {"take": "last"}},
+        ],
+    )
+    settled(client, store_id)
+
+    assert batch.file_counts.total == 1
+    listed = client.vector_stores.files.list(store_id)
+    assert [(f.id, f.attributes) for f in listed] == [(file_id, {"take": "last"})]
+
+
 def test_a_cancelled_batch_is_cancelled(client: openai.OpenAI) -> None:
     store_id = client.vector_stores.create(name="c").id
     ids = [upload(client, f"{n}.txt", "some text " * 50) for n in range(4)]

@@ -69,7 +69,9 @@ async def _add_files(
     batch_id: str | None = None,
 ) -> None:
     """Checks every file exists, records them `in_progress`, and starts their ingestion.
-    Each entry is (file id, requested chunking strategy, attributes)."""
+    Each entry is (file id, requested chunking strategy, attributes); a file named twice is
+    added once, as its last entry says (adding a file the store has replaces it alike)."""
+    entries = list({entry[0]: entry for entry in entries}.values())
     for file_id, _, _ in entries:
         if await found.objects.get_file(file_id) is None:
             raise missing_file(file_id, param="file_ids")
@@ -234,6 +236,13 @@ async def create_vector_store_file_batch(vector_store_id: str) -> Response:
     body = (await read_body(req, m.CreateVectorStoreFileBatchRequest)).root
     found = services(req)
     await _live_store(found, vector_store_id)
+    if body.file_ids and body.files:
+        raise invalid(
+            "Mutually exclusive parameters. Ensure you are only providing one of: 'file_ids' "
+            "or 'files'.",
+            param="files",
+            code="mutually_exclusive_parameters",
+        )
     shared = _attributes(body)
     entries: list[tuple[str, Any, dict[str, Any] | None]] = [
         (file_id, body.chunking_strategy, shared) for file_id in body.file_ids or []
