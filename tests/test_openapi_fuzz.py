@@ -167,6 +167,23 @@ REFUSALS = (
         "each other)",
     ),
     Refusal(
+        "string_above_max_length",
+        r"^Invalid 'metadata\.",
+        "`metadata` keys over 64 characters or values over 512, OpenAI's limits (in its "
+        "spec's prose only)",
+    ),
+    Refusal(
+        "object_above_max_properties",
+        r"^Invalid 'metadata': too many properties",
+        "`metadata` with more than 16 pairs, OpenAI's limit (in its spec's prose only)",
+    ),
+    Refusal(
+        "mutually_exclusive_parameters",
+        r"^Mutually exclusive parameters. Ensure you are only providing one of: 'file_ids'",
+        "a file batch with both `file_ids` and `files`, which the spec's descriptions call "
+        "mutually exclusive (its schema cannot say so)",
+    ),
+    Refusal(
         None,
         r"^Nothing to compact",
         "`POST /responses/compact` with neither `input` nor `previous_response_id` has nothing "
