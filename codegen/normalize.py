@@ -1,10 +1,14 @@
 """Make the assembled specs usable by our tools without changing what they mean.
 
-Four transformations, all pure functions of the input:
+Five transformations, all pure functions of the input:
 
 * `correct_to_wire`: where OpenAI's spec describes a response differently from what OpenAI's
   API sends (and its SDKs read), the spec is corrected to the wire, one entry per field in
   `WIRE_CORRECTIONS` with its evidence; spec/SOURCES.md lists them.
+
+* `correct_openresponses`: the same for the Open Responses release, where it contradicts the
+  wire it was derived from (`OPENRESPONSES_CORRECTIONS`); `spec/openresponses/openapi.json`
+  stays byte-identical to the release, the corrections reach `generated/` only.
 
 * `name_inline_bodies`: a request body declared inline (OpenAI's `createConversationItems`)
   has no schema name, so the model generator would give the handler nothing to validate
@@ -135,13 +139,38 @@ _DOWNLOADS = ("downloadFile",)
 declares as a JSON string; openai-python reads them as binary content."""
 
 
+_JSON_SCHEMA_OBJECT: dict[str, Any] = {"type": "object", "additionalProperties": {}}
+
+OPENRESPONSES_CORRECTIONS: dict[tuple[str, str], Any] = {
+    # The response echoes the JSON schema the request gave, as OpenAI's Response does; the
+    # release admits only null there, so no response with structured output could validate.
+    ("JsonSchemaResponseFormat", "schema"): lambda schema: {
+        **schema,
+        "anyOf": [_JSON_SCHEMA_OBJECT, {"type": "null"}],
+    },
+}
+"""(schema, property) → how its schema changes, as `WIRE_CORRECTIONS`, in the Open Responses
+release."""
+
+
+def _correct(schemas: dict[str, Any], corrections: dict[tuple[str, str], Any]) -> None:
+    for (name, key), change in corrections.items():
+        properties = _properties_with(schemas[name], key)
+        properties[key] = change(properties[key])
+
+
+def correct_openresponses(spec: dict[str, Any]) -> dict[str, Any]:
+    """Return a copy of the Open Responses `spec` with `OPENRESPONSES_CORRECTIONS` applied."""
+    spec = copy.deepcopy(spec)
+    _correct(spec["components"]["schemas"], OPENRESPONSES_CORRECTIONS)
+    return spec
+
+
 def correct_to_wire(spec: dict[str, Any]) -> dict[str, Any]:
     """Return a copy of `spec` corrected where it departs from the API's wire (see above)."""
     spec = copy.deepcopy(spec)
     schemas = spec["components"]["schemas"]
-    for (name, key), change in WIRE_CORRECTIONS.items():
-        properties = _properties_with(schemas[name], key)
-        properties[key] = change(properties[key])
+    _correct(schemas, WIRE_CORRECTIONS)
     for item in spec["paths"].values():
         for op in item.values():
             _require_needed_body(op, schemas)
