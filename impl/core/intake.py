@@ -318,16 +318,28 @@ async def input_items(
         if isinstance(item, m.ItemReferenceParam):
             items.append(await _referenced(store, item.id, f"{param}[{index}].id"))
         elif _bare_reasoning(item):
-            items.append(await _stored_reasoning(store, item.id, f"{param}[{index}]"))
+            # OpenAI's words: such an item is found only if it was stored.
+            why = (
+                " Items are not persisted when `store` is set to false. Try again with `store` "
+                "set to true, or remove this item from your input."
+            )
+            items.append(
+                await _referenced(store, item.id, f"{param}[{index}]", kind="reasoning", why=why)
+            )
         else:
             items.append(_normalise(item, f"{param}[{index}]"))
     return items
 
 
-async def _referenced(store: Store, item_id: str, param: str) -> Any:
+async def _referenced(
+    store: Store, item_id: str, param: str, *, kind: str | None = None, why: str = ""
+) -> Any:
+    """The stored item `item_id` (of type `kind`, if given); a 400 saying `why` without it."""
     found = await store.find_item(item_id)
-    if found is None:
-        raise invalid(f"Item with id '{item_id}' not found.", param=param, code="item_not_found")
+    if found is None or (kind is not None and getattr(found, "type", None) != kind):
+        raise invalid(
+            f"Item with id '{item_id}' not found.{why}", param=param, code="item_not_found"
+        )
     return found
 
 
@@ -337,19 +349,6 @@ def _bare_reasoning(item: Any) -> bool:
     return isinstance(item, m.ReasoningItem) and not (
         item.summary or item.content or item.encrypted_content
     )
-
-
-async def _stored_reasoning(store: Store, item_id: str, param: str) -> Any:
-    """The stored reasoning item a bare one stands for; a 400 in OpenAI's words without it."""
-    found = await store.find_item(item_id)
-    if getattr(found, "type", None) != "reasoning":
-        raise invalid(
-            f"Item with id '{item_id}' not found. Items are not persisted when `store` is set "
-            "to false. Try again with `store` set to true, or remove this item from your input.",
-            param=param,
-            code="item_not_found",
-        )
-    return found
 
 
 # --- the response object ---------------------------------------------------------------------
