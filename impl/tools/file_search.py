@@ -49,7 +49,7 @@ class FileSearch:
         if not spec.vector_store_ids:
             raise invalid("file_search needs at least one vector store id.", param=self.param)
         fusion_weights(spec.ranking_options, f"tools[{index}].ranking_options.hybrid_search")
-        compile_filter(spec.filters, f"tools[{index}].filters")  # a bad filter is a 400 now
+        compile_filter(spec.filters, f"tools[{index}].filters")  # a bad filter: 400, no model call
         self.searcher: Searcher = services.searcher
         self.spec = spec
         self.citations = citations
