@@ -19,9 +19,9 @@ import time
 from pathlib import Path
 
 from openresponses.core import intake
-from openresponses.core.engine import usage_model
-from openresponses.core.items import new_id, user_text
+from openresponses.core.builder import usage_model
 from openresponses.generated import openai_models as m
+from openresponses.items import new_id, user_text
 from openresponses.providers.base import UsageReport
 from openresponses.store import duckdb_url, open_store
 from openresponses.store.base import StoredResponse

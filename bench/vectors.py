@@ -37,7 +37,7 @@ from pathlib import Path
 
 import numpy as np
 
-from openresponses.core import tokens
+from openresponses import tokens
 from openresponses.vectors import chunking
 from openresponses.vectors.ann import HnswParams
 from openresponses.vectors.embedders import LocalMiniLM

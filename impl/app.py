@@ -26,29 +26,13 @@ from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from openresponses.api import websocket
-from openresponses.config import Settings
-from openresponses.core import compaction, tokens
-from openresponses.core.attachments import Attachments
-from openresponses.core.background import Runs, fail_interrupted
-from openresponses.core.dialects import Dialect, error_body, select
-from openresponses.core.runner import Services
+from openresponses.api.dialects import error_body, select
+from openresponses.api.routing import MIDDLEWARES, VALIDATORS, OperationsApi
+from openresponses.config import Dialect, Settings
+from openresponses.core.background import Runs
+from openresponses.core.services import Services, open_services
 from openresponses.errors import APIError, ErrorKind
-from openresponses.files.blobs import Blobs
 from openresponses.generated.operations import OPERATIONS
-from openresponses.providers import http
-from openresponses.providers.registry import Registry
-from openresponses.routing import MIDDLEWARES, VALIDATORS, OperationsApi
-from openresponses.store import duckdb_url, open_store, single_process
-from openresponses.store.objects import ObjectStore
-from openresponses.store.sql import create_store_engine
-from openresponses.tools.base import ToolServices
-from openresponses.tools.web_search.page import PageFetcher
-from openresponses.tools.web_search.registry import backend_from_settings
-from openresponses.vectors.ann import HnswParams
-from openresponses.vectors.embedders import LocalMiniLM
-from openresponses.vectors.index import VECTORS_FILE, ChunkIndex
-from openresponses.vectors.ingest import Ingestor
-from openresponses.vectors.search import Searcher
 
 log = logging.getLogger("openresponses")
 
@@ -169,79 +153,8 @@ def create_app(settings: Settings, runs: Runs | None = None) -> ASGIApp:
 
     @asynccontextmanager
     async def lifespan(_: Any) -> AsyncIterator[dict[str, Any]]:
-        async with http.session(read_timeout=settings.upstream_timeout) as client:
-            url = settings.store_url or duckdb_url(settings.data_dir)
-            # The journal's local file is for a store one process holds (see store.journal):
-            # replicas must read each other's saves at once, and outlive each other's disks.
-            embedded = single_process(url)
-            store = await open_store(
-                url,
-                journal_dir=settings.data_dir / "journal" if embedded else None,
-                journal_fsync=settings.journal_fsync,
-            )
-            if embedded:
-                interrupted = await fail_interrupted(store)
-                if interrupted:
-                    log.warning(
-                        "%d response(s) interrupted by a stop marked failed", len(interrupted)
-                    )
-            # A second engine on the migrated database: its own pool for its own threads.
-            objects = ObjectStore(create_store_engine(url), day_seconds=settings.expiry_day_seconds)
-            embedder = LocalMiniLM()
-            blobs = Blobs(settings.data_dir / "files")
-            index = ChunkIndex(
-                settings.data_dir / VECTORS_FILE,
-                embedder.dimensions,
-                hnsw_threshold=settings.hnsw_threshold,
-                hnsw=HnswParams.with_ef_search(settings.hnsw_ef_search),
-            )
-            ingestor = Ingestor(objects, blobs, index, embedder)
-            await ingestor.resume()
-            registry = Registry(
-                settings.providers, settings.default_provider, client, settings.models_ttl
-            )
-            secret = compaction.load_secret(settings.data_dir, settings.secret)
-            tokens.seed_cache(settings.data_dir / "tiktoken")
-            pages = PageFetcher.from_settings(settings)
-            searcher = Searcher(index, embedder, objects)
-            tools = ToolServices(
-                settings.allow_private_networks,
-                backend_from_settings(settings, client),
-                pages,
-                searcher,
-            )
-            attachments = Attachments(
-                objects,
-                blobs,
-                allow_private=settings.allow_private_networks,
-                max_bytes=settings.max_attachment_bytes,
-            )
-            services = Services(
-                settings,
-                store,
-                registry,
-                client,
-                secret,
-                runs,
-                tools,
-                objects=objects,
-                blobs=blobs,
-                embedder=embedder,
-                ingestor=ingestor,
-                searcher=searcher,
-                attachments=attachments,
-            )
-            try:
-                yield {"services": services}
-            finally:
-                await runs.close()
-                await attachments.close()
-                await pages.close()
-                await ingestor.close()
-                await index.close()
-                embedder.close()
-                await objects.close()
-                await store.close()
+        async with open_services(settings, runs) as services:
+            yield {"services": services}
 
     app = AsyncApp(__name__, lifespan=lifespan, validator_map=VALIDATORS, middlewares=MIDDLEWARES)
     app._middleware_app.api_cls = OperationsApi

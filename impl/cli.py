@@ -6,8 +6,8 @@ import argparse
 import sys
 from pathlib import Path
 
+from openresponses.config import Dialect
 from openresponses.conformance import cli as conformance_cli
-from openresponses.core.dialects import Dialect
 
 
 def _serve(args: argparse.Namespace) -> int:

@@ -17,10 +17,16 @@ import os
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
+from enum import Enum
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from openresponses.core.dialects import Dialect
+
+class Dialect(Enum):
+    """How responses, events and errors are spelled for a client (see api.dialects)."""
+
+    OPENAI = "openai"
+    OPENRESPONSES = "openresponses"
 
 
 @dataclass(frozen=True)

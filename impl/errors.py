@@ -1,7 +1,7 @@
 """Errors as the API reports them.
 
 Everything that can go wrong is raised as an `APIError` with a dialect-neutral `kind`;
-`core.dialects` decides how a kind is spelled (`invalid_request_error` for OpenAI's SDKs,
+`api.dialects` decides how a kind is spelled (`invalid_request_error` for OpenAI's SDKs,
 `invalid_request` for the Open Responses spec). The status code is part of the error, so a
 handler never has to pick one.
 """

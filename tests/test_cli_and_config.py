@@ -8,8 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from openresponses.config import load_settings
-from openresponses.core.dialects import Dialect
+from openresponses.config import Dialect, load_settings
 from tests.conftest import Server, server_env
 from tests.upstream import ScriptedUpstream
 

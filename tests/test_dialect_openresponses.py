@@ -10,11 +10,12 @@ from typing import Any
 import httpx
 import pytest
 
+from openresponses.api.dialects import event_body
+from openresponses.config import Dialect
 from openresponses.conformance.context import Context
 from openresponses.conformance.schemas import OPENAI, OPENRESPONSES, errors, event_errors
 from openresponses.conformance.wire import Client, Target
 from openresponses.conformance.wire import Dialect as HarnessDialect
-from openresponses.core.dialects import Dialect, event_body
 from openresponses.generated import openai_models as m
 from openresponses.generated import openresponses_models as orm
 from tests.conftest import Server, server_env

@@ -12,7 +12,7 @@ import openai
 import pytest
 import tiktoken
 
-from openresponses.core import tokens
+from openresponses import tokens
 from tests.upstream import ScriptedUpstream
 
 FIXTURES = Path(__file__).parent / "fixtures" / "minilm"

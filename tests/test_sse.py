@@ -1,4 +1,4 @@
-"""`core.sse.EventStream`: a stream's frames leave in one write per burst, never held back,
+"""`api.sse.EventStream`: a stream's frames leave in one write per burst, never held back,
 and the response stops when its client goes away."""
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from openresponses.core.sse import EventStream
+from openresponses.api.sse import EventStream
 
 
 async def _bursts(log: list[str]) -> AsyncIterator[bytes]:

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from openresponses.core.items import new_id
 from openresponses.generated import openai_models as m
+from openresponses.items import new_id
 from openresponses.store import duckdb_url, journal, open_store
 from openresponses.store.base import StoredResponse
 from openresponses.store.codec import encode

@@ -20,7 +20,9 @@ import orjson
 from connexion.lifecycle import ConnexionRequest
 from starlette.responses import Response
 
+from openresponses.api import sse
 from openresponses.api.common import (
+    caller,
     current,
     dialect,
     read_body,
@@ -28,9 +30,7 @@ from openresponses.api.common import (
     stopped_with_server,
     unless_gone,
 )
-from openresponses.core import sse
-from openresponses.core.dialects import error_body
-from openresponses.core.runner import client_key
+from openresponses.api.dialects import error_body
 from openresponses.errors import APIError
 from openresponses.generated import openai_models as m
 from openresponses.providers.base import Passthrough
@@ -39,10 +39,11 @@ from openresponses.providers.base import Passthrough
 async def create_chat_completion() -> Response:
     req = current()
     body = await read_body(req, m.CreateChatCompletionRequest)
-    provider, upstream_model = services(req).registry.route(str(body.model), req.headers)
+    who = caller(req)
+    provider, upstream_model = services(req).registry.route(str(body.model), who.provider)
     forwarded = body.model_dump(mode="json", by_alias=True, exclude_unset=True)
     forwarded["model"] = upstream_model
-    call = provider.chat_completions(forwarded, api_key=client_key(services(req), req.headers))
+    call = provider.chat_completions(forwarded, api_key=who.upstream_key)
     return await unless_gone(req, _answer(req, call))
 
 

@@ -20,10 +20,13 @@ from connexion.lifecycle import ConnexionRequest
 from pydantic import BaseModel, RootModel, ValidationError
 from starlette.responses import Response
 
-from openresponses.core.dialects import Dialect, select
-from openresponses.core.items import ITEM_MODELS, new_id
-from openresponses.core.runner import Services
+from openresponses.api import auth
+from openresponses.api.dialects import select
+from openresponses.config import Dialect
+from openresponses.core.pipeline import Caller
+from openresponses.core.services import Services
 from openresponses.errors import APIError, ErrorKind, invalid
+from openresponses.items import ITEM_MODELS, new_id
 
 ModelT = TypeVar("ModelT", bound=BaseModel)
 T = TypeVar("T")
@@ -40,6 +43,10 @@ def current() -> ConnexionRequest:
 def services(req: ConnexionRequest) -> Services:
     found: Services = req.state.services
     return found
+
+
+def caller(req: ConnexionRequest) -> Caller:
+    return auth.caller(req.headers, services(req).settings)
 
 
 def dialect(req: ConnexionRequest) -> Dialect:

@@ -31,9 +31,9 @@ from openresponses.api.common import (
 )
 from openresponses.core import intake
 from openresponses.core.conversations import missing
-from openresponses.core.items import new_id
 from openresponses.errors import APIError, invalid, not_found
 from openresponses.generated import openai_models as m
+from openresponses.items import new_id
 from openresponses.store.base import Conversations, ItemConflict, MissingItem
 
 # Items are stored as the models they were given or generated as; the API shows each as the

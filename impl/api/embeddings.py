@@ -14,9 +14,15 @@ from typing import Any
 import tiktoken
 from starlette.responses import Response
 
-from openresponses.api.common import current, json_response, read_body, services, unless_gone
-from openresponses.core import tokens
-from openresponses.core.runner import client_key
+from openresponses import tokens
+from openresponses.api.common import (
+    caller,
+    current,
+    json_response,
+    read_body,
+    services,
+    unless_gone,
+)
 from openresponses.errors import invalid
 from openresponses.generated import openai_models as m
 from openresponses.vectors.embedders import LOCAL_NAMES
@@ -74,10 +80,11 @@ async def create_embedding() -> Response:
     found = services(req)
     model = str(body.model)
     if model.lower() not in LOCAL_NAMES:
-        provider, upstream_model = found.registry.route(model, req.headers)
+        who = caller(req)
+        provider, upstream_model = found.registry.route(model, who.provider)
         forwarded = body.model_dump(mode="json", by_alias=True, exclude_unset=True)
         forwarded["model"] = upstream_model
-        call = provider.embeddings(forwarded, api_key=client_key(found, req.headers))
+        call = provider.embeddings(forwarded, api_key=who.upstream_key)
         return json_response(await unless_gone(req, call))
     embedder = found.embedder
     if body.dimensions is not None and body.dimensions != embedder.dimensions:

@@ -11,8 +11,7 @@ import asyncio
 
 from starlette.responses import Response
 
-from openresponses.api.common import current, json_response, services, unless_gone
-from openresponses.core.runner import client_key
+from openresponses.api.common import caller, current, json_response, services, unless_gone
 from openresponses.errors import APIError
 from openresponses.generated import openai_models as m
 
@@ -20,7 +19,7 @@ from openresponses.generated import openai_models as m
 async def list_models() -> Response:
     req = current()
     registry = services(req).registry
-    key = client_key(services(req), req.headers)
+    key = caller(req).upstream_key
     names = [name for name, config in registry.configs.items() if config.found]
     listings = await unless_gone(
         req,

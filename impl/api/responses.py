@@ -8,7 +8,9 @@ from typing import Any, Literal
 
 from starlette.responses import Response
 
+from openresponses.api import sse
 from openresponses.api.common import (
+    caller,
     check_limit,
     current,
     dialect,
@@ -18,20 +20,19 @@ from openresponses.api.common import (
     services,
     unless_gone,
 )
-from openresponses.core import sse
-from openresponses.core.background import RETAIN_SECONDS
-from openresponses.core.dialects import (
+from openresponses.api.dialects import (
     EXTENSION_PREFIX,
-    Dialect,
     compaction_body,
     event_body,
     response_body,
 )
-from openresponses.core.engine import Event
-from openresponses.core.runner import Services, Turn, compact, count_tokens, prepare
+from openresponses.config import Dialect
+from openresponses.core import pipeline
+from openresponses.core.background import RETAIN_SECONDS
+from openresponses.core.builder import Event
+from openresponses.core.services import Services
 from openresponses.errors import conflict, invalid, not_found
 from openresponses.generated import openai_models as m
-from openresponses.store.base import StoredResponse
 
 
 def _list(value: Any) -> list[Any]:
@@ -55,28 +56,16 @@ def request_defaults(data: dict[str, Any]) -> None:
 
 
 async def create_response() -> Response:
+    """JSON or SSE over the turn pipeline. A background response answers as queued, or
+    streams its events (a client that drops that stream leaves the response running)."""
     req = current()
     body = await read_body(req, m.CreateResponse, request_defaults)
-    which = dialect(req)
-    turn = await prepare(services(req), body, req.headers)
-    if body.background:
-        return await _start_in_background(turn, which, stream=bool(body.stream))
+    started = await pipeline.start(services(req), body, caller(req))
     if not body.stream:
-        final = await unless_gone(req, turn.complete())
-        return json_response(response_body(final, which, store=turn.store))
-    first = await unless_gone(req, turn.prime())  # the stream watches for itself once started
-    return _event_stream(turn.run(first), which, store=turn.store)
-
-
-async def _start_in_background(turn: Turn, which: Dialect, *, stream: bool) -> Response:
-    """Store the response as `queued` and start it; answer with it, or stream its events
-    (a client that drops the stream leaves the response running)."""
-    await turn.services.store.save(StoredResponse(turn.response, turn.input_items))
-    queued = turn.response
-    run = turn.services.runs.start(turn)
-    if stream:
-        return _event_stream(run.follow(), which, store=True)
-    return json_response(response_body(queued, which, store=True))
+        final = await unless_gone(req, started.result())
+        return json_response(response_body(final, dialect(req), store=started.stored))
+    await unless_gone(req, started.open())  # the stream watches for itself once started
+    return _event_stream(started.events(), dialect(req), store=started.stored)
 
 
 def _event_stream(events: AsyncIterator[Event], which: Dialect, *, store: bool) -> sse.EventStream:
@@ -94,15 +83,15 @@ async def _frames(
 async def compact_response() -> Response:
     req = current()
     body = await read_body(req, m.CompactResponseMethodPublicBody, request_defaults)
-    resource = await unless_gone(req, compact(services(req), body, req.headers))
+    resource = await unless_gone(req, pipeline.compact(services(req), body, caller(req)))
     return json_response(compaction_body(resource, dialect(req)))
 
 
 async def count_input_tokens() -> Response:
     req = current()
     body = await read_body(req, m.TokenCountsBody, request_defaults)
-    counted, exact = await count_tokens(services(req), body)
-    # The count is exact for OpenAI-family models, an estimate for others (see core.tokens).
+    counted, exact = await pipeline.count_tokens(services(req), body)
+    # The count is exact for OpenAI-family models, an estimate for others (see tokens).
     headers = {"openresponses-token-count": "exact" if exact else "estimate"}
     return json_response(counted.model_dump(mode="json"), headers=headers)
 
@@ -160,7 +149,7 @@ async def cancel_response(response_id: str) -> Response:
     found = services(req)
     turn = await found.runs.cancel(response_id)
     if turn is not None:
-        response, stored = turn.response, turn.store
+        response, stored = turn.response, turn.stored
     else:  # not in flight here: already ended, or running elsewhere
         record = await found.store.get(response_id)
         if record is None:

@@ -14,7 +14,7 @@ from starlette.responses import Response
 
 from openresponses.api.common import check_limit, current, json_response, read_body, services
 from openresponses.api.files import listing, missing_file
-from openresponses.core.runner import Services
+from openresponses.core.services import Services
 from openresponses.errors import invalid, not_found
 from openresponses.generated import openai_models as m
 from openresponses.store.objects import StoreFile, Window

@@ -26,11 +26,13 @@ from starlette.responses import Response
 from starlette.types import Message, Receive, Scope, Send
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
-from openresponses import auth
+from openresponses.api import auth
 from openresponses.api.common import load_json, parse_body, until
+from openresponses.api.dialects import error_body, error_type, event_body, select
 from openresponses.api.responses import request_defaults
-from openresponses.core.dialects import Dialect, error_body, error_type, event_body, select
-from openresponses.core.runner import Services, Turn, bearer, prepare
+from openresponses.config import Dialect
+from openresponses.core import pipeline
+from openresponses.core.services import Services
 from openresponses.errors import APIError, ErrorKind, invalid
 from openresponses.generated import openai_models as m
 
@@ -117,13 +119,13 @@ class Connection:
             data = load_json(message)
             if isinstance(data, dict) and isinstance(data.get("previous_response_id"), str):
                 previous = data["previous_response_id"]
-            turn = await prepare(
+            turn = await pipeline.start(
                 self.services,
                 _create_request(data),
-                self.websocket.headers,
+                auth.caller(self.websocket.headers, self.services.settings),
                 history=self._history,
             )
-            first = await turn.prime()
+            await turn.open()
         except orjson.JSONDecodeError:
             await self._refuse(invalid("The message is not valid JSON.", code="invalid_json"))
             return
@@ -136,17 +138,17 @@ class Connection:
             self._evict(previous)
             await self._refuse(APIError(ErrorKind.SERVER, "The server had an error."))
             return
-        await self._stream(turn, first)
+        await self._stream(turn)
         if turn.response.status == "failed":
             self._evict(previous)
         else:
             self.latest = (turn.response.id, turn.conversation)
 
-    async def _stream(self, turn: Turn, first: Any) -> None:
+    async def _stream(self, turn: pipeline.Started) -> None:
         # A failed send ends the turn too.
-        async with contextlib.aclosing(turn.run(first)) as events:
+        async with contextlib.aclosing(turn.events()) as events:
             async for event in events:
-                data = event_body(event, self.dialect, store=turn.store)
+                data = event_body(event, self.dialect, store=turn.stored)
                 # Text frames: the events are JSON, as the SSE data lines would be.
                 await self.websocket.send_text(orjson.dumps(data).decode())
 
@@ -191,7 +193,7 @@ async def serve(scope: Scope, receive: Receive, send: Send) -> None:
     websocket = WebSocket(scope, receive, send)
     services: Services = scope["state"]["services"]
     try:
-        auth.check(services.settings.api_keys, bearer(websocket.headers))
+        auth.check(services.settings.api_keys, auth.bearer(websocket.headers))
     except APIError as exc:
         await _deny(websocket, exc, select(websocket.headers, services.settings.dialect))
         return

@@ -19,13 +19,13 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import Any, Protocol
 
-from openresponses.core.engine import Event
-from openresponses.core.runner import Turn
+from openresponses.core.builder import Event
 from openresponses.generated import openai_models as m
+from openresponses.items import Item
 from openresponses.store.base import Store
 
 INTERRUPTED = "The server stopped before the response completed."
@@ -37,20 +37,61 @@ RETAIN_SECONDS = 600.0
 """How long a finished response's events stay available for resuming its stream."""
 
 
+class Turn(Protocol):
+    """A response turn as `Runs` drives and stops it (core.turn.Turn)."""
+
+    stored: bool
+    cancel_requested: bool
+    generating: bool
+    shut_down: bool
+
+    @property
+    def response(self) -> m.Response: ...
+
+    @property
+    def conversation(self) -> list[Item]: ...
+
+    def events(self) -> AsyncGenerator[Event, None]: ...
+
+
 class Run:
-    """One background response: its turn, driven by a task, and the events it produced."""
+    """One background response: its turn, driven by a task, and the events it produced.
+
+    To a transport it reads as a turn does (see core.pipeline's `Started`): its events are
+    followed from the start, and the answer to its create request is the response as queued.
+    """
+
+    stored = True
 
     def __init__(self, turn: Turn) -> None:
         self.turn = turn
-        self.events: list[Event] = []  # events[n].sequence_number == n
+        self.queued = turn.response.model_copy(deep=True)
+        self.log: list[Event] = []  # log[n].sequence_number == n
         self.finished_at: float | None = None
         self._changed = asyncio.Event()
         self.task = asyncio.create_task(self._drive(), name=f"background {turn.response.id}")
 
+    @property
+    def response(self) -> m.Response:
+        return self.turn.response
+
+    @property
+    def conversation(self) -> list[Item]:
+        return self.turn.conversation
+
+    async def open(self) -> None:
+        """Nothing to wait for: the response runs in its own task, whoever listens."""
+
+    def events(self) -> AsyncGenerator[Event, None]:
+        return self.follow()
+
+    async def result(self) -> m.Response:
+        return self.queued
+
     async def _drive(self) -> None:
         try:
-            async for event in self.turn.run(None):
-                self.events.append(event)
+            async for event in self.turn.events():
+                self.log.append(event)
                 self._notify()
         finally:
             self.finished_at = time.monotonic()
@@ -61,13 +102,13 @@ class Run:
         self._changed.set()
         self._changed = asyncio.Event()
 
-    async def follow(self, after: int = -1) -> AsyncIterator[Event]:
+    async def follow(self, after: int = -1) -> AsyncGenerator[Event, None]:
         """The events after sequence number `after`, then each new one until the last."""
         index = max(after + 1, 0)
         while True:
             changed = self._changed
-            while index < len(self.events):
-                yield self.events[index]
+            while index < len(self.log):
+                yield self.log[index]
                 index += 1
             if self.finished_at is not None:
                 return

@@ -26,9 +26,9 @@ import zlib
 from pathlib import Path
 from typing import Any
 
-from openresponses.core.items import new_id, user_text
 from openresponses.errors import invalid
 from openresponses.generated import openai_models as m
+from openresponses.items import new_id, user_text
 
 PREFIX = "orc1."
 """Marks our sealed format and its version, so a later format can still read this one."""

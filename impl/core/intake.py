@@ -15,9 +15,9 @@ from typing import Any, TypeVar
 from pydantic import BaseModel, RootModel
 
 from openresponses.core import conversations
-from openresponses.core.items import input_message, new_id, user_text
 from openresponses.errors import invalid
 from openresponses.generated import openai_models as m
+from openresponses.items import input_message, new_id, user_text
 from openresponses.store.base import Store
 from openresponses.tools.mcp import function_name
 from openresponses.tools.registry import Toolbox

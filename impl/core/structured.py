@@ -17,8 +17,8 @@ from typing import Any
 
 import jsonschema
 
-from openresponses.core.items import new_id, user_text
 from openresponses.generated import openai_models as m
+from openresponses.items import new_id, user_text
 from openresponses.providers.base import (
     Finish,
     ModelEvent,

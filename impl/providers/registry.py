@@ -26,8 +26,6 @@ KINDS: dict[str, Factory] = {
     "openai-responses": OpenAIResponsesProvider,
 }
 
-PROVIDER_HEADER = "x-model-provider"
-
 
 class Registry:
     """The configured providers, built once per server."""
@@ -62,13 +60,13 @@ class Registry:
         self._models[key] = (now + self.models_ttl, models)
         return models
 
-    def route(self, model: str, headers: Mapping[str, str]) -> tuple[Provider, str]:
+    def route(self, model: str, header: str | None = None) -> tuple[Provider, str]:
         """The provider and upstream model name for a request's `model`.
 
-        `provider@model` picks a provider; so does the `x-model-provider` header (then the
-        whole `model` goes upstream); otherwise the default provider gets the model as is.
+        `provider@model` picks a provider; so does `header`, the `x-model-provider` header
+        (then the whole `model` goes upstream); otherwise the default provider gets the model
+        as is.
         """
-        header = headers.get(PROVIDER_HEADER)
         if header:
             name, upstream = header, model.removeprefix(f"{header}@")
             param = None

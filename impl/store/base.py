@@ -21,7 +21,7 @@ class StoredResponse:
     """A response and the input items it was created from (its own, not its chain's)."""
 
     response: Response
-    input_items: list[Any]  # ItemResource models (see core.items)
+    input_items: list[Any]  # ItemResource models (see openresponses.items)
 
 
 @dataclass(frozen=True)
@@ -54,7 +54,7 @@ class Conversations(Protocol):
     """
 
     async def create(self, conversation: ConversationResource, items: Sequence[Any]) -> None:
-        """Insert a new conversation holding `items` (input items, see core.items)."""
+        """Insert a new conversation holding `items` (input items, see openresponses.items)."""
 
     async def get(self, conversation_id: str) -> ConversationResource | None:
         """The conversation, or None when it does not exist (or was deleted)."""

@@ -14,7 +14,7 @@ import orjson
 from pydantic import BaseModel, TypeAdapter
 from sqlalchemy import Dialect, String, TypeDecorator
 
-from openresponses.core.items import ITEM_RESOURCE, OUTPUT_ITEM, item_id
+from openresponses.items import ITEM_RESOURCE, OUTPUT_ITEM, item_id
 from openresponses.store.base import StoredResponse
 
 Role = Literal["input", "output"]

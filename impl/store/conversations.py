@@ -33,8 +33,8 @@ from sqlalchemy import (
     update,
 )
 
-from openresponses.core.items import item_id
 from openresponses.generated.openai_models import ConversationResource
+from openresponses.items import item_id
 from openresponses.store.base import ItemConflict, ItemPage, MissingItem
 from openresponses.store.codec import Role, Varchar, dump, load_item
 

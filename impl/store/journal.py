@@ -34,8 +34,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Literal, Protocol
 
-from openresponses.core.items import ITEM_RESOURCE
 from openresponses.generated.openai_models import Response
+from openresponses.items import ITEM_RESOURCE
 from openresponses.store.base import Conversations, ItemPage, Store, StoredResponse
 from openresponses.store.codec import Encoded, encode
 

@@ -41,7 +41,7 @@ class ToolServices:
 @dataclass
 class Citations:
     """The sources a response's tools numbered for the model, which it cites as `[n]`; the
-    engine turns the markers into annotations (see core.engine)."""
+    engine turns the markers into annotations (see core.builder)."""
 
     sources: dict[int, tuple[str, str, str]] = field(default_factory=dict)
     """n: ("url", url, title) or ("file", file_id, filename)."""

@@ -13,9 +13,9 @@ import json
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from openresponses.core.items import new_id
 from openresponses.errors import APIError, invalid
 from openresponses.generated import openai_models as m
+from openresponses.items import new_id
 from openresponses.tools.base import Citations, ToolServices
 from openresponses.vectors.search import compile_filter, fusion_weights
 

@@ -20,8 +20,8 @@ from collections.abc import Sequence
 from contextlib import AbstractAsyncContextManager
 from typing import TYPE_CHECKING, Any
 
-from openresponses.core.items import new_id
 from openresponses.generated import openai_models as m
+from openresponses.items import new_id
 from openresponses.tools.base import Citations, ToolServices
 from openresponses.tools.guard import check_url
 

@@ -11,9 +11,9 @@ import json
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from openresponses.core.items import new_id
 from openresponses.errors import invalid
 from openresponses.generated import openai_models as m
+from openresponses.items import new_id
 from openresponses.tools import file_search, mcp
 from openresponses.tools.base import Citations, ServerTool, ToolServices
 from openresponses.tools.web_search import tool as web

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from openresponses.core import tokens
+from openresponses import tokens
 from openresponses.errors import invalid
 from openresponses.vectors.index import Chunk
 

@@ -8,8 +8,8 @@ from typing import Any
 
 import pytest
 
-from openresponses.core.items import new_id
 from openresponses.generated import openai_models as m
+from openresponses.items import new_id
 from openresponses.store import open_store
 from openresponses.store.base import ItemConflict, MissingItem
 from openresponses.store.conversations import SqlConversations

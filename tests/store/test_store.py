@@ -18,8 +18,8 @@ from typing import Any, TypeVar
 import pytest
 from sqlalchemy import event, text
 
-from openresponses.core.items import new_id
 from openresponses.generated import openai_models as m
+from openresponses.items import new_id
 from openresponses.store import duckdb_url, open_store
 from openresponses.store.base import Store, StoredResponse
 from openresponses.store.codec import encode

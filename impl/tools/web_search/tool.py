@@ -13,9 +13,9 @@ import json
 from collections.abc import Sequence
 from typing import Any
 
-from openresponses.core.items import new_id
 from openresponses.errors import APIError
 from openresponses.generated import openai_models as m
+from openresponses.items import new_id
 from openresponses.tools.base import Citations, ToolServices
 from openresponses.tools.web_search.base import WebSearchBackend
 from openresponses.tools.web_search.page import PageFetcher

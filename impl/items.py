@@ -15,8 +15,8 @@ from pydantic import BaseModel, TypeAdapter
 
 from openresponses.generated import openai_models as m
 
-# Every item that `input_items` may return: input messages, output messages, tool calls…
-ItemResource: TypeAlias = Any
+Item: TypeAlias = Any
+"""Every item that `input_items` may return: input messages, output messages, tool calls…"""
 _ITEM_UNION = get_args(m.ResponseItemList.model_fields["data"].annotation)[0]
 ITEM_RESOURCE: TypeAdapter[Any] = TypeAdapter(_ITEM_UNION)
 ITEM_LIST: TypeAdapter[list[Any]] = TypeAdapter(list[_ITEM_UNION])  # type: ignore[valid-type]

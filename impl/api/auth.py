@@ -1,4 +1,5 @@
-"""Optional API keys of the server's own (`OPENRESPONSES_API_KEYS`).
+"""Who is calling: the optional API keys of the server's own (`OPENRESPONSES_API_KEYS`),
+and the caller as the turn pipeline sees it.
 
 A self-hosted gateway holding provider keys must not serve whoever reaches its port. When
 keys are configured, every request needs one of them as its bearer token; when none are,
@@ -8,13 +9,32 @@ the server checks nothing and forwards the client's token to providers that lack
 from __future__ import annotations
 
 import hmac
+from collections.abc import Mapping
 from typing import Any
 
 from starlette.datastructures import Headers
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from openresponses.core.runner import bearer
+from openresponses.config import Settings
+from openresponses.core.pipeline import Caller
 from openresponses.errors import APIError, ErrorKind
+
+PROVIDER_HEADER = "x-model-provider"
+"""Names the provider a request's model goes to (see providers.registry's `route`)."""
+
+
+def bearer(headers: Mapping[str, str]) -> str | None:
+    """The bearer token of a request, if it has one."""
+    value = headers.get("authorization", "")
+    scheme, _, token = value.partition(" ")
+    return token.strip() or None if scheme.lower() == "bearer" else None
+
+
+def caller(headers: Mapping[str, str], settings: Settings) -> Caller:
+    """The caller of a request. When the server checks keys of its own, the client's token
+    is one of those, meant for us, and is never passed on upstream."""
+    key = None if settings.api_keys else bearer(headers)
+    return Caller(upstream_key=key, provider=headers.get(PROVIDER_HEADER))
 
 
 class ApiKeyMiddleware:

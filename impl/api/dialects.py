@@ -13,11 +13,11 @@ from __future__ import annotations
 
 import inspect
 from collections.abc import Mapping
-from enum import Enum
 from typing import Annotated, Any, Union, get_args
 
 from pydantic import BaseModel, Field, TypeAdapter
 
+from openresponses.config import Dialect
 from openresponses.errors import APIError, ErrorKind
 from openresponses.generated import openresponses_models as orm
 
@@ -26,11 +26,6 @@ EXTENSION_PREFIX = "openresponses:"
 
 HEADER = "openresponses-version"
 SPEC_VERSION = "2026-04-24"
-
-
-class Dialect(Enum):
-    OPENAI = "openai"
-    OPENRESPONSES = "openresponses"
 
 
 def select(headers: Mapping[str, str], default: Dialect) -> Dialect:

@@ -32,7 +32,7 @@ from connexion.middleware.server_error import ServerErrorMiddleware
 from connexion.validators import VALIDATOR_MAP
 from starlette.types import Receive, Scope, Send
 
-from openresponses.auth import ApiKeyMiddleware
+from openresponses.api.auth import ApiKeyMiddleware
 from openresponses.files.limits import UploadLimitMiddleware
 
 

@@ -3,7 +3,7 @@
 This is the single place that turns a model's output into Responses items and semantic
 events. Streaming and non-streaming requests both run through it (non-streaming callers
 just keep the final response), so the two can never disagree about the shape of a result.
-Events are the generated OpenAI event models; `core.dialects` re-spells them per client.
+Events are the generated OpenAI event models; `api.dialects` re-spells them per client.
 """
 
 from __future__ import annotations
@@ -15,9 +15,9 @@ from typing import Any, Literal
 
 from pydantic import BaseModel
 
-from openresponses.core.items import new_id
 from openresponses.errors import APIError
 from openresponses.generated import openai_models as m
+from openresponses.items import new_id
 from openresponses.providers.base import (
     Finish,
     ModelEvent,

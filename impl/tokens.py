@@ -109,7 +109,7 @@ class Counter:
         return PER_TOOL + self.text(json.dumps(definition, separators=(",", ":")))
 
     def item(self, item: Any) -> int:
-        """One stored item (see core.items), as the model would be shown it."""
+        """One stored item (see openresponses.items), as the model would be shown it."""
         kind = getattr(item, "type", None)
         if kind == "message":
             texts, images = _contents(item.content)
