@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from openresponses.conformance import grammar
-from openresponses.conformance.registry import fail, require
+from openresponses.conformance.outcomes import fail, require
 from openresponses.conformance.schemas import OPENAI, OPENRESPONSES, Schemas
 from openresponses.conformance.wire import Client, Dialect, Exchange, Stream
 

@@ -10,7 +10,8 @@ from dataclasses import dataclass
 
 from openresponses.conformance import checks as _checks  # noqa: F401 - registers the checks
 from openresponses.conformance.context import Context
-from openresponses.conformance.registry import CHECKS, Check, Failed, Skipped, Warned
+from openresponses.conformance.outcomes import Failed, Skipped, Warned
+from openresponses.conformance.registry import CHECKS, Check
 from openresponses.conformance.wire import Client, Dialect, Target, TransportError
 
 PASS, FAIL, SKIP, WARN = "pass", "fail", "skip", "warn"

@@ -102,7 +102,7 @@ class Settings:
 
 @dataclass(frozen=True)
 class WebSearchConfig:
-    backend: str  # a name in WEB_SEARCH_BACKENDS, implemented in tools/web_search/
+    backend: str  # a name in WEB_SEARCH_BACKENDS, implemented in tools/web/
     base_url: str
     api_key: str | None = None
 

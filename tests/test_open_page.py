@@ -1,4 +1,4 @@
-"""The web_search tool's `open_page` action (tools/web_search/page.py), called in-process
+"""The web_search tool's `open_page` action (tools/web/page.py), called in-process
 against pages served on loopback (so private networks are allowed, except where the guard
 itself is under test): readable text, redirects checked hop by hop, and the limits."""
 
@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from openresponses.errors import APIError, ErrorKind
-from openresponses.tools.web_search import PageFetcher, PageText, WebSearchError
+from openresponses.tools.web import PageFetcher, PageText, WebSearchError
 from tests.conftest import free_port
 from tests.search_api import Answer, FakeSearchAPI
 

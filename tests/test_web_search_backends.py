@@ -1,4 +1,4 @@
-"""The web search backends (tools/web_search/), called in-process against a loopback fake of
+"""The web search backends (tools/web/), called in-process against a loopback fake of
 each API that answers in the API's real JSON shape (tests/fixtures/web_search/): the request
 each backend sends, the results it reads back, and every way a backend can fail."""
 
@@ -17,7 +17,7 @@ import pytest
 from openresponses.config import WEB_SEARCH_BACKENDS, WebSearchConfig, load_settings
 from openresponses.errors import ErrorKind
 from openresponses.generated import openai_models as m
-from openresponses.tools.web_search import (
+from openresponses.tools.web import (
     ContextSize,
     UserLocation,
     WebResult,
@@ -25,10 +25,10 @@ from openresponses.tools.web_search import (
     backend_from_settings,
     not_configured,
 )
-from openresponses.tools.web_search.brave import BraveBackend
-from openresponses.tools.web_search.registry import BACKENDS
-from openresponses.tools.web_search.searxng import SearxngBackend
-from openresponses.tools.web_search.tavily import TavilyBackend
+from openresponses.tools.web.brave import BraveBackend
+from openresponses.tools.web.registry import BACKENDS
+from openresponses.tools.web.searxng import SearxngBackend
+from openresponses.tools.web.tavily import TavilyBackend
 from tests.conftest import free_port
 from tests.search_api import Answer, FakeSearchAPI, fixture
 

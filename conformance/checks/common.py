@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from openresponses.conformance.registry import require
+from openresponses.conformance.outcomes import require
 
 OR_SPEC = "Open Responses 2026-04-24"
 OPENAI_REF = "OpenAI API reference, Responses"

@@ -6,7 +6,8 @@ from typing import Any
 
 from openresponses.conformance.checks.common import OR_SPEC, require_text_answer, user
 from openresponses.conformance.context import Context
-from openresponses.conformance.registry import check, require
+from openresponses.conformance.outcomes import require
+from openresponses.conformance.registry import check
 from openresponses.conformance.schemas import OPENRESPONSES
 
 COMPACT = f"{OR_SPEC} §WebSocket Compaction; CompactResource"

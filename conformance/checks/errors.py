@@ -6,7 +6,8 @@ from dataclasses import replace
 
 from openresponses.conformance.checks.common import OR_SPEC, user
 from openresponses.conformance.context import ERROR_TYPES, Context
-from openresponses.conformance.registry import OPENRESPONSES_ONLY, check, skip, warn
+from openresponses.conformance.outcomes import skip, warn
+from openresponses.conformance.registry import OPENRESPONSES_ONLY, check
 from openresponses.conformance.wire import Client, Dialect
 
 ERRORS = f"{OR_SPEC} §Errors"

@@ -25,7 +25,8 @@ from schemathesis.specs.openapi.checks import (
 
 from openresponses.conformance.checks.common import OPENAI_REF
 from openresponses.conformance.context import Context, listing
-from openresponses.conformance.registry import check, fail
+from openresponses.conformance.outcomes import fail
+from openresponses.conformance.registry import check
 from openresponses.conformance.schemas import OPENAI, json_path
 from openresponses.conformance.wire import Dialect
 

@@ -13,7 +13,8 @@ from openresponses.conformance.checks.common import (
     user,
 )
 from openresponses.conformance.context import Context
-from openresponses.conformance.registry import check, require
+from openresponses.conformance.outcomes import require
+from openresponses.conformance.registry import check
 
 
 def _png_data_url(size: int = 32) -> str:

@@ -12,7 +12,8 @@ from openresponses.conformance.checks.common import (
 )
 from openresponses.conformance.context import Context
 from openresponses.conformance.grammar import first_difference
-from openresponses.conformance.registry import check, fail, require
+from openresponses.conformance.outcomes import fail, require
+from openresponses.conformance.registry import check
 from openresponses.conformance.wire import Dialect
 
 PREVIOUS = f"{OR_SPEC} §previous_response_id"

@@ -9,7 +9,8 @@ from __future__ import annotations
 from openresponses.conformance import grammar
 from openresponses.conformance.checks.common import OR_SPEC, require_completed, user
 from openresponses.conformance.context import OPENAI_EVENT_NAMES, Context, Streamed, listing
-from openresponses.conformance.registry import OPENRESPONSES_ONLY, check, fail, require, warn
+from openresponses.conformance.outcomes import fail, require, warn
+from openresponses.conformance.registry import OPENRESPONSES_ONLY, check
 
 STREAMING = f"{OR_SPEC} §Streaming"
 

@@ -19,7 +19,8 @@ from openresponses.conformance.checks.common import (
     user,
 )
 from openresponses.conformance.context import Context
-from openresponses.conformance.registry import check, fail, require
+from openresponses.conformance.outcomes import fail, require
+from openresponses.conformance.registry import check
 
 TOOLS = f"{OR_SPEC} §Tools"
 TOOL_CHOICE = f"{OR_SPEC} §tool_choice"

@@ -23,14 +23,8 @@ from openresponses.conformance.checks.common import (
     user,
 )
 from openresponses.conformance.context import Context, listing
-from openresponses.conformance.registry import (
-    OPENRESPONSES_ONLY,
-    check,
-    fail,
-    require,
-    skip,
-    warn,
-)
+from openresponses.conformance.outcomes import fail, require, skip, warn
+from openresponses.conformance.registry import OPENRESPONSES_ONLY, check
 from openresponses.conformance.schemas import OPENRESPONSES
 from openresponses.conformance.wire import TransportError
 

@@ -27,8 +27,8 @@ from openresponses.store.base import Store
 from openresponses.store.objects import ObjectStore
 from openresponses.store.sql import create_store_engine
 from openresponses.tools.base import ToolServices
-from openresponses.tools.web_search.page import PageFetcher
-from openresponses.tools.web_search.registry import backend_from_settings
+from openresponses.tools.web.page import PageFetcher
+from openresponses.tools.web.registry import backend_from_settings
 from openresponses.vectors.ann import HnswParams
 from openresponses.vectors.embedders import Embedder, LocalMiniLM
 from openresponses.vectors.index import VECTORS_FILE, ChunkIndex

@@ -20,8 +20,8 @@ from typing import TYPE_CHECKING, Any, Protocol
 from openresponses.generated import openai_models as m
 
 if TYPE_CHECKING:
-    from openresponses.tools.web_search.base import WebSearchBackend
-    from openresponses.tools.web_search.page import PageFetcher
+    from openresponses.tools.web.base import WebSearchBackend
+    from openresponses.tools.web.page import PageFetcher
     from openresponses.vectors.search import Searcher
 
 

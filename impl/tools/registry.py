@@ -14,15 +14,14 @@ from typing import Any
 from openresponses.errors import invalid
 from openresponses.generated import openai_models as m
 from openresponses.items import new_id
-from openresponses.tools import file_search, mcp
+from openresponses.tools import file_search, mcp, web_search
 from openresponses.tools.base import Citations, ServerTool, ToolServices
-from openresponses.tools.web_search import tool as web
 
 _BUILDERS: dict[type[Any], Callable[[Any, int, ToolServices, Citations], ServerTool]] = {
     m.MCPTool: mcp.McpServer,
     m.FileSearchTool: file_search.FileSearch,
-    m.WebSearchTool: web.WebSearch,
-    m.WebSearchPreviewTool: web.WebSearch,
+    m.WebSearchTool: web_search.WebSearch,
+    m.WebSearchPreviewTool: web_search.WebSearch,
 }
 """Request tool model → the server tool that runs it (given the tool, its index, what tools
 may use, and the response's citations)."""
@@ -129,10 +128,10 @@ def _output(call_id: str, output: str) -> m.FunctionToolCallOutputResource:
 def _web_items(item: Any, results: dict[str, str]) -> tuple[list[Any], list[Any]]:
     action = item.action
     if isinstance(action, m.WebSearchActionOpenPage):
-        call = _call(item.id, web.OPEN_PAGE, json.dumps({"url": str(action.url)}))
+        call = _call(item.id, web_search.OPEN_PAGE, json.dumps({"url": str(action.url)}))
     else:
-        call = _call(item.id, web.SEARCH, json.dumps({"query": action.query or ""}))
-    return [call], [_output(item.id, results.get(item.id) or web.model_text(item))]
+        call = _call(item.id, web_search.SEARCH, json.dumps({"query": action.query or ""}))
+    return [call], [_output(item.id, results.get(item.id) or web_search.model_text(item))]
 
 
 def _file_search_items(item: Any, results: dict[str, str]) -> tuple[list[Any], list[Any]]:

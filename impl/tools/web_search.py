@@ -17,9 +17,9 @@ from openresponses.errors import APIError
 from openresponses.generated import openai_models as m
 from openresponses.items import new_id
 from openresponses.tools.base import Citations, ToolServices
-from openresponses.tools.web_search.base import WebSearchBackend
-from openresponses.tools.web_search.page import PageFetcher
-from openresponses.tools.web_search.registry import not_configured
+from openresponses.tools.web.base import WebSearchBackend
+from openresponses.tools.web.page import PageFetcher
+from openresponses.tools.web.registry import not_configured
 
 SEARCH, OPEN_PAGE = "web_search", "open_page"
 

@@ -16,7 +16,7 @@ from typing import Any
 
 import aiohttp
 
-from openresponses.tools.web_search.base import WebSearchError, malformed
+from openresponses.tools.web.base import WebSearchError, malformed
 
 _CODES = {401: "web_search_auth", 403: "web_search_auth", 429: "web_search_rate_limited"}
 

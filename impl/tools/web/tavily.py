@@ -16,7 +16,7 @@ from typing import Any
 import aiohttp
 
 from openresponses.config import WebSearchConfig
-from openresponses.tools.web_search.base import (
+from openresponses.tools.web.base import (
     ContextSize,
     UserLocation,
     WebResult,
@@ -26,7 +26,7 @@ from openresponses.tools.web_search.base import (
     published,
     text,
 )
-from openresponses.tools.web_search.http import request_json
+from openresponses.tools.web.http import request_json
 
 _MAX_RESULTS = 20  # Tavily's limit for `max_results`
 _HINTS = {401: "check TAVILY_API_KEY", 403: "check TAVILY_API_KEY"}

@@ -19,7 +19,7 @@ from typing import Any
 import aiohttp
 
 from openresponses.config import WebSearchConfig
-from openresponses.tools.web_search.base import (
+from openresponses.tools.web.base import (
     ContextSize,
     UserLocation,
     WebResult,
@@ -31,7 +31,7 @@ from openresponses.tools.web_search.base import (
     text,
     with_sites,
 )
-from openresponses.tools.web_search.http import request_json
+from openresponses.tools.web.http import request_json
 
 # The `country` parameter's values in Brave's API reference (others: the X-Loc headers only).
 _COUNTRIES = frozenset({

@@ -18,7 +18,7 @@ from html.parser import HTMLParser
 
 from openresponses.config import Settings
 from openresponses.tools.fetch import Fetched, FetchFailed, GuardedFetcher
-from openresponses.tools.web_search.base import WebSearchError
+from openresponses.tools.web.base import WebSearchError
 
 _HTML = ("text/html", "application/xhtml+xml")
 _TEXT = ("application/json", "application/xml", "application/javascript")

@@ -17,7 +17,7 @@ from typing import Any
 import aiohttp
 
 from openresponses.config import WebSearchConfig
-from openresponses.tools.web_search.base import (
+from openresponses.tools.web.base import (
     ContextSize,
     UserLocation,
     WebResult,
@@ -28,7 +28,7 @@ from openresponses.tools.web_search.base import (
     text,
     with_sites,
 )
-from openresponses.tools.web_search.http import request_json
+from openresponses.tools.web.http import request_json
 
 _HINTS = {403: "enable the json format under search.formats in SearXNG's settings.yml"}
 

@@ -9,10 +9,10 @@ import aiohttp
 
 from openresponses.config import WEB_SEARCH_BACKENDS, Settings, WebSearchConfig
 from openresponses.errors import APIError, invalid
-from openresponses.tools.web_search.base import WebSearchBackend
-from openresponses.tools.web_search.brave import BraveBackend
-from openresponses.tools.web_search.searxng import SearxngBackend
-from openresponses.tools.web_search.tavily import TavilyBackend
+from openresponses.tools.web.base import WebSearchBackend
+from openresponses.tools.web.brave import BraveBackend
+from openresponses.tools.web.searxng import SearxngBackend
+from openresponses.tools.web.tavily import TavilyBackend
 
 BACKENDS: dict[str, Callable[[WebSearchConfig, aiohttp.ClientSession], WebSearchBackend]] = {
     "searxng": SearxngBackend,
