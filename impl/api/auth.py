@@ -16,7 +16,7 @@ from starlette.datastructures import Headers
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from openresponses.config import Settings
-from openresponses.core.pipeline import Caller
+from openresponses.core.caller import Caller
 from openresponses.errors import APIError, ErrorKind
 
 PROVIDER_HEADER = "x-model-provider"

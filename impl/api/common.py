@@ -23,7 +23,7 @@ from starlette.responses import Response
 from openresponses.api import auth
 from openresponses.api.dialects import select
 from openresponses.config import Dialect
-from openresponses.core.pipeline import Caller
+from openresponses.core.caller import Caller
 from openresponses.core.services import Services
 from openresponses.errors import APIError, ErrorKind, invalid
 from openresponses.items import ITEM_MODELS, new_id

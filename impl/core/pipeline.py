@@ -15,7 +15,6 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import AsyncGenerator, Awaitable, Callable
-from dataclasses import dataclass
 from typing import Any, TypeAlias
 
 from openresponses import tokens
@@ -23,6 +22,7 @@ from openresponses.core import coherence, compaction, conversations, intake, str
 from openresponses.core.attachments import Origin
 from openresponses.core.background import Run
 from openresponses.core.builder import ResponseBuilder, usage_model
+from openresponses.core.caller import Caller
 from openresponses.core.services import Services
 from openresponses.core.turn import Agent, Turn
 from openresponses.errors import invalid
@@ -45,16 +45,6 @@ Started: TypeAlias = Turn | Run
 
 History = Callable[[str], Awaitable[list[Item] | None]]
 """The conversation up to a response id, or None when it is unknown (`Store.context`)."""
-
-
-@dataclass(frozen=True)
-class Caller:
-    """Who is asking, as far as the pipeline needs to know."""
-
-    upstream_key: str | None = None
-    """The client's own key, forwarded to providers that have none (never one of ours)."""
-    provider: str | None = None
-    """The provider the client named with the `x-model-provider` header."""
 
 
 async def start(

@@ -1,2 +1,5 @@
-"""Uploaded files: their bytes on disk in the data directory (`blobs`), their metadata in the
-store (`store.objects`), and the limit on an upload's size (`limits`)."""
+"""Uploaded files: their bytes on disk in the data directory (`blobs`), their media types
+(`media`) and the limit on an upload's size (`limits`); their metadata is in the store.
+
+May import: store and the shared modules.
+"""

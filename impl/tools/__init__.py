@@ -1,3 +1,7 @@
-"""The server-side tools: the protocol the tool loop (`core.runner`) runs them through
-(`base`, `registry`), each tool (`mcp`), and their building blocks: the outbound URL guard
-(`guard`) and the web search backends (`web_search`)."""
+"""The server-side tools: the protocol the tool loop (`core.turn`) runs them through
+(`base`, `registry`), one module per tool (`file_search`, `web_search`, `mcp`), and their
+building blocks: the outbound URL guard (`guard`, `fetch`) and the web (`web/`: search
+backends and page fetching).
+
+May import: providers, vectors, files, store and the shared modules; never core or api.
+"""
