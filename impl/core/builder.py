@@ -334,7 +334,7 @@ class ResponseBuilder:
         events.append(self._lifecycle(m.ResponseFailedEvent, "response.failed"))
         return events
 
-    # -- server tools (core.runner runs the loop) ---------------------------------------------
+    # -- server tools (core.turn runs the loop) ---------------------------------------------
 
     def take_server_calls(self) -> list[ServerCall]:
         """This round's calls of server tools, in the model's order (after `end_round`)."""

@@ -4,7 +4,7 @@ A request's built-in tools (`mcp` now; `file_search` and `web_search` follow the
 protocol) are offered to the model as ordinary function tools, so every provider can call
 them. When the model calls one, the server runs it and reports it to the client as the
 tool's own item (`mcp_call`…), never as a `function_call`; the model then reads the result
-as a function output and goes on (the loop is `core.runner.Turn`'s).
+as a function output and goes on (the loop is `core.turn.Turn`'s).
 
 Each tool type is one module with a class implementing `ServerTool`; `tools.registry` builds
 them from a request and turns their items back into function calls and outputs for the
