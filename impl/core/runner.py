@@ -37,7 +37,7 @@ from openresponses.providers.base import (
 )
 from openresponses.providers.registry import Registry
 from openresponses.store.base import Store, StoredResponse
-from openresponses.store.objects import ObjectStore
+from openresponses.store.objects import Objects
 from openresponses.tools import registry as tool_registry
 from openresponses.tools.base import ToolServices
 from openresponses.tools.registry import Toolbox
@@ -71,7 +71,7 @@ class Services:
     """Responses running in this process, background or in flight (see core.background)."""
     tools: ToolServices
     """What server tools use (see tools.base)."""
-    objects: ObjectStore
+    objects: Objects
     """Files and vector stores (metadata)."""
     blobs: Blobs
     """Files' bytes."""
