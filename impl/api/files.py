@@ -21,7 +21,7 @@ from openresponses.errors import invalid, not_found
 from openresponses.files.blobs import new_file_id
 from openresponses.files.limits import too_large
 from openresponses.generated import openai_models as m
-from openresponses.store.objects import Window
+from openresponses.store.objects_db import Window
 
 
 def _form_fields(form: dict[str, Any]) -> dict[str, Any]:
@@ -77,7 +77,7 @@ async def create_file(body: dict[str, Any] | None = None, file: Any = None) -> R
         purpose=form.purpose,
         status="processed",
     )
-    await found.objects.add_file(record)
+    await found.objects.files.add(record)
     return json_response(_dump(record))
 
 
@@ -90,7 +90,7 @@ def missing_file(file_id: str, param: str = "file_id") -> Exception:
 
 
 async def _file(file_id: str) -> m.OpenAIFile:
-    found = await services(current()).objects.get_file(file_id)
+    found = await services(current()).objects.files.get(file_id)
     if found is None:
         raise missing_file(file_id)
     return found
@@ -117,7 +117,7 @@ async def list_files(
 ) -> Response:
     check_limit(limit, 10000)
     window = Window(limit, order, after)
-    page = await services(current()).objects.list_files(purpose, window)
+    page = await services(current()).objects.files.page(purpose, window)
     return listing([_dump(file) for file in page.items], page.has_more)
 
 
@@ -133,7 +133,7 @@ async def download_file(file_id: str) -> Response:
 
 async def delete_file(file_id: str) -> Response:
     found = services(current())
-    if await found.objects.delete_file(file_id) is None:
+    if await found.objects.files.delete(file_id) is None:
         raise missing_file(file_id)
     await found.ingestor.index.remove(None, file_id)  # its chunks leave every store's search
     await found.blobs.delete(file_id)

@@ -1,7 +1,8 @@
 """`/v1/vector_stores` handlers: stores, their files, file batches, and search.
 
 Adding files answers at once with them `in_progress`; `vectors.ingest` does the work in the
-background. Counts and usage are always read from the files themselves (`store.objects`).
+background. Counts and usage are always read from the files themselves (`store.vector_stores`,
+`store.file_batches`).
 """
 
 from __future__ import annotations
@@ -17,7 +18,8 @@ from openresponses.api.files import listing, missing_file
 from openresponses.core.services import Services
 from openresponses.errors import invalid, not_found
 from openresponses.generated import openai_models as m
-from openresponses.store.objects import StoreFile, Window
+from openresponses.store.objects_db import Window
+from openresponses.store.store_files import StoreFile
 from openresponses.vectors import chunking
 from openresponses.vectors.search import missing, rewrite, usable_store
 
@@ -38,7 +40,7 @@ def _missing_store(store_id: str) -> Exception:
 
 
 async def _store(found: Services, store_id: str) -> m.VectorStoreObject:
-    store = await found.objects.get_vector_store(store_id)
+    store = await found.objects.vector_stores.get(store_id)
     if store is None:
         raise _missing_store(store_id)
     return store
@@ -47,12 +49,12 @@ async def _store(found: Services, store_id: str) -> m.VectorStoreObject:
 async def _live_store(found: Services, store_id: str) -> m.VectorStoreObject:
     """A store that has not expired: searching or adding files would mark an expired store
     active, and so bring it back."""
-    return await usable_store(found.objects, store_id, param="vector_store_id")
+    return await usable_store(found.objects.vector_stores, store_id, param="vector_store_id")
 
 
 async def _store_file(found: Services, store_id: str, file_id: str) -> StoreFile:
     await _store(found, store_id)
-    entry = await found.objects.get_store_file(store_id, file_id)
+    entry = await found.objects.store_files.get(store_id, file_id)
     if entry is None:
         raise not_found(
             f"No file found with id '{file_id}' in vector store '{store_id}'.",
@@ -73,12 +75,12 @@ async def _add_files(
     added once, as its last entry says (adding a file the store has replaces it alike)."""
     entries = list({entry[0]: entry for entry in entries}.values())
     for file_id, _, _ in entries:
-        if await found.objects.get_file(file_id) is None:
+        if await found.objects.files.get(file_id) is None:
             raise missing_file(file_id, param="file_ids")
     rows = [(file_id, chunking.strategy(chosen), attrs) for file_id, chosen, attrs in entries]
     if batch_id is not None:
-        await found.objects.add_batch(batch_id, store_id)
-    await found.objects.add_store_files(store_id, rows, batch_id)
+        await found.objects.batches.add(batch_id, store_id)
+    await found.objects.store_files.add(store_id, rows, batch_id)
     for file_id, _, _ in entries:
         found.ingestor.start(store_id, file_id)
 
@@ -110,7 +112,7 @@ async def create_vector_store() -> Response:
         )
     found = services(req)
     store_id = _id("vs")
-    await found.objects.add_vector_store(
+    await found.objects.vector_stores.add(
         store_id, int(time.time()), body.name, body.metadata, body.expires_after
     )
     files: list[tuple[str, Any, dict[str, Any] | None]] = [
@@ -120,7 +122,7 @@ async def create_vector_store() -> Response:
         try:
             await _add_files(found, store_id, files)
         except Exception:
-            await found.objects.delete_vector_store(store_id)
+            await found.objects.vector_stores.delete(store_id)
             raise
     return json_response(_dump(await _store(found, store_id)))
 
@@ -128,7 +130,7 @@ async def create_vector_store() -> Response:
 async def list_vector_stores(
     limit: int = 20, order: Order = "desc", after: str | None = None, before: str | None = None
 ) -> Response:
-    page = await services(current()).objects.list_vector_stores(
+    page = await services(current()).objects.vector_stores.page(
         _window(limit, order, after, before)
     )
     return listing([_dump(store) for store in page.items], page.has_more)
@@ -146,14 +148,14 @@ async def modify_vector_store(vector_store_id: str) -> Response:
         name: _dump(body).get(name) if name == "expires_after" else getattr(body, name)
         for name in body.model_fields_set
     }
-    if not await found.objects.update_vector_store(vector_store_id, values):
+    if not await found.objects.vector_stores.update(vector_store_id, values):
         raise _missing_store(vector_store_id)
     return json_response(_dump(await _store(found, vector_store_id)))
 
 
 async def delete_vector_store(vector_store_id: str) -> Response:
     found = services(current())
-    if not await found.objects.delete_vector_store(vector_store_id):
+    if not await found.objects.vector_stores.delete(vector_store_id):
         raise _missing_store(vector_store_id)
     await found.ingestor.index.remove(vector_store_id, None)
     return json_response({"id": vector_store_id, "object": "vector_store.deleted", "deleted": True})
@@ -183,7 +185,7 @@ async def list_vector_store_files(
 ) -> Response:
     found = services(current())
     await _store(found, vector_store_id)
-    page = await found.objects.list_store_files(
+    page = await found.objects.store_files.page(
         vector_store_id, status=filter, window=_window(limit, order, after, before)
     )
     return listing([_dump(entry.object) for entry in page.items], page.has_more)
@@ -200,7 +202,7 @@ async def update_vector_store_file_attributes(vector_store_id: str, file_id: str
     found = services(req)
     await _store_file(found, vector_store_id, file_id)
     attributes = _attributes(body)
-    await found.objects.set_attributes(vector_store_id, file_id, attributes)
+    await found.objects.store_files.set_attributes(vector_store_id, file_id, attributes)
     await found.ingestor.index.set_attributes(vector_store_id, file_id, attributes)
     entry = await _store_file(found, vector_store_id, file_id)
     return json_response(_dump(entry.object))
@@ -209,7 +211,7 @@ async def update_vector_store_file_attributes(vector_store_id: str, file_id: str
 async def delete_vector_store_file(vector_store_id: str, file_id: str) -> Response:
     found = services(current())
     await _store_file(found, vector_store_id, file_id)
-    await found.objects.remove_store_file(vector_store_id, file_id)
+    await found.objects.store_files.remove(vector_store_id, file_id)
     await found.ingestor.index.remove(vector_store_id, file_id)
     return json_response({"id": file_id, "object": "vector_store.file.deleted", "deleted": True})
 
@@ -259,7 +261,7 @@ async def create_vector_store_file_batch(vector_store_id: str) -> Response:
 
 async def _batch(found: Services, store_id: str, batch_id: str) -> Response:
     await _store(found, store_id)
-    batch = await found.objects.get_batch(store_id, batch_id)
+    batch = await found.objects.batches.get(store_id, batch_id)
     if batch is None:
         raise not_found(
             f"No file batch found with id '{batch_id}' in vector store '{store_id}'.",
@@ -275,7 +277,7 @@ async def get_vector_store_file_batch(vector_store_id: str, batch_id: str) -> Re
 
 async def cancel_vector_store_file_batch(vector_store_id: str, batch_id: str) -> Response:
     found = services(current())
-    await found.objects.cancel_batch(vector_store_id, batch_id)
+    await found.objects.batches.cancel(vector_store_id, batch_id)
     return await _batch(found, vector_store_id, batch_id)
 
 
@@ -290,7 +292,7 @@ async def list_files_in_vector_store_batch(
 ) -> Response:
     found = services(current())
     await _batch(found, vector_store_id, batch_id)
-    page = await found.objects.list_store_files(
+    page = await found.objects.store_files.page(
         vector_store_id,
         batch_id=batch_id,
         status=filter,

@@ -26,7 +26,7 @@ from pydantic import AnyUrl
 from openresponses.errors import APIError, ErrorKind, invalid, not_found
 from openresponses.files.blobs import Blobs
 from openresponses.files.media import data_url, file_type, image_type
-from openresponses.store.objects import ObjectStore
+from openresponses.store.files import Files
 from openresponses.tools.fetch import FetchFailed, GuardedFetcher
 
 LIMIT_SETTING = "OPENRESPONSES_MAX_ATTACHMENT_BYTES"
@@ -97,10 +97,8 @@ class Attachments:
     """Resolves file references for the server: one per server, made where the event loop
     runs (it owns the guarded pool `file_url`s are fetched with), closed with it."""
 
-    def __init__(
-        self, objects: ObjectStore, blobs: Blobs, *, allow_private: bool, max_bytes: int
-    ) -> None:
-        self.objects = objects
+    def __init__(self, files: Files, blobs: Blobs, *, allow_private: bool, max_bytes: int) -> None:
+        self.files = files
         self.blobs = blobs
         self.max_bytes = max_bytes
         self._fetcher = GuardedFetcher(
@@ -168,7 +166,7 @@ class Attachments:
 
     async def _upload(self, call: _Call, item: Any, file_id: str, param: str) -> tuple[bytes, str]:
         """An uploaded file's bytes and name; a 404 when there is no such file."""
-        record = await self.objects.get_file(file_id)
+        record = await self.files.get(file_id)
         if record is None:
             raise not_found(
                 f"No such File object: {file_id}{call.origin.replayed(item)}",

@@ -24,7 +24,7 @@ from openresponses.providers import http
 from openresponses.providers.registry import Registry
 from openresponses.store import duckdb_url, open_store, single_process
 from openresponses.store.base import Store
-from openresponses.store.objects import ObjectStore
+from openresponses.store.objects import Objects
 from openresponses.store.sql import create_store_engine
 from openresponses.tools.base import ToolServices
 from openresponses.tools.web.page import PageFetcher
@@ -52,7 +52,7 @@ class Services:
     """Responses running in this process, background or in flight (see core.background)."""
     tools: ToolServices
     """What server tools use (see tools.base)."""
-    objects: ObjectStore
+    objects: Objects
     """Files and vector stores (metadata)."""
     blobs: Blobs
     """Files' bytes."""
@@ -84,7 +84,7 @@ async def open_services(settings: Settings, runs: Runs) -> AsyncIterator[Service
             if interrupted:
                 log.warning("%d response(s) interrupted by a stop marked failed", len(interrupted))
         # A second engine on the migrated database: its own pool for its own threads.
-        objects = ObjectStore(create_store_engine(url), day_seconds=settings.expiry_day_seconds)
+        objects = Objects(create_store_engine(url), day_seconds=settings.expiry_day_seconds)
         embedder = LocalMiniLM()
         blobs = Blobs(settings.data_dir / "files")
         index = ChunkIndex(
@@ -93,7 +93,7 @@ async def open_services(settings: Settings, runs: Runs) -> AsyncIterator[Service
             hnsw_threshold=settings.hnsw_threshold,
             hnsw=HnswParams.with_ef_search(settings.hnsw_ef_search),
         )
-        ingestor = Ingestor(objects, blobs, index, embedder)
+        ingestor = Ingestor(objects.store_files, blobs, index, embedder)
         await ingestor.resume()
         registry = Registry(
             settings.providers, settings.default_provider, client, settings.models_ttl
@@ -101,7 +101,7 @@ async def open_services(settings: Settings, runs: Runs) -> AsyncIterator[Service
         secret = compaction.load_secret(settings.data_dir, settings.secret)
         tokens.seed_cache(settings.data_dir / "tiktoken")
         pages = PageFetcher.from_settings(settings)
-        searcher = Searcher(index, embedder, objects)
+        searcher = Searcher(index, embedder, objects.vector_stores)
         tools = ToolServices(
             settings.allow_private_networks,
             backend_from_settings(settings, client),
@@ -109,7 +109,7 @@ async def open_services(settings: Settings, runs: Runs) -> AsyncIterator[Service
             searcher,
         )
         attachments = Attachments(
-            objects,
+            objects.files,
             blobs,
             allow_private=settings.allow_private_networks,
             max_bytes=settings.max_attachment_bytes,

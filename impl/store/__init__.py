@@ -1,4 +1,11 @@
-"""Opening the store: one call that leaves it ready, so the server never sees an old schema."""
+"""What the server keeps, in DuckDB or PostgreSQL: responses (`base`, `sql`, with the
+`journal` that makes an acknowledged save survive a crash), `conversations`, and the
+metadata of files and vector stores (`objects`, one module per resource), on the schema of
+`migrations`. This module opens it: one call that leaves it ready, so the server never sees
+an old schema.
+
+May import: items, config, errors and generated; nothing above.
+"""
 
 from __future__ import annotations
 

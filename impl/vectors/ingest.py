@@ -18,7 +18,7 @@ import logging
 from typing import Any
 
 from openresponses.files.blobs import Blobs
-from openresponses.store.objects import ObjectStore, StoreFile
+from openresponses.store.store_files import StoreFile, StoreFiles
 from openresponses.vectors import chunking
 from openresponses.vectors.embedders import Embedder
 from openresponses.vectors.index import ChunkIndex
@@ -31,9 +31,9 @@ CONCURRENCY = 2
 
 class Ingestor:
     def __init__(
-        self, objects: ObjectStore, blobs: Blobs, index: ChunkIndex, embedder: Embedder
+        self, store_files: StoreFiles, blobs: Blobs, index: ChunkIndex, embedder: Embedder
     ) -> None:
-        self.objects = objects
+        self.store_files = store_files
         self.blobs = blobs
         self.index = index
         self.embedder = embedder
@@ -48,7 +48,7 @@ class Ingestor:
 
     async def resume(self) -> None:
         """Takes up the files a previous run left `in_progress`."""
-        for entry in await self.objects.in_progress():
+        for entry in await self.store_files.in_progress():
             self.start(entry.object.vector_store_id, entry.object.id)
 
     async def idle(self) -> None:
@@ -63,7 +63,7 @@ class Ingestor:
 
     async def _ingest(self, store_id: str, file_id: str) -> None:
         async with self._slots:
-            entry = await self.objects.get_store_file(store_id, file_id)
+            entry = await self.store_files.get(store_id, file_id)
             if entry is None or entry.object.status != "in_progress":
                 return
             try:
@@ -82,7 +82,7 @@ class Ingestor:
 
     async def _sync_attributes(self, store_id: str, file_id: str, started: StoreFile) -> None:
         """Attributes changed while the file was ingested reach its chunks too."""
-        now = await self.objects.get_store_file(store_id, file_id)
+        now = await self.store_files.get(store_id, file_id)
         if now is not None and now.object.attributes != started.object.attributes:
             attributes = now.object.model_dump(mode="json")["attributes"]
             await self.index.set_attributes(store_id, file_id, attributes)
@@ -114,7 +114,7 @@ class Ingestor:
         error: tuple[str, str] | None = None,
     ) -> None:
         last_error = {"code": error[0], "message": error[1]} if error else None
-        done = await self.objects.finish_store_file(
+        done = await self.store_files.finish(
             store_id, file_id, status, usage_bytes=usage, last_error=last_error
         )
         if not done and status == "completed":  # cancelled or removed meanwhile

@@ -28,7 +28,7 @@ from typing import Any, Protocol
 
 from openresponses.errors import APIError, invalid, not_found
 from openresponses.generated import openai_models as m
-from openresponses.store.objects import ObjectStore
+from openresponses.store.vector_stores import VectorStores
 from openresponses.vectors.embedders import Embedder
 from openresponses.vectors.index import ChunkIndex
 
@@ -230,9 +230,11 @@ def expired(store_id: str, param: str) -> APIError:
     )
 
 
-async def usable_store(objects: ObjectStore, store_id: str, param: str) -> m.VectorStoreObject:
+async def usable_store(
+    vector_stores: VectorStores, store_id: str, param: str
+) -> m.VectorStoreObject:
     """The store, when it exists and has not expired; else the error that says which."""
-    store = await objects.get_vector_store(store_id)
+    store = await vector_stores.get(store_id)
     if store is None:
         raise missing(store_id, param)
     if store.status == "expired":
@@ -242,25 +244,28 @@ async def usable_store(objects: ObjectStore, store_id: str, param: str) -> m.Vec
 
 class Searcher:
     def __init__(
-        self, index: ChunkIndex, embedder: Embedder, objects: ObjectStore | None = None
+        self,
+        index: ChunkIndex,
+        embedder: Embedder,
+        vector_stores: VectorStores | None = None,
     ) -> None:
         self.index = index
         self.embedder = embedder
-        self.objects = objects
+        self.vector_stores = vector_stores
         """Where stores' expiry is read (None: no store expires, as in benchmarks)."""
 
     async def mark_active(self, store_ids: Sequence[str]) -> None:
         """Searched stores are active: `expires_after` counts from their last activity."""
-        if self.objects is not None:
-            await self.objects.touch(store_ids)
+        if self.vector_stores is not None:
+            await self.vector_stores.touch(store_ids)
 
     async def refuse_unusable(self, store_ids: Sequence[str], param: str) -> None:
         """Raises for the first of the stores that does not exist (`missing`: a mistyped id
         would otherwise find nothing, silently) or has expired (`expired`)."""
-        if self.objects is None:
+        if self.vector_stores is None:
             return
         for store_id in store_ids:
-            await usable_store(self.objects, store_id, param)
+            await usable_store(self.vector_stores, store_id, param)
 
     async def search(
         self,
