@@ -18,7 +18,7 @@ examples:
 The Open Responses rule book is run as an Open Responses client would run it, without an
 OpenResponses-Version header; --version-header sends one, for servers with a strict mode behind it.
 exit status: 0 when no selected check failed (skips and advisory warnings allowed), 1 when any
-failed, 2 on bad usage.
+failed, 2 on bad usage (--fuzz without the conformance extra included).
 """
 
 
@@ -50,7 +50,9 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
         "(repeatable)",
     )
     parser.add_argument(
-        "--fuzz", action="store_true", help="also fuzz every operation (schemathesis)"
+        "--fuzz",
+        action="store_true",
+        help=f"also fuzz every operation (schemathesis: {fuzz.INSTALL})",
     )
     parser.add_argument(
         "--fuzz-examples",
@@ -125,6 +127,13 @@ def main(args: argparse.Namespace) -> int:
         for check, dialect in selected:
             print(f"{dialect.value}/{check.id:<40} {check.title}")
         return 0
+    if args.fuzz and (absent := fuzz.missing()):
+        print(
+            f"openresponses conformance: --fuzz needs {absent}, which the conformance extra "
+            f"installs: {fuzz.INSTALL}",
+            file=sys.stderr,
+        )
+        return 2
     target = Target(
         args.base_url, args.model, args.api_key, headers, args.timeout, args.version_header
     )

@@ -11,7 +11,7 @@ from xml.etree import ElementTree
 
 import pytest
 
-from openresponses.conformance import runner
+from openresponses.conformance import fuzzing, runner
 from openresponses.conformance.checks import fuzz
 from openresponses.conformance.wire import Dialect, Target
 from openresponses.generated.operations import OPERATIONS
@@ -72,7 +72,7 @@ def test_our_server_passes_every_check_it_implements(
     assert len({entry["check"] for entry in checks}) >= 20
     fuzzed = [entry["message"] for entry in checks if entry["check"] == "fuzz.operations"]
     # every operation in the fuzzing's scope, in both generation modes
-    operations = sum(op.path.startswith(fuzz.SCOPE) for op in OPERATIONS.values())
+    operations = sum(op.path.startswith(fuzzing.SCOPE) for op in OPERATIONS.values())
     cases = operations * 2 * fuzz.EXAMPLES
     assert fuzzed == [f"{operations} operations, {cases} cases, no 5xx, all answers conform"] * 2
     assert done.returncode == 0  # warnings fail nothing

@@ -10,8 +10,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
-from openresponses.conformance import runner
-from openresponses.conformance.checks import fuzz
+from openresponses.conformance import fuzzing, runner
 from openresponses.conformance.wire import Dialect, Target
 from openresponses.generated.operations import OPERATIONS as GENERATED_OPERATIONS
 from tests import conformance_model
@@ -19,7 +18,7 @@ from tests.conftest import Server
 from tests.loopback import LoopbackServer
 from tests.upstream import ScriptedUpstream
 
-OPERATIONS = sum(op.path.startswith(fuzz.SCOPE) for op in GENERATED_OPERATIONS.values())
+OPERATIONS = sum(op.path.startswith(fuzzing.SCOPE) for op in GENERATED_OPERATIONS.values())
 """The Responses API operations `spec/openapi.yaml` serves (the ones fuzzed), each with valid and
 invalid cases."""
 

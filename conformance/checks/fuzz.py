@@ -1,67 +1,33 @@
-"""Fuzzing the Responses API operations of OpenAI's spec with schemathesis (`--fuzz`).
-
-The other checks send requests a person wrote; this one sends what hypothesis makes of the
-spec's request schemas, valid and invalid alike, to find the inputs nobody thought of. Whatever
-comes in, a server must answer without a 5xx and as the spec documents: a documented status
-and content type and, in the OpenAI dialect, a JSON body that matches the response schema.
-"""
+"""Fuzzing with schemathesis (`--fuzz`): the check's declaration. The fuzzing itself is in
+`conformance/fuzzing.py`, imported only when the check runs, because schemathesis and
+hypothesis come with the `conformance` extra, not with the server."""
 
 from __future__ import annotations
 
-import copy
-from dataclasses import dataclass, field
-from typing import Any
-
-import schemathesis
-from hypothesis import HealthCheck, Phase, given, settings
-from schemathesis.core.failures import Failure, FailureGroup
-from schemathesis.core.result import Ok
-from schemathesis.openapi.checks import JsonSchemaError
-from schemathesis.specs.openapi.checks import (
-    content_type_conformance,
-    response_schema_conformance,
-    status_code_conformance,
-)
+from importlib import import_module
 
 from openresponses.conformance.checks.common import OPENAI_REF
-from openresponses.conformance.context import Context, listing
-from openresponses.conformance.outcomes import fail
+from openresponses.conformance.context import Context
 from openresponses.conformance.registry import check
-from openresponses.conformance.schemas import OPENAI, json_path
-from openresponses.conformance.wire import Dialect
 
 EXAMPLES = 15
 """Default cases per operation and generation mode: enough to find crashes, few enough for a
 minute."""
 
-MAX_FINDINGS = 10
-"""Distinct findings after which fuzzing stops: more would repeat the same bugs."""
-
-EXCERPT = 200
-
-SCOPE = ("/responses", "/chat/completions", "/models")
-"""The paths fuzzed: the Responses API surface the harness is about. The spec also holds the
-files, embeddings and vector store operations this server serves; the harness does not judge
-other targets by them (their own tests drive them here)."""
-
-Operation = schemathesis.APIOperation[Any, Any, Any, Any]
-FuzzCase = schemathesis.Case[Operation]
+EXTRA = ("schemathesis", "hypothesis")
+INSTALL = "pip install 'openresponses[conformance]'"
 
 
-@dataclass
-class Fuzzing:
-    """What one run has sent and found; findings are keyed so a bug hit by many cases is
-    reported once."""
-
-    cases: int = 0
-    findings: dict[tuple[str, str], str] = field(default_factory=dict)
-
-    @property
-    def done(self) -> bool:
-        return len(self.findings) >= MAX_FINDINGS
-
-    def add(self, operation: str, kind: str, reason: str) -> None:
-        self.findings.setdefault((operation, kind), f"{operation}: {reason}")
+def missing() -> str | None:
+    """The first of the extra's packages that cannot be imported, None when fuzzing can run."""
+    try:
+        import_module("openresponses.conformance.fuzzing")
+    except ModuleNotFoundError as exc:
+        name = (exc.name or "").partition(".")[0]
+        if name in EXTRA:
+            return name
+        raise
+    return None
 
 
 @check(
@@ -71,123 +37,6 @@ class Fuzzing:
     fuzz=True,
 )
 def operations(ctx: Context) -> str:
-    # A fresh config, so a schemathesis.toml in the working directory cannot change the run.
-    schema = schemathesis.openapi.from_dict(
-        copy.deepcopy(OPENAI.spec), config=schemathesis.Config()
-    )
-    run = Fuzzing()
-    count = 0
-    for result in schema.get_all_operations():
-        if not isinstance(result, Ok):
-            fail(f"generated/openai.json: an operation cannot be fuzzed: {result.err()}")
-        if not result.ok().path.startswith(SCOPE):
-            continue
-        count += 1
-        for mode in schemathesis.GenerationMode:
-            if not run.done:
-                _fuzz(ctx, result.ok(), mode, run)
-    if run.findings:
-        found = list(run.findings.values())
-        fail(f"{len(found)} finding(s) in {run.cases} cases: {listing(found, MAX_FINDINGS)}")
-    return f"{count} operations, {run.cases} cases, no 5xx, all answers conform"
+    from openresponses.conformance import fuzzing  # needs the extra: see the module's docstring
 
-
-def _fuzz(
-    ctx: Context,
-    operation: Operation,
-    mode: schemathesis.GenerationMode,
-    run: Fuzzing,
-) -> None:
-    """Sends `ctx.fuzz_examples` generated cases of one operation; the same ones every time
-    (derandomized, no example database), so a finding can be reproduced by running again."""
-
-    @settings(
-        max_examples=ctx.fuzz_examples,
-        deadline=None,
-        database=None,
-        derandomize=True,
-        phases=[Phase.generate],  # findings are collected, never raised, so nothing to shrink
-        suppress_health_check=list(HealthCheck),
-    )
-    @given(operation.as_strategy(generation_mode=mode))
-    def send(case: FuzzCase) -> None:
-        if not run.done:
-            _send(ctx, case, mode, run)
-
-    send()
-
-
-def _send(ctx: Context, case: FuzzCase, mode: schemathesis.GenerationMode, run: Fuzzing) -> None:
-    """Sends one case as the harness's other requests go (the target's key and headers, the
-    dialect's version header) and judges the answer."""
-    label = case.operation.label
-    # The target's key replaces a generated one; without a key, none is sent (as elsewhere).
-    for name in [name for name in case.headers or {} if name.lower() == "authorization"]:
-        del case.headers[name]
-    if mode.is_positive and isinstance(case.body, dict) and "model" in case.body:
-        # A made-up model name fails upstream, legitimately; the target's reaches a real route.
-        case.body["model"] = ctx.target.model
-    headers = _headers(ctx)
-    run.cases += 1
-    try:
-        response = case.call(
-            base_url=ctx.target.base_url, headers=headers, timeout=ctx.target.timeout
-        )
-    except OSError as exc:  # requests' errors are OSErrors: refused, reset, timed out
-        run.add(label, "transport", f"no answer ({type(exc).__name__}: {_short(str(exc))})")
-        return
-    curl = case.as_curl_command(headers=headers)
-    if response.status_code >= 500:
-        excerpt = _short(response.content.decode("utf-8", "replace"))
-        run.add(label, f"status {response.status_code}",
-                f"HTTP {response.status_code}: {excerpt} (reproduce: {curl})")  # fmt: skip
-        return
-    try:
-        case.validate_response(response, checks=_checks(ctx, response), headers=headers)
-    except FailureGroup as group:
-        for failure in group.exceptions:
-            run.add(label, failure.title, f"{_describe(failure)} (reproduce: {curl})")
-
-
-def _headers(ctx: Context) -> dict[str, str]:
-    """The headers `wire.Client` sends, so fuzzed requests reach the target as the others do."""
-    headers = {
-        "user-agent": "openresponses-conformance",
-        **ctx.target.dialect_headers(ctx.dialect),
-        **ctx.target.headers,
-    }
-    if ctx.target.api_key:
-        headers["authorization"] = f"Bearer {ctx.target.api_key}"
-    return headers
-
-
-def _checks(ctx: Context, response: schemathesis.Response) -> list[schemathesis.CheckFunction]:
-    """The judgements that apply to this answer.
-
-    Bodies are held to OpenAI's schemas only in the OpenAI dialect (the Open Responses one
-    shapes them by its own spec, with other error types), and only JSON bodies: streams are
-    judged event by event by the `stream.*` checks, which know both dialects' framing.
-    """
-    checks: list[schemathesis.CheckFunction] = [status_code_conformance, content_type_conformance]
-    content_type = (response.headers.get("content-type") or [""])[0]
-    if ctx.dialect is Dialect.OPENAI and _media_type(content_type) == "application/json":
-        checks.append(response_schema_conformance)
-    return checks
-
-
-def _media_type(content_type: str) -> str:
-    return content_type.split(";")[0].strip().lower()
-
-
-def _describe(failure: Failure) -> str:
-    """A failure on one line: where a body departs from its schema, else schemathesis's gist."""
-    if isinstance(failure, JsonSchemaError):
-        return (
-            f"{failure.title} at {json_path(failure.instance_path)}: {failure.validation_message}"
-        )
-    return f"{failure.title}: {_short(failure.message)}"
-
-
-def _short(text: str) -> str:
-    text = " ".join(text.split())
-    return text if len(text) <= EXCERPT else text[:EXCERPT] + "…"
+    return fuzzing.operations(ctx)
