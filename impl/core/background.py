@@ -37,7 +37,7 @@ RETAIN_SECONDS = 600.0
 """How long a finished response's events stay available for resuming its stream."""
 
 
-class Turn(Protocol):
+class Driven(Protocol):
     """A response turn as `Runs` drives and stops it (core.turn.Turn)."""
 
     stored: bool
@@ -63,7 +63,7 @@ class Run:
 
     stored = True
 
-    def __init__(self, turn: Turn) -> None:
+    def __init__(self, turn: Driven) -> None:
         self.turn = turn
         self.queued = turn.response.model_copy(deep=True)
         self.log: list[Event] = []  # log[n].sequence_number == n
@@ -120,7 +120,7 @@ class Flight:
     """A response between its first event and its last: the task that runs it, and when it
     has ended (stored, its closing events made)."""
 
-    turn: Turn
+    turn: Driven
     task: asyncio.Task[object]
     ended: asyncio.Event = field(default_factory=asyncio.Event)
 
@@ -138,19 +138,19 @@ class Runs:
         """Requests waiting for the model, and relayed chat streams (see api.common's
         unless_gone and stopped_with_server), stopped with the responses in flight."""
 
-    def enter(self, turn: Turn) -> None:
-        """Called by `Turn.run` as it starts, in the task that runs it."""
+    def enter(self, turn: Driven) -> None:
+        """Called by `Turn.events` as it starts, in the task that runs it."""
         task = asyncio.current_task()
-        assert task is not None  # Turn.run is always awaited in a task
+        assert task is not None  # a turn's events are always read in a task
         self._flights[turn.response.id] = Flight(turn, task)
 
-    def leave(self, turn: Turn) -> None:
-        """Called by `Turn.run` once the response has ended and is stored (or abandoned)."""
+    def leave(self, turn: Driven) -> None:
+        """Called by `Turn.events` once the response has ended and is stored (or abandoned)."""
         flight = self._flights.pop(turn.response.id, None)
         if flight is not None:
             flight.ended.set()
 
-    async def cancel(self, response_id: str) -> Turn | None:
+    async def cancel(self, response_id: str) -> Driven | None:
         """Stop a response in flight here and end it as `cancelled`; returns its turn once
         the response has ended and is stored, or None when no response of that id is in
         flight here.
@@ -163,11 +163,11 @@ class Runs:
             return None
         flight.turn.cancel_requested = True
         if flight.turn.generating:
-            flight.task.cancel()  # Turn.run turns this into a cancelled response
+            flight.task.cancel()  # the turn makes this a cancelled response
         await flight.ended.wait()
         return flight.turn
 
-    def start(self, turn: Turn) -> Run:
+    def start(self, turn: Driven) -> Run:
         self._forget_old()
         run = Run(turn)
         self._runs[turn.response.id] = run
