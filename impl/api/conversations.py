@@ -101,7 +101,8 @@ def _conflict(error: ItemConflict) -> APIError:
 
 
 async def create_conversation() -> Response:
-    body = await read_body(current(), m.CreateConversationBody, _fill)
+    body = await read_body(current(), _fill)
+    assert isinstance(body, m.CreateConversationBody)
     items = await _items(body.items)
     conversation = m.ConversationResource(
         id=new_id("conversation"),
@@ -124,7 +125,8 @@ async def get_conversation(conversation_id: str) -> Response:
 
 
 async def update_conversation(conversation_id: str) -> Response:
-    body = await read_body(current(), m.UpdateConversationBody)
+    body = await read_body(current())
+    assert isinstance(body, m.UpdateConversationBody)
     updated = await _conversations().update(conversation_id, body.metadata or {})
     if updated is None:
         raise missing(conversation_id, "conversation_id")
@@ -146,7 +148,8 @@ async def delete_conversation(conversation_id: str) -> Response:
 async def create_conversation_items(
     conversation_id: str, include: list[str] | None = None
 ) -> Response:
-    body = await read_body(current(), m.CreateConversationItemsBody, _fill)
+    body = await read_body(current(), _fill)
+    assert isinstance(body, m.CreateConversationItemsBody)
     items = await _items(body.items)
     try:
         added = await _conversations().append(conversation_id, items)

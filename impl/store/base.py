@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Any, Literal, Protocol
 
 from openresponses.generated.openai_models import ConversationResource, Response
+from openresponses.items import Item
 
 
 @dataclass(frozen=True)
@@ -21,12 +22,12 @@ class StoredResponse:
     """A response and the input items it was created from (its own, not its chain's)."""
 
     response: Response
-    input_items: list[Any]  # ItemResource models (see openresponses.items)
+    input_items: list[Item]
 
 
 @dataclass(frozen=True)
 class ItemPage:
-    items: list[Any]
+    items: list[Item]
     has_more: bool
 
 
@@ -96,7 +97,7 @@ class Conversations(Protocol):
         `MissingItem` is raised when the conversation does not hold it.
         """
 
-    async def context(self, conversation_id: str) -> list[Any] | None:
+    async def context(self, conversation_id: str) -> list[Item] | None:
         """Every item of the conversation, oldest first; None when it does not exist."""
 
     async def item(self, conversation_id: str, item_id: str) -> Any | None:
@@ -126,7 +127,7 @@ class Store(Protocol):
         `after` is an item id; the page starts just past it in the requested order.
         """
 
-    async def context(self, response_id: str) -> list[Any] | None:
+    async def context(self, response_id: str) -> list[Item] | None:
         """The conversation up to and including `response_id`, oldest first.
 
         That is, for the chain root … parent → response: each response's input items

@@ -34,7 +34,7 @@ from sqlalchemy import (
 )
 
 from openresponses.generated.openai_models import ConversationResource
-from openresponses.items import item_id
+from openresponses.items import Item, item_id
 from openresponses.store.base import ItemConflict, ItemPage, MissingItem
 from openresponses.store.codec import Role, Varchar, dump, load_item
 
@@ -157,7 +157,7 @@ class SqlConversations:
     ) -> ItemPage | None:
         return await self._run(self._items, conversation_id, after, limit, order)
 
-    async def context(self, conversation_id: str) -> list[Any] | None:
+    async def context(self, conversation_id: str) -> list[Item] | None:
         return await self._run(self._context, conversation_id)
 
     async def item(self, conversation_id: str, item: str) -> Any | None:
@@ -239,7 +239,7 @@ class SqlConversations:
             has_more=start + limit < len(ordered),
         )
 
-    def _context(self, conversation_id: str) -> list[Any] | None:
+    def _context(self, conversation_id: str) -> list[Item] | None:
         with self._engine.connect() as conn:
             if conn.execute(_GET, {"id": conversation_id}).first() is None:
                 return None

@@ -35,7 +35,7 @@ from pathlib import Path
 from typing import Any, Literal, Protocol
 
 from openresponses.generated.openai_models import Response
-from openresponses.items import ITEM_RESOURCE
+from openresponses.items import ITEM_RESOURCE, Item
 from openresponses.store.base import Conversations, ItemPage, Store, StoredResponse
 from openresponses.store.codec import Encoded, encode
 
@@ -254,11 +254,11 @@ class JournaledStore:
         await self._flush()
         return await self._inner.input_items(response_id, after=after, limit=limit, order=order)
 
-    async def context(self, response_id: str) -> list[Any] | None:
+    async def context(self, response_id: str) -> list[Item] | None:
         """The chain's items, its newest responses from memory: an agent sends its next
         request as soon as a response ends, and waiting for that response's commit made
         every chained request wait for the writer (several milliseconds)."""
-        newest: list[list[Any]] = []  # newest first
+        newest: list[list[Item]] = []  # newest first
         current: str | None = response_id
         while current is not None and (record := self._in_memory(current)) is not None:
             newest.append([*record.input_items, *record.response.output])

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
 from openresponses.generated import openai_models as m
+from openresponses.items import Item
 
 if TYPE_CHECKING:
     from openresponses.tools.web_search.base import WebSearchBackend
@@ -59,7 +60,7 @@ class ServerTool(Protocol):
         """Refuse the request (an APIError) if the tool's settings are unusable, e.g. a URL on
         a private network when the server does not allow them (see tools.guard)."""
 
-    async def prepare(self, history: Sequence[Any]) -> list[Any]:
+    async def prepare(self, history: Sequence[Item]) -> list[Item]:
         """Get ready before the model is first called: the items that report it (an
         `mcp_list_tools`), or none when `history` already has what is needed."""
 

@@ -11,14 +11,16 @@ import json
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from pydantic import BaseModel
+
 from openresponses.errors import invalid
 from openresponses.generated import openai_models as m
-from openresponses.items import new_id
+from openresponses.items import Item, new_id
 from openresponses.tools import file_search, mcp
 from openresponses.tools.base import Citations, ServerTool, ToolServices
 from openresponses.tools.web_search import tool as web
 
-_BUILDERS: dict[type[Any], Callable[[Any, int, ToolServices, Citations], ServerTool]] = {
+_BUILDERS: dict[type[BaseModel], Callable[[Any, int, ToolServices, Citations], ServerTool]] = {
     m.MCPTool: mcp.McpServer,
     m.FileSearchTool: file_search.FileSearch,
     m.WebSearchTool: web.WebSearch,
@@ -38,7 +40,7 @@ class Toolbox:
         self.citations = citations
         self._owners: dict[str, ServerTool] = {}
 
-    async def prepare(self, history: Sequence[Any], *, allow_private: bool) -> list[Any]:
+    async def prepare(self, history: Sequence[Item], *, allow_private: bool) -> list[Item]:
         """Check, then prepare every tool at once; the items that report it, in the tools'
         order."""
         await asyncio.gather(*(tool.check(allow_private=allow_private) for tool in self.tools))
