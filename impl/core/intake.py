@@ -219,7 +219,9 @@ def _text_content(text: str) -> list[Any]:
     return [m.InputTextContent(type="input_text", text=text)]
 
 
-def _assistant_message(content: str | list[Any], phase: Any, item_id: str | None) -> Any:
+def _assistant_message(
+    content: str | list[Any], phase: Any, item_id: str | None
+) -> m.OutputMessage:
     if isinstance(content, str):
         texts = [content]
     else:
@@ -246,7 +248,7 @@ def _output_part(part: Any) -> dict[str, Any]:
     return data
 
 
-def _normalise(item: Any, param: str) -> Any:
+def _normalise(item: Any, param: str) -> Item:
     """One input item as the stored item it becomes (references are resolved by the caller)."""
     if isinstance(item, m.EasyInputMessage):
         if item.role == "assistant":
@@ -334,7 +336,7 @@ async def input_items(
 
 async def _referenced(
     store: Store, item_id: str, param: str, *, kind: str | None = None, why: str = ""
-) -> Any:
+) -> Item:
     """The stored item `item_id` (of type `kind`, if given); a 400 saying `why` without it."""
     found = await store.find_item(item_id)
     if found is None or (kind is not None and getattr(found, "type", None) != kind):

@@ -134,7 +134,7 @@ class Store(Protocol):
         followed by its output items. None when `response_id` does not exist.
         """
 
-    async def find_item(self, item_id: str) -> Any | None:
+    async def find_item(self, item_id: str) -> Item | None:
         """An input or output item of any stored response or conversation, by its id (for
         item_reference)."""
 

@@ -100,7 +100,7 @@ def _entry(conversation_id: str, item: str) -> str:
     return f"{conversation_id}/{item}"
 
 
-def find_item(conn: Connection, item: str) -> Any | None:
+def find_item(conn: Connection, item: str) -> Item | None:
     """An item of any conversation by its id (every copy of an id holds the same item)."""
     row = conn.execute(_BY_ITEM_ID, {"item_id": item}).first()
     return None if row is None else load_item(row.origin, row.body)

@@ -32,7 +32,7 @@ import os
 from collections import OrderedDict
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Literal, Protocol
+from typing import Literal, Protocol
 
 from openresponses.generated.openai_models import Response
 from openresponses.items import ITEM_RESOURCE, Item
@@ -269,7 +269,7 @@ class JournaledStore:
             return None
         return [item for items in [older or [], *reversed(newest)] for item in items]
 
-    async def find_item(self, item_id: str) -> Any | None:
+    async def find_item(self, item_id: str) -> Item | None:
         await self._flush()
         return await self._inner.find_item(item_id)
 

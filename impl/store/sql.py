@@ -423,7 +423,7 @@ class SqlStore:
     async def context(self, response_id: str) -> list[Item] | None:
         return await self._run(self._context, response_id)
 
-    async def find_item(self, item_id: str) -> Any | None:
+    async def find_item(self, item_id: str) -> Item | None:
         return await self._run(self._find_item, item_id)
 
     async def unfinished(self) -> list[str]:

@@ -61,7 +61,7 @@ class Toolbox:
         found = (t for t in self.tools if isinstance(t, mcp.McpServer) and t.label == label)
         return next(found, None)
 
-    async def run_approved(self, items: Sequence[Any], history: Sequence[Any]) -> list[Any]:
+    async def run_approved(self, items: Sequence[Any], history: Sequence[Item]) -> list[Item]:
         """Run the calls that the client's `mcp_approval_response` inputs approve; their
         finished `mcp_call` items. A response to an unknown request is a 400."""
         requests = {i.id: i for i in history if isinstance(i, m.MCPApprovalRequest)}
@@ -168,7 +168,7 @@ _MODEL_ITEMS: dict[str, Callable[[Any, dict[str, str]], tuple[list[Any], list[An
 }
 
 
-def model_items(items: Sequence[Any], results: dict[str, str] | None = None) -> list[Any]:
+def model_items(items: Sequence[Item], results: dict[str, str] | None = None) -> list[Any]:
     """`items` as the model reads them: server-tool items become function calls and their
     outputs; a run of them becomes its calls, then its outputs (one parallel turn).
     `results` holds what the model read for this response's calls, where items cannot."""
