@@ -61,13 +61,13 @@ class Toolbox:
         found = (t for t in self.tools if isinstance(t, mcp.McpServer) and t.label == label)
         return next(found, None)
 
-    async def run_approved(self, items: Sequence[Any], history: Sequence[Item]) -> list[Item]:
+    async def run_approved(self, items: Sequence[Item], history: Sequence[Item]) -> list[Item]:
         """Run the calls that the client's `mcp_approval_response` inputs approve; their
         finished `mcp_call` items. A response to an unknown request is a 400."""
         requests = {i.id: i for i in history if isinstance(i, m.MCPApprovalRequest)}
         approved = []
         for index, item in enumerate(items):
-            if getattr(item, "type", None) != "mcp_approval_response":
+            if not isinstance(item, m.MCPApprovalResponseResource):
                 continue
             request = requests.get(item.approval_request_id)
             server = self.mcp_server(request.server_label) if request else None
