@@ -147,6 +147,7 @@ def _operations(spec: dict[str, Any]) -> str:
 
 
 UNION_ALIASES = {
+    "ConversationItem": "ConversationItem",
     "ItemResource": "ItemResource",
     "OutputItem": "OutputItem",
     "ResponseStreamEvent": "StreamEvent",

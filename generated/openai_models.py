@@ -9687,6 +9687,37 @@ CompoundFilter.model_rebuild()
 # Named unions (codegen's UNION_ALIASES).
 from typing import TypeAlias
 
+ConversationItem: TypeAlias = Annotated[
+    Message
+    | FunctionToolCallResource
+    | FunctionToolCallOutputResource
+    | FileSearchToolCall
+    | WebSearchToolCall
+    | ImageGenToolCall
+    | ComputerToolCall
+    | ComputerToolCallOutputResource
+    | ToolSearchCall
+    | ToolSearchOutput
+    | AdditionalTools
+    | ReasoningItem
+    | Program
+    | ProgramOutput
+    | CompactionBody
+    | CodeInterpreterToolCall
+    | LocalShellToolCall
+    | LocalShellToolCallOutput
+    | FunctionShellCall
+    | FunctionShellCallOutput
+    | ApplyPatchToolCall
+    | ApplyPatchToolCallOutput
+    | MCPListTools
+    | MCPApprovalRequest
+    | MCPApprovalResponseResource
+    | MCPToolCall
+    | CustomToolCall
+    | CustomToolCallOutput,
+    Field(discriminator="type"),
+]
 ItemResource: TypeAlias = (
     InputMessageResource
     | OutputMessage

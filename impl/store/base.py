@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Literal, Protocol
+from typing import Literal, Protocol
 
 from openresponses.generated.openai_models import ConversationResource, Response
 from openresponses.items import Item
@@ -54,7 +54,7 @@ class Conversations(Protocol):
     conversation is written through, never behind, so that the next turn reads it whole.
     """
 
-    async def create(self, conversation: ConversationResource, items: Sequence[Any]) -> None:
+    async def create(self, conversation: ConversationResource, items: Sequence[Item]) -> None:
         """Insert a new conversation holding `items` (input items, see openresponses.items)."""
 
     async def get(self, conversation_id: str) -> ConversationResource | None:
@@ -71,8 +71,8 @@ class Conversations(Protocol):
     async def append(
         self,
         conversation_id: str,
-        inputs: Sequence[Any],
-        outputs: Sequence[Any] = (),
+        inputs: Sequence[Item],
+        outputs: Sequence[Item] = (),
         *,
         skip_present: bool = False,
     ) -> bool:
@@ -100,7 +100,7 @@ class Conversations(Protocol):
     async def context(self, conversation_id: str) -> list[Item] | None:
         """Every item of the conversation, oldest first; None when it does not exist."""
 
-    async def item(self, conversation_id: str, item_id: str) -> Any | None:
+    async def item(self, conversation_id: str, item_id: str) -> Item | None:
         """One item of the conversation; None when either does not exist."""
 
     async def delete_item(self, conversation_id: str, item_id: str) -> bool:

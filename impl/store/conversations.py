@@ -122,7 +122,7 @@ class SqlConversations:
         self._run = run
         self._write_lock = write_lock
 
-    async def create(self, conversation: ConversationResource, items: Sequence[Any]) -> None:
+    async def create(self, conversation: ConversationResource, items: Sequence[Item]) -> None:
         await self._run(self._create, conversation, items)
 
     async def get(self, conversation_id: str) -> ConversationResource | None:
@@ -139,8 +139,8 @@ class SqlConversations:
     async def append(
         self,
         conversation_id: str,
-        inputs: Sequence[Any],
-        outputs: Sequence[Any] = (),
+        inputs: Sequence[Item],
+        outputs: Sequence[Item] = (),
         *,
         skip_present: bool = False,
     ) -> bool:
@@ -160,7 +160,7 @@ class SqlConversations:
     async def context(self, conversation_id: str) -> list[Item] | None:
         return await self._run(self._context, conversation_id)
 
-    async def item(self, conversation_id: str, item: str) -> Any | None:
+    async def item(self, conversation_id: str, item: str) -> Item | None:
         return await self._run(self._item, conversation_id, item)
 
     async def delete_item(self, conversation_id: str, item: str) -> bool:
@@ -168,7 +168,7 @@ class SqlConversations:
 
     # --- in the store's threads --------------------------------------------------------------
 
-    def _create(self, conversation: ConversationResource, inputs: Sequence[Any]) -> None:
+    def _create(self, conversation: ConversationResource, inputs: Sequence[Item]) -> None:
         with self._write_lock, self._engine.begin() as conn:
             conn.execute(
                 _INSERT,
@@ -246,7 +246,7 @@ class SqlConversations:
             rows = sorted(conn.execute(_ALL, {"id": conversation_id}), key=lambda r: r.position)
         return [load_item(row.origin, row.body) for row in rows]
 
-    def _item(self, conversation_id: str, item: str) -> Any | None:
+    def _item(self, conversation_id: str, item: str) -> Item | None:
         with self._engine.connect() as conn:
             row = conn.execute(_ITEM, {"entry": _entry(conversation_id, item)}).first()
         return None if row is None else load_item(row.origin, row.body)
