@@ -188,8 +188,8 @@ async def list_input_items(
     )
     if page is None:
         raise _missing(response_id)
-    # model_construct: an empty page has null first/last ids, which the spec types as strings;
-    # and an item referenced from an earlier output (a FunctionToolCall) dumps as its resource.
+    # model_construct, and the cast: an item referenced from an earlier output (a
+    # FunctionToolCall) is no member of ItemResource, though it dumps as its resource does.
     listing = m.ResponseItemList.model_construct(
         object="list",
         data=cast(list[m.ItemResource], page.items),

@@ -67,10 +67,10 @@ class ServerTool(Protocol):
     def functions(self) -> list[m.FunctionTool]:
         """The functions the model may call (after `prepare`)."""
 
-    def start(self, function: str, arguments: str) -> Any:
+    def start(self, function: str, arguments: str) -> Item:
         """The item for a call of one of this tool's functions: in progress, to be `run`, or
         a request for the client's approval, which ends the response until it answers."""
 
-    async def run(self, item: Any) -> Any:
+    async def run(self, item: Any) -> Item:
         """The started `item`, finished: completed, or failed with the error inside (a tool's
         failure is the model's to read, never an exception)."""

@@ -128,37 +128,44 @@ def _output(call_id: str, output: str) -> m.FunctionToolCallOutputResource:
     )
 
 
-def _web_items(item: Any, results: dict[str, str]) -> tuple[list[Any], list[Any]]:
+_ModelItems = tuple[list[Item], list[Item]]
+"""The function calls, then their outputs, that the model reads for one server-tool item."""
+
+
+def _web_items(item: m.WebSearchToolCall, results: dict[str, str]) -> _ModelItems:
     action = item.action
     if isinstance(action, m.WebSearchActionOpenPage):
         call = _call(item.id, web.OPEN_PAGE, json.dumps({"url": str(action.url)}))
-    else:
-        call = _call(item.id, web.SEARCH, json.dumps({"query": action.query or ""}))
+    else:  # a search, or a client's `find_in_page` (no query: reading one raised before)
+        query = action.query if isinstance(action, m.WebSearchActionSearch) else None
+        call = _call(item.id, web.SEARCH, json.dumps({"query": query or ""}))
     return [call], [_output(item.id, results.get(item.id) or web.model_text(item))]
 
 
-def _file_search_items(item: Any, results: dict[str, str]) -> tuple[list[Any], list[Any]]:
+def _file_search_items(item: m.FileSearchToolCall, results: dict[str, str]) -> _ModelItems:
     call = _call(item.id, file_search.NAME, json.dumps({"query": " ".join(item.queries)}))
     return [call], [_output(item.id, results.get(item.id) or file_search.model_text(item))]
 
 
-def _mcp_items(item: Any, results: dict[str, str]) -> tuple[list[Any], list[Any]]:
+def _mcp_items(item: Item, results: dict[str, str]) -> _ModelItems:
     """(calls, outputs) the model reads for one MCP item."""
     if isinstance(item, m.MCPToolCall):
         name = mcp.function_name(item.server_label, item.name)
-        output = [_output(item.approval_request_id or item.id, mcp.call_result_text(item))]
+        output: list[Item] = [
+            _output(item.approval_request_id or item.id, mcp.call_result_text(item))
+        ]
         if item.approval_request_id:  # its call is the approval request, earlier
             return [], output
         return [_call(item.id, name, item.arguments)], output
     if isinstance(item, m.MCPApprovalRequest):
         return [_call(item.id, mcp.function_name(item.server_label, item.name), item.arguments)], []
-    if getattr(item, "type", None) == "mcp_approval_response" and not item.approve:
-        reason = f" ({item.reason})" if getattr(item, "reason", None) else ""
+    if isinstance(item, m.MCPApprovalResponseResource) and not item.approve:
+        reason = f" ({item.reason})" if item.reason else ""
         return [], [_output(item.approval_request_id, f"The user declined this call{reason}.")]
     return [], []  # listings, and approvals (the mcp_call that follows carries the result)
 
 
-_MODEL_ITEMS: dict[str, Callable[[Any, dict[str, str]], tuple[list[Any], list[Any]]]] = {
+_MODEL_ITEMS: dict[str, Callable[[Any, dict[str, str]], _ModelItems]] = {
     "web_search_call": _web_items,
     "file_search_call": _file_search_items,
     "mcp_list_tools": _mcp_items,
@@ -168,13 +175,13 @@ _MODEL_ITEMS: dict[str, Callable[[Any, dict[str, str]], tuple[list[Any], list[An
 }
 
 
-def model_items(items: Sequence[Item], results: dict[str, str] | None = None) -> list[Any]:
+def model_items(items: Sequence[Item], results: dict[str, str] | None = None) -> list[Item]:
     """`items` as the model reads them: server-tool items become function calls and their
     outputs; a run of them becomes its calls, then its outputs (one parallel turn).
     `results` holds what the model read for this response's calls, where items cannot."""
-    result: list[Any] = []
-    calls: list[Any] = []
-    outputs: list[Any] = []
+    result: list[Item] = []
+    calls: list[Item] = []
+    outputs: list[Item] = []
     for item in items:
         convert = _MODEL_ITEMS.get(getattr(item, "type", ""))
         if convert is None:
