@@ -109,7 +109,7 @@ _HANDLER_NAMES = {
 
 
 def _body_model(op: dict[str, Any]) -> str:
-    """The generated model of an operation's request body (JSON or multipart), or None."""
+    """The generated model of an operation's request body (JSON or multipart), as source."""
     for media in op.get("requestBody", {}).get("content", {}).values():
         ref = media.get("schema", {}).get("$ref", "")
         if ref.startswith(SCHEMA_PREFIX):
@@ -164,7 +164,8 @@ def _union_aliases(spec: dict[str, Any], models: str) -> str:
     lines += ["from typing import TypeAlias", ""]
     for schema, alias in UNION_ALIASES.items():
         union = spec["components"]["schemas"][schema]
-        names = [m["$ref"][len(SCHEMA_PREFIX) :] for m in union.get("oneOf", union.get("anyOf"))]
+        refs = union.get("oneOf", union.get("anyOf"))
+        names = [member["$ref"][len(SCHEMA_PREFIX) :] for member in refs]
         missing = [name for name in names if f"\nclass {name}(" not in models]
         if missing:
             raise ValueError(f"{schema}: no generated class for {missing}")

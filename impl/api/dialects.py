@@ -94,7 +94,7 @@ def _with_extensions(spec: dict[str, Any], data: dict[str, Any]) -> dict[str, An
     return spec
 
 
-# Rendering, not a spec fix: it fills keys OpenAI's models have no field for (`store`).
+# Rendering, not a spec fix: OpenAI's models have no field for `store` or the penalties.
 def _superset(data: dict[str, Any], store: bool) -> dict[str, Any]:
     """`data` (a dumped Response, changed in place) with what the Open Responses spec's
     ResponseResource requires and OpenAI's Response leaves out, in values OpenAI's accepts
