@@ -2,13 +2,15 @@
 
 Outputs, all derived and never edited by hand:
 
-* `openai_models.py`: pydantic v2 models of every schema in `spec/openapi.yaml`.
+* `openai_models.py`: pydantic v2 models of every schema in `spec/openapi.yaml`, and named
+  aliases of the central unions the model generator inlines (`UNION_ALIASES`).
 * `openresponses_models.py`: pydantic v2 models of the Open Responses spec.
 * `openapi.json`: the OpenAPI 3.0.3 rendering connexion routes and validates parameters with.
 * `openresponses.json`: the Open Responses spec with discriminator mappings, for validators.
 * `openai.json`: `spec/openapi.yaml` as OpenAPI 3.1 (JSON Schema 2020-12) with discriminator
   mappings, for the conformance harness's OpenAI dialect and its fuzzer.
-* `operations.py`: the operationId → (method, path, handler) table connexion resolves against.
+* `operations.py`: the operationId → (method, path, handler, body model) table connexion
+  resolves against and handlers read their body with.
 """
 
 from __future__ import annotations
@@ -24,9 +26,11 @@ from typing import Any
 import yaml
 
 from .normalize import (
+    SCHEMA_PREFIX,
     add_discriminator_mappings,
     correct_openresponses,
     correct_to_wire,
+    default_omittable,
     downconvert_to_30,
     name_inline_bodies,
 )
@@ -104,6 +108,15 @@ _HANDLER_NAMES = {
 }
 
 
+def _body_model(op: dict[str, Any]) -> str:
+    """The generated model of an operation's request body (JSON or multipart), as source."""
+    for media in op.get("requestBody", {}).get("content", {}).values():
+        ref = media.get("schema", {}).get("$ref", "")
+        if ref.startswith(SCHEMA_PREFIX):
+            return f"m.{ref[len(SCHEMA_PREFIX) :]}"
+    return "None"
+
+
 def _operations(spec: dict[str, Any]) -> str:
     """`operations.py`: one row per operation; the handler lives in `openresponses.api.<tag>`
     (untagged operations: the first path segment, `/responses/compact` → `responses`)."""
@@ -114,16 +127,55 @@ def _operations(spec: dict[str, Any]) -> str:
             module = _snake(tag.replace(" ", ""))
             function = _HANDLER_NAMES.get(op["operationId"]) or _snake(op["operationId"])
             handler = f"{module}.{function}"
-            rows.append(f"    {op['operationId']!r}: Operation({method!r}, {path!r}, {handler!r}),")
+            rows.append(
+                f"    {op['operationId']!r}: "
+                f"Operation({method!r}, {path!r}, {handler!r}, {_body_model(op)}),"
+            )
     return (
         BANNER
-        + '"""The operations in spec/openapi.yaml and the handler each one routes to."""\n\n'
-        + "from typing import NamedTuple\n\n\n"
-        + "class Operation(NamedTuple):\n    method: str\n    path: str\n    handler: str\n\n\n"
+        + '"""The operations in spec/openapi.yaml, the handler each one routes to and the model\n'
+        + 'of its request body."""\n\n'
+        + "from typing import NamedTuple\n\n"
+        + "from pydantic import BaseModel\n\n"
+        + "from . import openai_models as m\n\n\n"
+        + "class Operation(NamedTuple):\n    method: str\n    path: str\n    handler: str\n"
+        + "    body: type[BaseModel] | None\n\n\n"
         + "OPERATIONS: dict[str, Operation] = {\n"
         + "\n".join(rows)
         + "\n}\n"
     )
+
+
+UNION_ALIASES = {
+    "ConversationItem": "ConversationItem",
+    "ItemResource": "ItemResource",
+    "OutputItem": "OutputItem",
+    "ResponseStreamEvent": "StreamEvent",
+}
+"""Spec unions → the alias `openai_models.py` names them by. The generator inlines a union
+into each field that uses it (and keeps `ResponseStreamEvent` as a RootModel wrapper, hence
+another name), which leaves handwritten code no name to type items and events with."""
+
+
+def _union_aliases(spec: dict[str, Any], models: str) -> str:
+    """`Name: TypeAlias = A | B | ...` for each of `UNION_ALIASES`, discriminated as the
+    fields that use it are."""
+    lines = ["", "", "# Named unions (codegen's UNION_ALIASES)."]
+    lines += ["from typing import TypeAlias", ""]
+    for schema, alias in UNION_ALIASES.items():
+        union = spec["components"]["schemas"][schema]
+        refs = union.get("oneOf", union.get("anyOf"))
+        names = [member["$ref"][len(SCHEMA_PREFIX) :] for member in refs]
+        missing = [name for name in names if f"\nclass {name}(" not in models]
+        if missing:
+            raise ValueError(f"{schema}: no generated class for {missing}")
+        members = "\n    | ".join(names)
+        if "discriminator" in union:
+            lines.append(f"{alias}: TypeAlias = Annotated[\n    {members},")
+            lines.append('    Field(discriminator="type"),\n]')
+        else:
+            lines.append(f"{alias}: TypeAlias = (\n    {members}\n)")
+    return models + "\n".join(lines) + "\n"
 
 
 def render() -> dict[str, str]:
@@ -139,7 +191,9 @@ def render() -> dict[str, str]:
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
         files = {
-            "openai_models.py": _models(openai, work, "openai"),
+            "openai_models.py": _union_aliases(
+                openai, _models(default_omittable(openai), work, "openai")
+            ),
             "openresponses_models.py": _models(openresponses, work, "openresponses"),
         }
     files["openapi.json"] = _json_text(downconvert_to_30(openai))

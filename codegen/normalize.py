@@ -1,6 +1,6 @@
 """Make the assembled specs usable by our tools without changing what they mean.
 
-Five transformations, all pure functions of the input:
+Six transformations, all pure functions of the input:
 
 * `correct_to_wire`: where OpenAI's spec describes a response differently from what OpenAI's
   API sends (and its SDKs read), the spec is corrected to the wire, one entry per field in
@@ -9,6 +9,10 @@ Five transformations, all pure functions of the input:
 * `correct_openresponses`: the same for the Open Responses release, where it contradicts the
   wire it was derived from (`OPENRESPONSES_CORRECTIONS`); `spec/openresponses/openapi.json`
   stays byte-identical to the release, the corrections reach `generated/` only.
+
+* `default_omittable`: where OpenAI's spec requires a request field that the API lets
+  clients omit, the models get the API's default instead (`OMITTABLE`); `generated/openai.json`
+  keeps the requirement, which the responses the harness checks meet.
 
 * `name_inline_bodies`: a request body declared inline (OpenAI's `createConversationItems`)
   has no schema name, so the model generator would give the handler nothing to validate
@@ -36,14 +40,14 @@ from __future__ import annotations
 import copy
 from typing import Any
 
-_SCHEMA_PREFIX = "#/components/schemas/"
+SCHEMA_PREFIX = "#/components/schemas/"
 
 
 def _type_value(schema: dict[str, Any], schemas: dict[str, Any]) -> str | None:
     """The single required value of `type` on an object schema, following allOf and refs."""
     ref = schema.get("$ref")
-    if isinstance(ref, str) and ref.startswith(_SCHEMA_PREFIX):
-        return _type_value(schemas[ref[len(_SCHEMA_PREFIX) :]], schemas)
+    if isinstance(ref, str) and ref.startswith(SCHEMA_PREFIX):
+        return _type_value(schemas[ref[len(SCHEMA_PREFIX) :]], schemas)
     prop = schema.get("properties", {}).get("type")
     if isinstance(prop, dict) and "type" in schema.get("required", []):
         if "const" in prop:
@@ -153,9 +157,30 @@ OPENRESPONSES_CORRECTIONS: dict[tuple[str, str], Any] = {
 release."""
 
 
+OMITTABLE: dict[tuple[str, str], Any] = {
+    # Both nullable; the Open Responses spec's FunctionToolParam, derived from the API's
+    # requests, leaves both optional, and the API takes a function tool without them.
+    ("FunctionTool", "parameters"): None,
+    ("FunctionTool", "strict"): None,
+}
+"""(schema, property) → the default the API applies when a client omits a property its spec
+marks required."""
+
+
+def default_omittable(spec: dict[str, Any]) -> dict[str, Any]:
+    """Return a copy of `spec` whose `OMITTABLE` properties are optional, with their default."""
+    spec = copy.deepcopy(spec)
+    schemas = spec["components"]["schemas"]
+    for (name, key), value in OMITTABLE.items():
+        part = _part_with(schemas[name], key)
+        part["required"].remove(key)
+        part["properties"][key] = {**part["properties"][key], "default": value}
+    return spec
+
+
 def _correct(schemas: dict[str, Any], corrections: dict[tuple[str, str], Any]) -> None:
     for (name, key), change in corrections.items():
-        properties = _properties_with(schemas[name], key)
+        properties = _part_with(schemas[name], key)["properties"]
         properties[key] = change(properties[key])
 
 
@@ -175,7 +200,7 @@ def correct_to_wire(spec: dict[str, Any]) -> dict[str, Any]:
         for op in item.values():
             _require_needed_body(op, schemas)
             if op.get("operationId") in _REPLAYS:
-                events = {"$ref": f"{_SCHEMA_PREFIX}ResponseStreamEvent"}
+                events = {"$ref": f"{SCHEMA_PREFIX}ResponseStreamEvent"}
                 op["responses"]["200"]["content"][_EVENT_STREAM] = {"schema": events}
             for response in op["responses"].values():
                 _describe_events(response.get("content", {}))
@@ -191,13 +216,12 @@ def correct_to_wire(spec: dict[str, Any]) -> dict[str, Any]:
 _EVENT_STREAM = "text/event-stream"
 
 
-def _properties_with(schema: dict[str, Any], key: str) -> dict[str, Any]:
-    """The `properties` that declare `key`: the schema's own, or an inline `allOf` part's
-    (`Response` declares `usage` in one)."""
+def _part_with(schema: dict[str, Any], key: str) -> dict[str, Any]:
+    """The schema, or its inline `allOf` part, that declares `key` (`Response` declares
+    `usage` in one)."""
     for part in [schema, *schema.get("allOf", [])]:
-        properties: dict[str, Any] = part.get("properties", {})
-        if key in properties:
-            return properties
+        if key in part.get("properties", {}):
+            return part
     raise KeyError(key)
 
 
@@ -221,7 +245,7 @@ def _require_needed_body(op: dict[str, Any], schemas: dict[str, Any]) -> None:
     body = op.get("requestBody", {})
     schema = body.get("content", {}).get("application/json", {}).get("schema", {})
     ref = schema.get("$ref", "")
-    target = schemas.get(ref[len(_SCHEMA_PREFIX) :], {}) if ref else schema
+    target = schemas.get(ref[len(SCHEMA_PREFIX) :], {}) if ref else schema
     if target.get("required") and not body.get("required"):
         body["required"] = True
     if "properties" in target:
@@ -271,7 +295,7 @@ def name_inline_bodies(spec: dict[str, Any]) -> dict[str, Any]:
                 if name in schemas:
                     raise ValueError(f"{operation_id}: schema {name} exists already")
                 schemas[name] = schema
-                media["schema"] = {"$ref": f"{_SCHEMA_PREFIX}{name}"}
+                media["schema"] = {"$ref": f"{SCHEMA_PREFIX}{name}"}
     return spec
 
 
@@ -405,7 +429,7 @@ def _open_multipart_bodies(spec: dict[str, Any]) -> None:
             content = op.get("requestBody", {}).get("content", {}) if isinstance(op, dict) else {}
             schema = content.get("multipart/form-data", {}).get("schema", {})
             ref = schema.get("$ref", "")
-            target = schemas.get(ref[len(_SCHEMA_PREFIX) :]) if ref else schema
+            target = schemas.get(ref[len(SCHEMA_PREFIX) :]) if ref else schema
             if isinstance(target, dict):
                 target.pop("additionalProperties", None)
                 # An object field may also come as one JSON part (OpenAPI's default encoding

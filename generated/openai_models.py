@@ -1721,9 +1721,9 @@ class FunctionTool(BaseModel):
     ]
     name: Annotated[str, Field(description="The name of the function to call.")]
     description: str | None = None
-    parameters: dict[str, Any] | None
+    parameters: dict[str, Any] | None = None
     output_schema: dict[str, Any] | None = None
-    strict: bool | None
+    strict: bool | None = None
     defer_loading: Annotated[
         bool | None,
         Field(
@@ -9682,3 +9682,162 @@ class CreateResponse(CreateModelResponseProperties, ResponseProperties):
 
 
 CompoundFilter.model_rebuild()
+
+
+# Named unions (codegen's UNION_ALIASES).
+from typing import TypeAlias
+
+ConversationItem: TypeAlias = Annotated[
+    Message
+    | FunctionToolCallResource
+    | FunctionToolCallOutputResource
+    | FileSearchToolCall
+    | WebSearchToolCall
+    | ImageGenToolCall
+    | ComputerToolCall
+    | ComputerToolCallOutputResource
+    | ToolSearchCall
+    | ToolSearchOutput
+    | AdditionalTools
+    | ReasoningItem
+    | Program
+    | ProgramOutput
+    | CompactionBody
+    | CodeInterpreterToolCall
+    | LocalShellToolCall
+    | LocalShellToolCallOutput
+    | FunctionShellCall
+    | FunctionShellCallOutput
+    | ApplyPatchToolCall
+    | ApplyPatchToolCallOutput
+    | MCPListTools
+    | MCPApprovalRequest
+    | MCPApprovalResponseResource
+    | MCPToolCall
+    | CustomToolCall
+    | CustomToolCallOutput,
+    Field(discriminator="type"),
+]
+ItemResource: TypeAlias = (
+    InputMessageResource
+    | OutputMessage
+    | FileSearchToolCall
+    | ComputerToolCall
+    | ComputerToolCallOutputResource
+    | WebSearchToolCall
+    | FunctionToolCallResource
+    | FunctionToolCallOutputResource
+    | ToolSearchCall
+    | ToolSearchOutput
+    | AdditionalTools
+    | ReasoningItem
+    | Program
+    | ProgramOutput
+    | CompactionBody
+    | ImageGenToolCall
+    | CodeInterpreterToolCall
+    | LocalShellToolCall
+    | LocalShellToolCallOutput
+    | FunctionShellCall
+    | FunctionShellCallOutput
+    | ApplyPatchToolCall
+    | ApplyPatchToolCallOutput
+    | MCPListTools
+    | MCPApprovalRequest
+    | MCPApprovalResponseResource
+    | MCPToolCall
+    | CustomToolCallResource
+    | CustomToolCallOutputResource
+)
+OutputItem: TypeAlias = Annotated[
+    OutputMessage
+    | FileSearchToolCall
+    | FunctionToolCall
+    | FunctionToolCallOutputResource
+    | WebSearchToolCall
+    | ComputerToolCall
+    | ComputerToolCallOutputResource
+    | ReasoningItem
+    | Program
+    | ProgramOutput
+    | ToolSearchCall
+    | ToolSearchOutput
+    | AdditionalTools
+    | CompactionBody
+    | ImageGenToolCall
+    | CodeInterpreterToolCall
+    | LocalShellToolCall
+    | LocalShellToolCallOutput
+    | FunctionShellCall
+    | FunctionShellCallOutput
+    | ApplyPatchToolCall
+    | ApplyPatchToolCallOutput
+    | MCPToolCall
+    | MCPListTools
+    | MCPApprovalRequest
+    | MCPApprovalResponseResource
+    | CustomToolCall
+    | CustomToolCallOutputResource,
+    Field(discriminator="type"),
+]
+StreamEvent: TypeAlias = Annotated[
+    ResponseAudioDeltaEvent
+    | ResponseAudioDoneEvent
+    | ResponseAudioTranscriptDeltaEvent
+    | ResponseAudioTranscriptDoneEvent
+    | ResponseCodeInterpreterCallCodeDeltaEvent
+    | ResponseCodeInterpreterCallCodeDoneEvent
+    | ResponseCodeInterpreterCallCompletedEvent
+    | ResponseCodeInterpreterCallInProgressEvent
+    | ResponseCodeInterpreterCallInterpretingEvent
+    | ResponseCompletedEvent
+    | ResponseContentPartAddedEvent
+    | ResponseContentPartDoneEvent
+    | ResponseCreatedEvent
+    | ResponseErrorEvent
+    | ResponseFileSearchCallCompletedEvent
+    | ResponseFileSearchCallInProgressEvent
+    | ResponseFileSearchCallSearchingEvent
+    | ResponseFunctionCallArgumentsDeltaEvent
+    | ResponseFunctionCallArgumentsDoneEvent
+    | ResponseShellCallCommandAddedStreamingEvent
+    | ResponseShellCallCommandDeltaStreamingEvent
+    | ResponseShellCallCommandDoneStreamingEvent
+    | ResponseShellCallOutputContentDeltaStreamingEvent
+    | ResponseShellCallOutputContentDoneStreamingEvent
+    | ResponseInProgressEvent
+    | ResponseFailedEvent
+    | ResponseIncompleteEvent
+    | ResponseOutputItemAddedEvent
+    | ResponseOutputItemDoneEvent
+    | ResponseReasoningSummaryPartAddedEvent
+    | ResponseReasoningSummaryPartDoneEvent
+    | ResponseReasoningSummaryTextDeltaEvent
+    | ResponseReasoningSummaryTextDoneEvent
+    | ResponseReasoningTextDeltaEvent
+    | ResponseReasoningTextDoneEvent
+    | ResponseRefusalDeltaEvent
+    | ResponseRefusalDoneEvent
+    | ResponseTextDeltaEvent
+    | ResponseTextDoneEvent
+    | ResponseWebSearchCallCompletedEvent
+    | ResponseWebSearchCallInProgressEvent
+    | ResponseWebSearchCallSearchingEvent
+    | ResponseImageGenCallCompletedEvent
+    | ResponseImageGenCallGeneratingEvent
+    | ResponseImageGenCallInProgressEvent
+    | ResponseImageGenCallPartialImageEvent
+    | ResponseMCPCallArgumentsDeltaEvent
+    | ResponseMCPCallArgumentsDoneEvent
+    | ResponseMCPCallCompletedEvent
+    | ResponseMCPCallFailedEvent
+    | ResponseMCPCallInProgressEvent
+    | ResponseMCPListToolsCompletedEvent
+    | ResponseMCPListToolsFailedEvent
+    | ResponseMCPListToolsInProgressEvent
+    | ResponseOutputTextAnnotationAddedEvent
+    | ResponseQueuedEvent
+    | ResponseCustomToolCallInputDeltaEvent
+    | ResponseCustomToolCallInputDoneEvent,
+    Field(discriminator="type"),
+]

@@ -1,7 +1,7 @@
 """The item vocabulary shared by handlers, the engine and the store.
 
-Items are the generated OpenAI models. Which models count as a stored item is read off the
-generated `ResponseItemList.data` annotation rather than listed by hand, so a spec update
+Items are the generated OpenAI models, typed by the spec's own unions, which codegen names
+(`ItemResource`, what a listing holds; `OutputItem`, what a response outputs): a spec update
 that adds an item type reaches the store with no edit here.
 """
 
@@ -9,23 +9,30 @@ from __future__ import annotations
 
 import os
 import threading
-from typing import Any, TypeAlias, get_args
+from typing import Any, TypeAlias, get_args, get_origin
 
-from pydantic import BaseModel, TypeAdapter
+from pydantic import BaseModel, RootModel, TypeAdapter
 
 from openresponses.generated import openai_models as m
 
-Item: TypeAlias = Any
-"""Every item that `input_items` may return: input messages, output messages, tool calls…"""
-_ITEM_UNION = get_args(m.ResponseItemList.model_fields["data"].annotation)[0]
-ITEM_RESOURCE: TypeAdapter[Any] = TypeAdapter(_ITEM_UNION)
-ITEM_LIST: TypeAdapter[list[Any]] = TypeAdapter(list[_ITEM_UNION])  # type: ignore[valid-type]
-ITEM_MODELS: tuple[type[BaseModel], ...] = get_args(_ITEM_UNION)
+Item: TypeAlias = m.ItemResource | m.OutputItem
+"""Every item of a response's input or output: messages, tool calls, their outputs…"""
+ITEM_RESOURCE: TypeAdapter[m.ItemResource] = TypeAdapter(m.ItemResource)
+ITEM_MODELS: tuple[type[BaseModel], ...] = get_args(m.ItemResource)
+OUTPUT_ITEM: TypeAdapter[m.OutputItem] = TypeAdapter(m.OutputItem)
 
-# Every item a response may output.
-OUTPUT_ITEM: TypeAdapter[Any] = TypeAdapter(
-    get_args(m.Response.model_fields["output"].annotation)[0]
-)
+
+def type_values(annotation: Any) -> frozenset[str]:
+    """The `type` values of the models a field's annotation admits, through lists, unions,
+    `Annotated` and RootModel wrappers: what a spec's union defines, read off its models."""
+    if get_origin(annotation) is None and isinstance(annotation, type):
+        if issubclass(annotation, RootModel):
+            return type_values(annotation.model_fields["root"].annotation)
+        if issubclass(annotation, BaseModel):
+            return frozenset(get_args(annotation.model_fields["type"].annotation))
+        return frozenset()
+    return frozenset().union(*(type_values(arg) for arg in get_args(annotation)))
+
 
 # Prefixes OpenAI uses, so ids look familiar in logs and SDK debug output.
 PREFIX = {
@@ -92,7 +99,9 @@ def item_id(item: BaseModel) -> str:
     return value
 
 
-def input_message(role: Any, content: list[Any], item_id: str | None = None) -> Any:
+def input_message(
+    role: Any, content: list[Any], item_id: str | None = None
+) -> m.InputMessageResource:
     """A stored input message (`InputMessageResource`) with `content` parts."""
     return m.InputMessageResource(
         id=item_id or new_id("message"),
@@ -103,6 +112,6 @@ def input_message(role: Any, content: list[Any], item_id: str | None = None) -> 
     )
 
 
-def user_text(text: str, item_id: str | None = None) -> Any:
+def user_text(text: str, item_id: str | None = None) -> m.InputMessageResource:
     """A stored user message holding one `input_text` part."""
     return input_message("user", [m.InputTextContent(type="input_text", text=text)], item_id)

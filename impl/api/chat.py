@@ -38,7 +38,8 @@ from openresponses.providers.base import Passthrough
 
 async def create_chat_completion() -> Response:
     req = current()
-    body = await read_body(req, m.CreateChatCompletionRequest)
+    body = await read_body(req)
+    assert isinstance(body, m.CreateChatCompletionRequest)
     who = caller(req)
     provider, upstream_model = services(req).registry.route(str(body.model), who.provider)
     forwarded = body.model_dump(mode="json", by_alias=True, exclude_unset=True)

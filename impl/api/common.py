@@ -26,6 +26,7 @@ from openresponses.config import Dialect
 from openresponses.core.caller import Caller
 from openresponses.core.services import Services
 from openresponses.errors import APIError, ErrorKind, invalid
+from openresponses.generated.operations import OPERATIONS
 from openresponses.items import ITEM_MODELS, new_id
 
 ModelT = TypeVar("ModelT", bound=BaseModel)
@@ -256,7 +257,9 @@ _PART_DEFAULTS: dict[str, dict[str, Any]] = {
     "output_text": {"annotations": [], "logprobs": []},
 }
 """Content-part fields OpenAI's spec marks required that the API (and the Open Responses
-compliance suite) let clients omit in input, with the values the API assumes."""
+compliance suite) let clients omit in input, with the values the API assumes. Filled into the
+JSON rather than made model defaults (codegen's OMITTABLE): listed items must show them, and
+items render with `exclude_unset`, which leaves a model's defaults out."""
 
 
 def _output_parts(content: Any) -> bool:
@@ -285,12 +288,26 @@ def item_defaults(items: Any) -> None:
                     part.setdefault(key, value)
 
 
+def body_model(operation_id: str) -> type[BaseModel]:
+    """The generated model of `operation_id`'s request body, as the operations table has it."""
+    model = OPERATIONS[operation_id].body
+    if model is None:
+        raise LookupError(f"{operation_id} takes no request body")
+    return model
+
+
+def operation_id(req: ConnexionRequest) -> str:
+    """The operation connexion routed this request to."""
+    routing: dict[str, str] = req.scope["extensions"]["connexion_routing"]
+    return routing["operation_id"]
+
+
 async def read_body(
-    req: ConnexionRequest,
-    model: type[ModelT],
-    fill: Callable[[dict[str, Any]], None] | None = None,
-) -> ModelT:
-    """The request body as `model`, or a 400/413 that says exactly what is wrong.
+    req: ConnexionRequest, fill: Callable[[dict[str, Any]], None] | None = None
+) -> BaseModel:
+    """The request body as its operation's model (`body_model`), or a 400/413 that says
+    exactly what is wrong. Handlers narrow the model with `isinstance` (mypy cannot read
+    the table).
 
     `fill` may add defaults the API applies but the spec marks as required.
     """
@@ -310,7 +327,7 @@ async def read_body(
             "'Content-Type: application/json'.",
             code="invalid_json",
         ) from exc
-    return parse_body(data, model, fill)
+    return parse_body(data, body_model(operation_id(req)), fill)
 
 
 MAX_JSON_DEPTH = 100

@@ -33,13 +33,12 @@ from openresponses.core import intake
 from openresponses.core.conversations import missing
 from openresponses.errors import APIError, invalid, not_found
 from openresponses.generated import openai_models as m
-from openresponses.items import new_id
+from openresponses.items import Item, new_id
 from openresponses.store.base import Conversations, ItemConflict, MissingItem
 
 # Items are stored as the models they were given or generated as; the API shows each as the
 # member of OpenAI's ConversationItem union it is (an input or output message as `Message`).
-_SHOWN_AS: Any = m.ConversationItemList.model_fields["data"].annotation
-_CONVERSATION_ITEMS: TypeAdapter[list[Any]] = TypeAdapter(_SHOWN_AS)
+_CONVERSATION_ITEMS: TypeAdapter[list[m.ConversationItem]] = TypeAdapter(list[m.ConversationItem])
 
 
 def _fill(data: dict[str, Any]) -> None:
@@ -50,12 +49,12 @@ def _conversations() -> Conversations:
     return services(current()).store.conversations
 
 
-def _shown(items: list[Any]) -> list[Any]:
+def _shown(items: list[Item]) -> list[m.ConversationItem]:
     dumped = [item.model_dump(mode="json", by_alias=True, exclude_unset=True) for item in items]
     return _CONVERSATION_ITEMS.validate_python(dumped)
 
 
-def _item_list(items: list[Any], has_more: bool) -> Response:
+def _item_list(items: list[Item], has_more: bool) -> Response:
     # model_construct: an empty page has null first/last ids, which the spec types as strings.
     listing = m.ConversationItemList.model_construct(
         object="list",
@@ -82,7 +81,7 @@ async def _missing_item_or_conversation(conversation_id: str, item_id: str) -> A
     return _item_missing(item_id)
 
 
-async def _items(raw: RootModel[list[Any]] | list[Any] | None) -> list[Any]:
+async def _items(raw: RootModel[list[Any]] | list[Any] | None) -> list[Item]:
     """The request's `items` (wrapped in a RootModel where the spec bounds the list), stored
     as a response's input would be."""
     items = raw.root if isinstance(raw, RootModel) else raw
@@ -101,7 +100,8 @@ def _conflict(error: ItemConflict) -> APIError:
 
 
 async def create_conversation() -> Response:
-    body = await read_body(current(), m.CreateConversationBody, _fill)
+    body = await read_body(current(), _fill)
+    assert isinstance(body, m.CreateConversationBody)
     items = await _items(body.items)
     conversation = m.ConversationResource(
         id=new_id("conversation"),
@@ -124,7 +124,8 @@ async def get_conversation(conversation_id: str) -> Response:
 
 
 async def update_conversation(conversation_id: str) -> Response:
-    body = await read_body(current(), m.UpdateConversationBody)
+    body = await read_body(current())
+    assert isinstance(body, m.UpdateConversationBody)
     updated = await _conversations().update(conversation_id, body.metadata or {})
     if updated is None:
         raise missing(conversation_id, "conversation_id")
@@ -146,7 +147,8 @@ async def delete_conversation(conversation_id: str) -> Response:
 async def create_conversation_items(
     conversation_id: str, include: list[str] | None = None
 ) -> Response:
-    body = await read_body(current(), m.CreateConversationItemsBody, _fill)
+    body = await read_body(current(), _fill)
+    assert isinstance(body, m.CreateConversationItemsBody)
     items = await _items(body.items)
     try:
         added = await _conversations().append(conversation_id, items)

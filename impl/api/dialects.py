@@ -20,6 +20,7 @@ from pydantic import BaseModel, Field, TypeAdapter
 from openresponses.config import Dialect
 from openresponses.errors import APIError, ErrorKind
 from openresponses.generated import openresponses_models as orm
+from openresponses.items import type_values
 
 EXTENSION_PREFIX = "openresponses:"
 """Our implementor slug, prefixed to event types the Open Responses spec does not define."""
@@ -93,6 +94,7 @@ def _with_extensions(spec: dict[str, Any], data: dict[str, Any]) -> dict[str, An
     return spec
 
 
+# Rendering, not a spec fix: OpenAI's models have no field for `store` or the penalties.
 def _superset(data: dict[str, Any], store: bool) -> dict[str, Any]:
     """`data` (a dumped Response, changed in place) with what the Open Responses spec's
     ResponseResource requires and OpenAI's Response leaves out, in values OpenAI's accepts
@@ -141,12 +143,12 @@ def _spec_response(data: dict[str, Any], store: bool) -> dict[str, Any]:
     return spec
 
 
-_SPEC_ITEM_TYPES = {"message", "function_call", "function_call_output", "reasoning", "compaction"}
-_SPEC_TOOL_TYPES = {"function"}
+_SPEC_ITEM_TYPES = type_values(orm.ResponseResource.model_fields["output"].annotation)
+_SPEC_TOOL_TYPES = type_values(orm.ResponseResource.model_fields["tools"].annotation)
 
 
 def _merged(
-    original: list[dict[str, Any]], validated: list[dict[str, Any]], spec_types: set[str]
+    original: list[dict[str, Any]], validated: list[dict[str, Any]], spec_types: frozenset[str]
 ) -> list[Any]:
     """`original`'s order: the spec's entries as `validated`, ours prefixed."""
     spec = iter(validated)

@@ -76,7 +76,8 @@ def _encode(vector: Any, encoding_format: str | None) -> Any:
 
 async def create_embedding() -> Response:
     req = current()
-    body = await read_body(req, m.CreateEmbeddingRequest)
+    body = await read_body(req)
+    assert isinstance(body, m.CreateEmbeddingRequest)
     found = services(req)
     model = str(body.model)
     if model.lower() not in LOCAL_NAMES:

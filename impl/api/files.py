@@ -16,7 +16,15 @@ import orjson
 from starlette.datastructures import UploadFile
 from starlette.responses import FileResponse, Response
 
-from openresponses.api.common import check_limit, current, json_response, parse_body, services
+from openresponses.api.common import (
+    body_model,
+    check_limit,
+    current,
+    json_response,
+    operation_id,
+    parse_body,
+    services,
+)
 from openresponses.errors import invalid, not_found
 from openresponses.files.blobs import new_file_id
 from openresponses.files.limits import too_large
@@ -58,8 +66,10 @@ async def create_file(body: dict[str, Any] | None = None, file: Any = None) -> R
             code="missing_required_parameter",
         )
     upload = file
-    form = parse_body({**_form_fields(body or {}), "file": b""}, m.CreateFileRequest)
-    found = services(current())
+    req = current()
+    form = parse_body({**_form_fields(body or {}), "file": b""}, body_model(operation_id(req)))
+    assert isinstance(form, m.CreateFileRequest)
+    found = services(req)
     file_id = new_file_id()
     size = await found.blobs.save(file_id, upload.file)
     if size > found.settings.max_file_bytes:  # the form's framing hid a few bytes from the check

@@ -4,7 +4,7 @@ listInputItems)."""
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
 from starlette.responses import Response
 
@@ -41,17 +41,12 @@ def _list(value: Any) -> list[Any]:
 
 def request_defaults(data: dict[str, Any]) -> None:
     """Reads our tools and items under their Open Responses prefix (`openresponses:mcp`), and
-    fills what the API lets clients omit but OpenAI's spec marks required: a function
-    tool's `parameters` and `strict` (nullable), and in `input` what `item_defaults` fills."""
+    fills in `input` what `item_defaults` fills."""
     tools, items = _list(data.get("tools")), _list(data.get("input"))
     for entry in [*tools, *items]:
         kind = entry.get("type") if isinstance(entry, dict) else None
         if isinstance(kind, str) and kind.startswith(EXTENSION_PREFIX):  # the spec's spelling
             entry["type"] = kind.removeprefix(EXTENSION_PREFIX)
-    for tool in tools:
-        if isinstance(tool, dict) and tool.get("type") == "function":
-            tool.setdefault("parameters", None)
-            tool.setdefault("strict", None)
     item_defaults(items)
 
 
@@ -59,7 +54,8 @@ async def create_response() -> Response:
     """JSON or SSE over the turn pipeline. A background response answers as queued, or
     streams its events (a client that drops that stream leaves the response running)."""
     req = current()
-    body = await read_body(req, m.CreateResponse, request_defaults)
+    body = await read_body(req, request_defaults)
+    assert isinstance(body, m.CreateResponse)
     started = await pipeline.start(services(req), body, caller(req))
     if not body.stream:
         final = await unless_gone(req, started.result())
@@ -82,14 +78,16 @@ async def _frames(
 
 async def compact_response() -> Response:
     req = current()
-    body = await read_body(req, m.CompactResponseMethodPublicBody, request_defaults)
+    body = await read_body(req, request_defaults)
+    assert isinstance(body, m.CompactResponseMethodPublicBody)
     resource = await unless_gone(req, pipeline.compact(services(req), body, caller(req)))
     return json_response(compaction_body(resource, dialect(req)))
 
 
 async def count_input_tokens() -> Response:
     req = current()
-    body = await read_body(req, m.TokenCountsBody, request_defaults)
+    body = await read_body(req, request_defaults)
+    assert isinstance(body, m.TokenCountsBody)
     counted, exact = await pipeline.count_tokens(services(req), body)
     # The count is exact for OpenAI-family models, an estimate for others (see tokens).
     headers = {"openresponses-token-count": "exact" if exact else "estimate"}
@@ -190,10 +188,11 @@ async def list_input_items(
     )
     if page is None:
         raise _missing(response_id)
-    # model_construct: an empty page has null first/last ids, which the spec types as strings.
+    # model_construct, and the cast: an item referenced from an earlier output (a
+    # FunctionToolCall) is no member of ItemResource, though it dumps as its resource does.
     listing = m.ResponseItemList.model_construct(
         object="list",
-        data=page.items,
+        data=cast(list[m.ItemResource], page.items),
         has_more=page.has_more,
         first_id=page.items[0].id if page.items else None,
         last_id=page.items[-1].id if page.items else None,

@@ -103,7 +103,8 @@ def _window(limit: int, order: Order, after: str | None, before: str | None) -> 
 
 async def create_vector_store() -> Response:
     req = current()
-    body = await read_body(req, m.CreateVectorStoreRequest)
+    body = await read_body(req)
+    assert isinstance(body, m.CreateVectorStoreRequest)
     if body.description is not None:
         raise invalid(
             "'description' is not supported by this server.",
@@ -142,7 +143,8 @@ async def get_vector_store(vector_store_id: str) -> Response:
 
 async def modify_vector_store(vector_store_id: str) -> Response:
     req = current()
-    body = await read_body(req, m.UpdateVectorStoreRequest)
+    body = await read_body(req)
+    assert isinstance(body, m.UpdateVectorStoreRequest)
     found = services(req)
     values = {
         name: _dump(body).get(name) if name == "expires_after" else getattr(body, name)
@@ -166,7 +168,8 @@ async def delete_vector_store(vector_store_id: str) -> Response:
 
 async def create_vector_store_file(vector_store_id: str) -> Response:
     req = current()
-    body = await read_body(req, m.CreateVectorStoreFileRequest)
+    body = await read_body(req)
+    assert isinstance(body, m.CreateVectorStoreFileRequest)
     found = services(req)
     await _live_store(found, vector_store_id)
     entry = (body.file_id, body.chunking_strategy, _attributes(body))
@@ -198,7 +201,8 @@ async def get_vector_store_file(vector_store_id: str, file_id: str) -> Response:
 
 async def update_vector_store_file_attributes(vector_store_id: str, file_id: str) -> Response:
     req = current()
-    body = await read_body(req, m.UpdateVectorStoreFileAttributesRequest)
+    body = await read_body(req)
+    assert isinstance(body, m.UpdateVectorStoreFileAttributesRequest)
     found = services(req)
     await _store_file(found, vector_store_id, file_id)
     attributes = _attributes(body)
@@ -235,7 +239,9 @@ async def retrieve_vector_store_file_content(vector_store_id: str, file_id: str)
 
 async def create_vector_store_file_batch(vector_store_id: str) -> Response:
     req = current()
-    body = (await read_body(req, m.CreateVectorStoreFileBatchRequest)).root
+    batch = await read_body(req)
+    assert isinstance(batch, m.CreateVectorStoreFileBatchRequest)
+    body = batch.root
     found = services(req)
     await _live_store(found, vector_store_id)
     if body.file_ids and body.files:
@@ -306,7 +312,8 @@ async def list_files_in_vector_store_batch(
 
 async def search_vector_store(vector_store_id: str) -> Response:
     req = current()
-    body = await read_body(req, m.VectorStoreSearchRequest)
+    body = await read_body(req)
+    assert isinstance(body, m.VectorStoreSearchRequest)
     found = services(req)
     await _live_store(found, vector_store_id)
     raw = body.query.root if hasattr(body.query, "root") else body.query

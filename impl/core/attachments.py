@@ -26,6 +26,7 @@ from pydantic import AnyUrl
 from openresponses.errors import APIError, ErrorKind, invalid, not_found
 from openresponses.files.blobs import Blobs
 from openresponses.files.media import data_url, file_type, image_type
+from openresponses.items import Item
 from openresponses.store.files import Files
 from openresponses.tools.fetch import FetchFailed, GuardedFetcher
 
@@ -52,7 +53,7 @@ class Origin:
     elsewhere: str
 
     @classmethod
-    def of(cls, items: list[Any], elsewhere: str) -> Origin:
+    def of(cls, items: list[Item], elsewhere: str) -> Origin:
         """The origin of a request whose `input` became `items`, in order."""
         ids = (getattr(item, "id", None) for item in items)
         return cls({id_: f"input[{n}]" for n, id_ in enumerate(ids) if id_}, elsewhere)
@@ -108,7 +109,7 @@ class Attachments:
     async def close(self) -> None:
         await self._fetcher.close()
 
-    async def inline(self, items: list[Any], origin: Origin, *, fetch_urls: bool) -> list[Any]:
+    async def inline(self, items: list[Item], origin: Origin, *, fetch_urls: bool) -> list[Item]:
         """`items` with every file reference inline (a `file_url` only when `fetch_urls`:
         the provider cannot fetch one itself). Items without references are the same
         objects; the others are copies."""

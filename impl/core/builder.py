@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 import time
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Literal, TypeAlias
 
 from pydantic import BaseModel
 
@@ -29,8 +29,6 @@ from openresponses.providers.base import (
     ToolCallDelta,
     UsageReport,
 )
-
-Event = Any  # one of the generated `Response…Event` models
 
 
 @dataclass
@@ -213,6 +211,12 @@ class ResponseCancelledEvent(BaseModel):
     response: m.Response
 
 
+Event: TypeAlias = m.StreamEvent | ResponseCancelledEvent
+Emitted: TypeAlias = Event | None
+"""What the builder returns per event: None from a builder that does not emit (a
+non-streaming caller's, see `_event`); `Turn` leaves those out."""
+
+
 class ResponseBuilder:
     """Accumulates one response. Call `start`, then `feed` per model event, then `finish`
     or `fail`; each returns the stream events to send, in order, already numbered."""
@@ -240,20 +244,21 @@ class ResponseBuilder:
 
     # -- numbering ---------------------------------------------------------------------------
 
-    def _event(self, cls: type[Any], type_: str, **fields: Any) -> Event:
+    def _event(self, cls: type[Any], type_: str, **fields: Any) -> Emitted:
         self._sequence += 1
         if not self._emit:
             return None
-        return cls.model_construct(type=type_, sequence_number=self._sequence - 1, **fields)
+        event: Event = cls.model_construct(type=type_, sequence_number=self._sequence - 1, **fields)
+        return event
 
-    def _lifecycle(self, cls: type[Any], type_: str) -> Event:
+    def _lifecycle(self, cls: type[Any], type_: str) -> Emitted:
         # The builder replaces `self.response` (model_copy with update) and never mutates it in
         # place, so an event may hold the current object itself.
         return self._event(cls, type_, response=self.response)
 
     # -- public ------------------------------------------------------------------------------
 
-    def start(self) -> list[Event]:
+    def start(self) -> list[Emitted]:
         """`response.created` with the response as created (`queued` in the background),
         then `response.in_progress`."""
         created = self._lifecycle(m.ResponseCreatedEvent, "response.created")
@@ -261,7 +266,7 @@ class ResponseBuilder:
             self.response = self.response.model_copy(update={"status": "in_progress"})
         return [created, self._lifecycle(m.ResponseInProgressEvent, "response.in_progress")]
 
-    def feed(self, event: ModelEvent) -> list[Event]:
+    def feed(self, event: ModelEvent) -> list[Emitted]:
         if isinstance(event, TextDelta):
             return self._text("message", "output_text", event.text)
         if isinstance(event, RefusalDelta):
@@ -280,7 +285,7 @@ class ResponseBuilder:
             self._finish = event
         return []
 
-    def finish(self) -> list[Event]:
+    def finish(self) -> list[Emitted]:
         """Close what is open and emit the terminal event the finish reason calls for."""
         reason = self._finish.reason if self._finish else "stop"
         incomplete = reason in _INCOMPLETE
@@ -305,7 +310,7 @@ class ResponseBuilder:
             events.append(self._lifecycle(m.ResponseCompletedEvent, "response.completed"))
         return events
 
-    def fail(self, error: APIError) -> list[Event]:
+    def fail(self, error: APIError) -> list[Emitted]:
         """End the stream after an error: an `error` event, then `response.failed`.
 
         Items already streamed stay in the output (the one cut off is closed as incomplete),
@@ -343,7 +348,7 @@ class ResponseBuilder:
         self._finish = None
         return calls
 
-    def end_round(self) -> list[Event]:
+    def end_round(self) -> list[Emitted]:
         """Close the item a round left open (the next round starts a new one)."""
         return self._close(incomplete=False)
 
@@ -351,7 +356,7 @@ class ResponseBuilder:
         """The output items so far, as models."""
         return [item.current() for item in self._items]
 
-    def add_item(self, item: Any) -> tuple[int, list[Event]]:
+    def add_item(self, item: Any) -> tuple[int, list[Emitted]]:
         """Report a server tool's item as started: `output_item.added` and its progress
         events. Returns its output index, for `finish_item`."""
         index = len(self._items)
@@ -386,7 +391,7 @@ class ResponseBuilder:
             events.append(self._event(cls, type_, **where))
         return index, events
 
-    def finish_item(self, index: int, item: Any) -> list[Event]:
+    def finish_item(self, index: int, item: Any) -> list[Emitted]:
         """Report a server tool's item as done (completed or failed), in its final form."""
         self._items[index] = _FixedItem(index, item)
         events = []
@@ -405,7 +410,7 @@ class ResponseBuilder:
         )
         return events
 
-    def cancel(self) -> list[Event]:
+    def cancel(self) -> list[Emitted]:
         """End a cancelled response: what was streamed stays, the open item is incomplete."""
         events = self._close(incomplete=True)
         self.response = self.response.model_copy(
@@ -420,7 +425,7 @@ class ResponseBuilder:
 
     # -- items -------------------------------------------------------------------------------
 
-    def _open_item(self, item: _OpenItem) -> list[Event]:
+    def _open_item(self, item: _OpenItem) -> list[Emitted]:
         self._items.append(item)
         self._open = item
         return [
@@ -437,7 +442,7 @@ class ResponseBuilder:
 
     def _text(
         self, kind: Literal["message", "reasoning"], part_kind: PartKind, text: str
-    ) -> list[Event]:
+    ) -> list[Emitted]:
         item, events = self._ensure(kind)
         if not item.parts or item.parts[-1].kind != part_kind or not item.parts[-1].open:
             events += self._close_part(item) + self._close_summary(item)
@@ -471,7 +476,7 @@ class ResponseBuilder:
 
     def _ensure(
         self, kind: Literal["message", "reasoning", "function_call"]
-    ) -> tuple[_OpenItem, list[Event]]:
+    ) -> tuple[_OpenItem, list[Emitted]]:
         """The open item if it is of `kind`, else a new one (closing the one before). A signed
         reasoning item is complete: reasoning after it is another block, so another item."""
         item = self._open
@@ -481,14 +486,14 @@ class ResponseBuilder:
         item = self._new_item(kind)
         return item, events + self._open_item(item)
 
-    def _sign(self, signature: str) -> list[Event]:
+    def _sign(self, signature: str) -> list[Emitted]:
         """Attaches a signature to the reasoning item it closes (it comes at its end); a
         signature with no reasoning before it (redacted thinking) gets an item of its own."""
         item, events = self._ensure("reasoning")
         item.encrypted_content = signature
         return events
 
-    def _summarise(self, delta: ReasoningSummaryDelta) -> list[Event]:
+    def _summarise(self, delta: ReasoningSummaryDelta) -> list[Emitted]:
         """A piece of the reasoning item's summary: part `delta.part` opens (closing an open
         content or summary part) when it is new."""
         item, events = self._ensure("reasoning")
@@ -517,7 +522,7 @@ class ResponseBuilder:
         )
         return events
 
-    def _close_summary(self, item: _OpenItem) -> list[Event]:
+    def _close_summary(self, item: _OpenItem) -> list[Emitted]:
         if not item.summary or not item.summary[-1].open:
             return []
         part = item.summary[-1]
@@ -542,7 +547,7 @@ class ResponseBuilder:
             ),
         ]
 
-    def _tool_call(self, delta: ToolCallDelta) -> list[Event]:
+    def _tool_call(self, delta: ToolCallDelta) -> list[Emitted]:
         hidden = self._server_calls.get(delta.index)
         if hidden is None and delta.name in self._server_functions:
             hidden = self._server_calls[delta.index] = ServerCall(
@@ -551,7 +556,7 @@ class ResponseBuilder:
         if hidden is not None:  # a server tool's: reported as its own item once it runs
             hidden.arguments += delta.arguments
             return []
-        events: list[Event] = []
+        events: list[Emitted] = []
         item = self._open
         if item is None or item.kind != "function_call" or item.tool_index != delta.index:
             events += self._close(incomplete=False)
@@ -574,7 +579,7 @@ class ResponseBuilder:
             )
         return events
 
-    def _close_part(self, item: _OpenItem) -> list[Event]:
+    def _close_part(self, item: _OpenItem) -> list[Emitted]:
         if not item.parts or not item.parts[-1].open:
             return []
         index = len(item.parts) - 1
@@ -595,7 +600,7 @@ class ResponseBuilder:
             ),
         ]
 
-    def _annotate(self, part: _Part, where: dict[str, Any]) -> list[Event]:
+    def _annotate(self, part: _Part, where: dict[str, Any]) -> list[Emitted]:
         """`url_citation` and `file_citation` annotations for the `[n]` markers that cite a
         server tool's sources."""
         if not self._citations:
@@ -631,13 +636,13 @@ class ResponseBuilder:
             )
         return events
 
-    def _close(self, *, incomplete: bool) -> list[Event]:
+    def _close(self, *, incomplete: bool) -> list[Emitted]:
         item = self._open
         if item is None:
             return []
         self._open = None
         item.status = "incomplete" if incomplete else "completed"
-        events: list[Event] = []
+        events: list[Emitted] = []
         if item.kind == "function_call":
             events.append(
                 self._event(

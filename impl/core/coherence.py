@@ -11,12 +11,13 @@ input is read: `core.intake`.)
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
 
 from openresponses.errors import APIError, invalid
+from openresponses.generated import openai_models as m
+from openresponses.items import Item
 
 
-def check(history: Sequence[Any], items: Sequence[Any], *, history_param: str) -> None:
+def check(history: Sequence[Item], items: Sequence[Item], *, history_param: str) -> None:
     """Refuse a context (`history`, then the request's input `items`) in which an output
     answers no earlier call or request. The error's `param` names the input item at fault
     (`input[2].call_id`), or `history_param` when the fault is in the history (a conversation's
@@ -24,15 +25,17 @@ def check(history: Sequence[Any], items: Sequence[Any], *, history_param: str) -
     calls: set[str] = set()
     requests: set[str] = set()
     for index, item in enumerate([*history, *items]):
-        kind = getattr(item, "type", None)
-        if kind == "function_call":
+        if isinstance(item, m.FunctionToolCall | m.FunctionToolCallResource):
             calls.add(item.call_id)
-        elif kind == "mcp_approval_request":
+        elif isinstance(item, m.MCPApprovalRequest):
             requests.add(item.id)
-        elif kind == "function_call_output" and item.call_id not in calls:
+        elif isinstance(item, m.FunctionToolCallOutputResource) and item.call_id not in calls:
             message = f"No tool call found for function call output with call_id {item.call_id}."
             raise _fault(message, index, len(history), history_param, "call_id")
-        elif kind == "mcp_approval_response" and item.approval_request_id not in requests:
+        elif (
+            isinstance(item, m.MCPApprovalResponseResource)
+            and item.approval_request_id not in requests
+        ):
             message = (
                 "No approval request found for MCP approval response with approval_request_id "
                 f"{item.approval_request_id}."

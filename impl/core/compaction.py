@@ -24,11 +24,10 @@ import secrets
 import time
 import zlib
 from pathlib import Path
-from typing import Any
 
 from openresponses.errors import invalid
 from openresponses.generated import openai_models as m
-from openresponses.items import new_id, user_text
+from openresponses.items import Item, new_id, user_text
 
 PREFIX = "orc1."
 """Marks our sealed format and its version, so a later format can still read this one."""
@@ -104,9 +103,9 @@ def item(key: bytes, summary: str, model: str) -> m.CompactionBody:
     )
 
 
-def expand(key: bytes, items: list[Any]) -> list[Any]:
+def expand(key: bytes, items: list[Item]) -> list[Item]:
     """`items` with each compaction item replaced by a user message holding its summary."""
-    expanded = []
+    expanded: list[Item] = []
     for entry in items:
         if not isinstance(entry, m.CompactionBody):
             expanded.append(entry)
@@ -123,7 +122,7 @@ def expand(key: bytes, items: list[Any]) -> list[Any]:
     return expanded
 
 
-def kept(items: list[Any]) -> list[Any]:
+def kept(items: list[Item]) -> list[Item]:
     """What a compacted window keeps verbatim: the user's messages, in order."""
     return [
         entry

@@ -15,10 +15,9 @@ the choice and why are in the README.
 
 from __future__ import annotations
 
-from typing import Any
-
 from openresponses.errors import APIError, invalid, not_found
 from openresponses.generated import openai_models as m
+from openresponses.items import Item
 from openresponses.store.base import Store
 
 
@@ -46,7 +45,7 @@ def missing(conversation_id: str, param: str) -> APIError:
     )
 
 
-async def history(store: Store, conversation_id: str) -> list[Any]:
+async def history(store: Store, conversation_id: str) -> list[Item]:
     """The conversation's items, oldest first; a 404 when it does not exist."""
     found = await store.conversations.context(conversation_id)
     if found is None:

@@ -17,10 +17,10 @@ from pydantic import BaseModel, RootModel
 from openresponses.core import conversations
 from openresponses.errors import invalid
 from openresponses.generated import openai_models as m
-from openresponses.items import input_message, new_id, user_text
+from openresponses.items import Item, input_message, new_id, user_text
 from openresponses.store.base import Store
 from openresponses.tools.mcp import function_name
-from openresponses.tools.registry import Toolbox
+from openresponses.tools.registry import SERVER_TOOL_TYPES, Toolbox
 
 T = TypeVar("T")
 
@@ -39,6 +39,9 @@ _SUPPORTED_INCLUDE = {
     "web_search_call.action.sources",  # always given
     "file_search_call.results",  # always given
 }
+
+_SUPPORTED_TOOLS: tuple[type[BaseModel], ...] = (m.FunctionTool, *SERVER_TOOL_TYPES)
+"""Client functions, and the tools tools.registry runs."""
 
 
 def deprecated_field(model: BaseModel, name: str) -> Any:
@@ -78,9 +81,7 @@ def check_supported(request: m.CreateResponse) -> None:
     for index, tool in enumerate(request.tools or []):
         if isinstance(tool, m.MCPTool):
             _check_mcp(tool, index)
-        elif not isinstance(
-            tool, m.FunctionTool | m.WebSearchTool | m.WebSearchPreviewTool | m.FileSearchTool
-        ):
+        elif not isinstance(tool, _SUPPORTED_TOOLS):
             raise invalid(
                 f"Tool type '{tool.type}' is not supported by this server.",
                 param=f"tools[{index}].type",
@@ -218,7 +219,9 @@ def _text_content(text: str) -> list[Any]:
     return [m.InputTextContent(type="input_text", text=text)]
 
 
-def _assistant_message(content: str | list[Any], phase: Any, item_id: str | None) -> Any:
+def _assistant_message(
+    content: str | list[Any], phase: Any, item_id: str | None
+) -> m.OutputMessage:
     if isinstance(content, str):
         texts = [content]
     else:
@@ -245,7 +248,7 @@ def _output_part(part: Any) -> dict[str, Any]:
     return data
 
 
-def _normalise(item: Any, param: str) -> Any:
+def _normalise(item: Any, param: str) -> Item:
     """One input item as the stored item it becomes (references are resolved by the caller)."""
     if isinstance(item, m.EasyInputMessage):
         if item.role == "assistant":
@@ -304,7 +307,7 @@ def _normalise(item: Any, param: str) -> Any:
 
 async def input_items(
     raw: str | RootModel[str] | list[Any] | None, store: Store, *, param: str = "input"
-) -> list[Any]:
+) -> list[Item]:
     """A request's `input` (or the conversations API's `items`, named by `param`) as stored
     items, in order (a string may come wrapped, for its length limit)."""
     if isinstance(raw, RootModel):
@@ -313,7 +316,7 @@ async def input_items(
         return []
     if isinstance(raw, str):
         return [user_text(raw)]
-    items: list[Any] = []
+    items: list[Item] = []
     for index, item in enumerate(raw):
         if isinstance(item, m.ItemReferenceParam):
             items.append(await _referenced(store, item.id, f"{param}[{index}].id"))
@@ -333,7 +336,7 @@ async def input_items(
 
 async def _referenced(
     store: Store, item_id: str, param: str, *, kind: str | None = None, why: str = ""
-) -> Any:
+) -> Item:
     """The stored item `item_id` (of type `kind`, if given); a 400 saying `why` without it."""
     found = await store.find_item(item_id)
     if found is None or (kind is not None and getattr(found, "type", None) != kind):

@@ -17,7 +17,7 @@ from collections.abc import AsyncGenerator, AsyncIterator, Callable
 from dataclasses import dataclass, replace
 
 from openresponses.core.background import Runs
-from openresponses.core.builder import Event, ResponseBuilder, ServerCall
+from openresponses.core.builder import Emitted, Event, ResponseBuilder, ServerCall
 from openresponses.errors import APIError, ErrorKind
 from openresponses.generated import openai_models as m
 from openresponses.items import Item
@@ -150,10 +150,12 @@ class Turn:
             if self.streaming:
                 await self._save()
             for event in opening:
-                yield event
+                if event is not None:  # a builder that does not emit (see builder.Emitted)
+                    yield event
             try:
                 async for event in self._rounds(first):
-                    yield event
+                    if event is not None:
+                        yield event
                 closing = self.builder.cancel() if self.cancel_requested else self.builder.finish()
             except APIError as exc:
                 closing = self.builder.fail(exc)
@@ -177,7 +179,8 @@ class Turn:
             finished = True
             self.runs.leave(self)
             for event in closing:
-                yield event
+                if event is not None:
+                    yield event
         finally:
             try:
                 if not finished:
@@ -185,7 +188,7 @@ class Turn:
             finally:
                 self.runs.leave(self)
 
-    async def _rounds(self, first: ModelEvent | None) -> AsyncIterator[Event]:
+    async def _rounds(self, first: ModelEvent | None) -> AsyncIterator[Emitted]:
         """The model's rounds: while it calls server tools (and nothing for the client), run
         them and call it again with their results."""
         agent = self.agent
@@ -210,7 +213,7 @@ class Turn:
             async for event in self._generate(None):
                 yield event
 
-    async def _run_tools(self, agent: Agent, calls: list[ServerCall]) -> AsyncIterator[Event]:
+    async def _run_tools(self, agent: Agent, calls: list[ServerCall]) -> AsyncIterator[Emitted]:
         """Run a round's server-tool calls at once; an approval request stops the loop."""
         started = [(agent.toolbox.owner(c.name), c) for c in calls]
         items = [(owner, owner.start(c.name, c.arguments)) for owner, c in started]
@@ -240,7 +243,7 @@ class Turn:
             for event in self.builder.finish_item(index, item):
                 yield event
 
-    async def _generate(self, first: ModelEvent | None) -> AsyncIterator[Event]:
+    async def _generate(self, first: ModelEvent | None) -> AsyncIterator[Emitted]:
         """The builder's events for each of the model's; nothing once a cancel is asked for
         (a background response cancelled while queued never calls the model)."""
         if self.cancel_requested:

@@ -11,9 +11,10 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Literal, Protocol
+from typing import Literal, Protocol
 
 from openresponses.generated.openai_models import ConversationResource, Response
+from openresponses.items import Item
 
 
 @dataclass(frozen=True)
@@ -21,12 +22,12 @@ class StoredResponse:
     """A response and the input items it was created from (its own, not its chain's)."""
 
     response: Response
-    input_items: list[Any]  # ItemResource models (see openresponses.items)
+    input_items: list[Item]
 
 
 @dataclass(frozen=True)
 class ItemPage:
-    items: list[Any]
+    items: list[Item]
     has_more: bool
 
 
@@ -53,7 +54,7 @@ class Conversations(Protocol):
     conversation is written through, never behind, so that the next turn reads it whole.
     """
 
-    async def create(self, conversation: ConversationResource, items: Sequence[Any]) -> None:
+    async def create(self, conversation: ConversationResource, items: Sequence[Item]) -> None:
         """Insert a new conversation holding `items` (input items, see openresponses.items)."""
 
     async def get(self, conversation_id: str) -> ConversationResource | None:
@@ -70,8 +71,8 @@ class Conversations(Protocol):
     async def append(
         self,
         conversation_id: str,
-        inputs: Sequence[Any],
-        outputs: Sequence[Any] = (),
+        inputs: Sequence[Item],
+        outputs: Sequence[Item] = (),
         *,
         skip_present: bool = False,
     ) -> bool:
@@ -96,10 +97,10 @@ class Conversations(Protocol):
         `MissingItem` is raised when the conversation does not hold it.
         """
 
-    async def context(self, conversation_id: str) -> list[Any] | None:
+    async def context(self, conversation_id: str) -> list[Item] | None:
         """Every item of the conversation, oldest first; None when it does not exist."""
 
-    async def item(self, conversation_id: str, item_id: str) -> Any | None:
+    async def item(self, conversation_id: str, item_id: str) -> Item | None:
         """One item of the conversation; None when either does not exist."""
 
     async def delete_item(self, conversation_id: str, item_id: str) -> bool:
@@ -126,14 +127,14 @@ class Store(Protocol):
         `after` is an item id; the page starts just past it in the requested order.
         """
 
-    async def context(self, response_id: str) -> list[Any] | None:
+    async def context(self, response_id: str) -> list[Item] | None:
         """The conversation up to and including `response_id`, oldest first.
 
         That is, for the chain root … parent → response: each response's input items
         followed by its output items. None when `response_id` does not exist.
         """
 
-    async def find_item(self, item_id: str) -> Any | None:
+    async def find_item(self, item_id: str) -> Item | None:
         """An input or output item of any stored response or conversation, by its id (for
         item_reference)."""
 

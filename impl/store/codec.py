@@ -14,7 +14,7 @@ import orjson
 from pydantic import BaseModel, TypeAdapter
 from sqlalchemy import Dialect, String, TypeDecorator
 
-from openresponses.items import ITEM_RESOURCE, OUTPUT_ITEM, item_id
+from openresponses.items import ITEM_RESOURCE, OUTPUT_ITEM, Item, item_id
 from openresponses.store.base import StoredResponse
 
 Role = Literal["input", "output"]
@@ -34,9 +34,10 @@ def dump(model: BaseModel) -> str:
     return model.model_dump_json(by_alias=True, exclude_unset=True)
 
 
-def load_item(role: str, body: str) -> Any:
+def load_item(role: str, body: str) -> Item:
     """An item saved from a list of `role` (input items, or a response's output)."""
-    return _ADAPTERS[role].validate_json(body)
+    item: Item = _ADAPTERS[role].validate_json(body)
+    return item
 
 
 @dataclass(frozen=True)

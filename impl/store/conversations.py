@@ -34,7 +34,7 @@ from sqlalchemy import (
 )
 
 from openresponses.generated.openai_models import ConversationResource
-from openresponses.items import item_id
+from openresponses.items import Item, item_id
 from openresponses.store.base import ItemConflict, ItemPage, MissingItem
 from openresponses.store.codec import Role, Varchar, dump, load_item
 
@@ -100,7 +100,7 @@ def _entry(conversation_id: str, item: str) -> str:
     return f"{conversation_id}/{item}"
 
 
-def find_item(conn: Connection, item: str) -> Any | None:
+def find_item(conn: Connection, item: str) -> Item | None:
     """An item of any conversation by its id (every copy of an id holds the same item)."""
     row = conn.execute(_BY_ITEM_ID, {"item_id": item}).first()
     return None if row is None else load_item(row.origin, row.body)
@@ -122,7 +122,7 @@ class SqlConversations:
         self._run = run
         self._write_lock = write_lock
 
-    async def create(self, conversation: ConversationResource, items: Sequence[Any]) -> None:
+    async def create(self, conversation: ConversationResource, items: Sequence[Item]) -> None:
         await self._run(self._create, conversation, items)
 
     async def get(self, conversation_id: str) -> ConversationResource | None:
@@ -139,8 +139,8 @@ class SqlConversations:
     async def append(
         self,
         conversation_id: str,
-        inputs: Sequence[Any],
-        outputs: Sequence[Any] = (),
+        inputs: Sequence[Item],
+        outputs: Sequence[Item] = (),
         *,
         skip_present: bool = False,
     ) -> bool:
@@ -157,10 +157,10 @@ class SqlConversations:
     ) -> ItemPage | None:
         return await self._run(self._items, conversation_id, after, limit, order)
 
-    async def context(self, conversation_id: str) -> list[Any] | None:
+    async def context(self, conversation_id: str) -> list[Item] | None:
         return await self._run(self._context, conversation_id)
 
-    async def item(self, conversation_id: str, item: str) -> Any | None:
+    async def item(self, conversation_id: str, item: str) -> Item | None:
         return await self._run(self._item, conversation_id, item)
 
     async def delete_item(self, conversation_id: str, item: str) -> bool:
@@ -168,7 +168,7 @@ class SqlConversations:
 
     # --- in the store's threads --------------------------------------------------------------
 
-    def _create(self, conversation: ConversationResource, inputs: Sequence[Any]) -> None:
+    def _create(self, conversation: ConversationResource, inputs: Sequence[Item]) -> None:
         with self._write_lock, self._engine.begin() as conn:
             conn.execute(
                 _INSERT,
@@ -239,14 +239,14 @@ class SqlConversations:
             has_more=start + limit < len(ordered),
         )
 
-    def _context(self, conversation_id: str) -> list[Any] | None:
+    def _context(self, conversation_id: str) -> list[Item] | None:
         with self._engine.connect() as conn:
             if conn.execute(_GET, {"id": conversation_id}).first() is None:
                 return None
             rows = sorted(conn.execute(_ALL, {"id": conversation_id}), key=lambda r: r.position)
         return [load_item(row.origin, row.body) for row in rows]
 
-    def _item(self, conversation_id: str, item: str) -> Any | None:
+    def _item(self, conversation_id: str, item: str) -> Item | None:
         with self._engine.connect() as conn:
             row = conn.execute(_ITEM, {"entry": _entry(conversation_id, item)}).first()
         return None if row is None else load_item(row.origin, row.body)

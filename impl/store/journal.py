@@ -32,10 +32,10 @@ import os
 from collections import OrderedDict
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Literal, Protocol
+from typing import Literal, Protocol
 
 from openresponses.generated.openai_models import Response
-from openresponses.items import ITEM_RESOURCE
+from openresponses.items import ITEM_RESOURCE, Item
 from openresponses.store.base import Conversations, ItemPage, Store, StoredResponse
 from openresponses.store.codec import Encoded, encode
 
@@ -254,11 +254,11 @@ class JournaledStore:
         await self._flush()
         return await self._inner.input_items(response_id, after=after, limit=limit, order=order)
 
-    async def context(self, response_id: str) -> list[Any] | None:
+    async def context(self, response_id: str) -> list[Item] | None:
         """The chain's items, its newest responses from memory: an agent sends its next
         request as soon as a response ends, and waiting for that response's commit made
         every chained request wait for the writer (several milliseconds)."""
-        newest: list[list[Any]] = []  # newest first
+        newest: list[list[Item]] = []  # newest first
         current: str | None = response_id
         while current is not None and (record := self._in_memory(current)) is not None:
             newest.append([*record.input_items, *record.response.output])
@@ -269,7 +269,7 @@ class JournaledStore:
             return None
         return [item for items in [older or [], *reversed(newest)] for item in items]
 
-    async def find_item(self, item_id: str) -> Any | None:
+    async def find_item(self, item_id: str) -> Item | None:
         await self._flush()
         return await self._inner.find_item(item_id)
 

@@ -54,6 +54,7 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.exc import IntegrityError
 
 from openresponses.generated.openai_models import Response
+from openresponses.items import Item
 from openresponses.store import conversations
 from openresponses.store.base import ItemPage, StoredResponse
 from openresponses.store.codec import Encoded, Varchar, encode, load_item
@@ -419,10 +420,10 @@ class SqlStore:
     ) -> ItemPage | None:
         return await self._run(self._input_items, response_id, after, limit, order)
 
-    async def context(self, response_id: str) -> list[Any] | None:
+    async def context(self, response_id: str) -> list[Item] | None:
         return await self._run(self._context, response_id)
 
-    async def find_item(self, item_id: str) -> Any | None:
+    async def find_item(self, item_id: str) -> Item | None:
         return await self._run(self._find_item, item_id)
 
     async def unfinished(self) -> list[str]:
@@ -490,13 +491,13 @@ class SqlStore:
             return None
         return _page([row for row in rows if row.role == "input"], after, limit, order)
 
-    def _context(self, response_id: str) -> list[Any] | None:
+    def _context(self, response_id: str) -> list[Item] | None:
         with self._engine.connect() as conn:
             chain = _walk(self._links(conn, response_id), response_id)
             if not chain:
                 return None
             rows = _in_order(conn.execute(_ITEMS, {"ids": chain}))
-        by_response: dict[str, list[Any]] = {ancestor: [] for ancestor in chain}
+        by_response: dict[str, list[Item]] = {ancestor: [] for ancestor in chain}
         for row in rows:
             by_response[row.response_id].append(load_item(row.role, row.body))
         return [item for ancestor in chain for item in by_response[ancestor]]

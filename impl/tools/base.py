@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
 from openresponses.generated import openai_models as m
+from openresponses.items import Item
 
 if TYPE_CHECKING:
     from openresponses.tools.web.base import WebSearchBackend
@@ -59,17 +60,17 @@ class ServerTool(Protocol):
         """Refuse the request (an APIError) if the tool's settings are unusable, e.g. a URL on
         a private network when the server does not allow them (see tools.guard)."""
 
-    async def prepare(self, history: Sequence[Any]) -> list[Any]:
+    async def prepare(self, history: Sequence[Item]) -> list[Item]:
         """Get ready before the model is first called: the items that report it (an
         `mcp_list_tools`), or none when `history` already has what is needed."""
 
     def functions(self) -> list[m.FunctionTool]:
         """The functions the model may call (after `prepare`)."""
 
-    def start(self, function: str, arguments: str) -> Any:
+    def start(self, function: str, arguments: str) -> Item:
         """The item for a call of one of this tool's functions: in progress, to be `run`, or
         a request for the client's approval, which ends the response until it answers."""
 
-    async def run(self, item: Any) -> Any:
+    async def run(self, item: Any) -> Item:
         """The started `item`, finished: completed, or failed with the error inside (a tool's
         failure is the model's to read, never an exception)."""

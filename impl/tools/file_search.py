@@ -11,11 +11,11 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from openresponses.errors import APIError, invalid
 from openresponses.generated import openai_models as m
-from openresponses.items import new_id
+from openresponses.items import Item, new_id
 from openresponses.tools.base import Citations, ToolServices
 from openresponses.vectors.search import compile_filter, fusion_weights
 
@@ -60,7 +60,7 @@ class FileSearch:
         """An unknown or expired store is the client's error, before the model runs."""
         await self.searcher.refuse_unusable(self.spec.vector_store_ids, self.param)
 
-    async def prepare(self, history: Sequence[Any]) -> list[Any]:
+    async def prepare(self, history: Sequence[Item]) -> list[Item]:
         return []
 
     def functions(self) -> list[m.FunctionTool]:

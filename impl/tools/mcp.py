@@ -21,7 +21,7 @@ from contextlib import AbstractAsyncContextManager
 from typing import TYPE_CHECKING, Any
 
 from openresponses.generated import openai_models as m
-from openresponses.items import new_id
+from openresponses.items import Item, new_id
 from openresponses.tools.base import Citations, ToolServices
 from openresponses.tools.guard import check_url
 
@@ -105,7 +105,7 @@ class McpServer:
         """Refuse a server on a private network (a 400) unless the server allows them."""
         await check_url(str(self.spec.server_url), allow_private=allow_private, param=self.param)
 
-    async def prepare(self, history: Sequence[Any]) -> list[Any]:
+    async def prepare(self, history: Sequence[Item]) -> list[Item]:
         """List the server's tools, or reuse the list an earlier turn of the chain made."""
         for item in reversed(history):
             if isinstance(item, m.MCPListTools) and item.server_label == self.label:

@@ -11,13 +11,15 @@ import json
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from pydantic import BaseModel
+
 from openresponses.errors import invalid
 from openresponses.generated import openai_models as m
-from openresponses.items import new_id
+from openresponses.items import Item, new_id
 from openresponses.tools import file_search, mcp, web_search
 from openresponses.tools.base import Citations, ServerTool, ToolServices
 
-_BUILDERS: dict[type[Any], Callable[[Any, int, ToolServices, Citations], ServerTool]] = {
+_BUILDERS: dict[type[BaseModel], Callable[[Any, int, ToolServices, Citations], ServerTool]] = {
     m.MCPTool: mcp.McpServer,
     m.FileSearchTool: file_search.FileSearch,
     m.WebSearchTool: web_search.WebSearch,
@@ -37,7 +39,7 @@ class Toolbox:
         self.citations = citations
         self._owners: dict[str, ServerTool] = {}
 
-    async def prepare(self, history: Sequence[Any], *, allow_private: bool) -> list[Any]:
+    async def prepare(self, history: Sequence[Item], *, allow_private: bool) -> list[Item]:
         """Check, then prepare every tool at once; the items that report it, in the tools'
         order."""
         await asyncio.gather(*(tool.check(allow_private=allow_private) for tool in self.tools))
@@ -58,13 +60,13 @@ class Toolbox:
         found = (t for t in self.tools if isinstance(t, mcp.McpServer) and t.label == label)
         return next(found, None)
 
-    async def run_approved(self, items: Sequence[Any], history: Sequence[Any]) -> list[Any]:
+    async def run_approved(self, items: Sequence[Item], history: Sequence[Item]) -> list[Item]:
         """Run the calls that the client's `mcp_approval_response` inputs approve; their
         finished `mcp_call` items. A response to an unknown request is a 400."""
         requests = {i.id: i for i in history if isinstance(i, m.MCPApprovalRequest)}
         approved = []
         for index, item in enumerate(items):
-            if getattr(item, "type", None) != "mcp_approval_response":
+            if not isinstance(item, m.MCPApprovalResponseResource):
                 continue
             request = requests.get(item.approval_request_id)
             server = self.mcp_server(request.server_label) if request else None
@@ -125,37 +127,44 @@ def _output(call_id: str, output: str) -> m.FunctionToolCallOutputResource:
     )
 
 
-def _web_items(item: Any, results: dict[str, str]) -> tuple[list[Any], list[Any]]:
+_ModelItems = tuple[list[Item], list[Item]]
+"""The function calls, then their outputs, that the model reads for one server-tool item."""
+
+
+def _web_items(item: m.WebSearchToolCall, results: dict[str, str]) -> _ModelItems:
     action = item.action
     if isinstance(action, m.WebSearchActionOpenPage):
         call = _call(item.id, web_search.OPEN_PAGE, json.dumps({"url": str(action.url)}))
-    else:
-        call = _call(item.id, web_search.SEARCH, json.dumps({"query": action.query or ""}))
+    else:  # a search, or a client's `find_in_page` (no query: reading one raised before)
+        query = action.query if isinstance(action, m.WebSearchActionSearch) else None
+        call = _call(item.id, web_search.SEARCH, json.dumps({"query": query or ""}))
     return [call], [_output(item.id, results.get(item.id) or web_search.model_text(item))]
 
 
-def _file_search_items(item: Any, results: dict[str, str]) -> tuple[list[Any], list[Any]]:
+def _file_search_items(item: m.FileSearchToolCall, results: dict[str, str]) -> _ModelItems:
     call = _call(item.id, file_search.NAME, json.dumps({"query": " ".join(item.queries)}))
     return [call], [_output(item.id, results.get(item.id) or file_search.model_text(item))]
 
 
-def _mcp_items(item: Any, results: dict[str, str]) -> tuple[list[Any], list[Any]]:
+def _mcp_items(item: Item, results: dict[str, str]) -> _ModelItems:
     """(calls, outputs) the model reads for one MCP item."""
     if isinstance(item, m.MCPToolCall):
         name = mcp.function_name(item.server_label, item.name)
-        output = [_output(item.approval_request_id or item.id, mcp.call_result_text(item))]
+        output: list[Item] = [
+            _output(item.approval_request_id or item.id, mcp.call_result_text(item))
+        ]
         if item.approval_request_id:  # its call is the approval request, earlier
             return [], output
         return [_call(item.id, name, item.arguments)], output
     if isinstance(item, m.MCPApprovalRequest):
         return [_call(item.id, mcp.function_name(item.server_label, item.name), item.arguments)], []
-    if getattr(item, "type", None) == "mcp_approval_response" and not item.approve:
-        reason = f" ({item.reason})" if getattr(item, "reason", None) else ""
+    if isinstance(item, m.MCPApprovalResponseResource) and not item.approve:
+        reason = f" ({item.reason})" if item.reason else ""
         return [], [_output(item.approval_request_id, f"The user declined this call{reason}.")]
     return [], []  # listings, and approvals (the mcp_call that follows carries the result)
 
 
-_MODEL_ITEMS: dict[str, Callable[[Any, dict[str, str]], tuple[list[Any], list[Any]]]] = {
+_MODEL_ITEMS: dict[str, Callable[[Any, dict[str, str]], _ModelItems]] = {
     "web_search_call": _web_items,
     "file_search_call": _file_search_items,
     "mcp_list_tools": _mcp_items,
@@ -165,13 +174,13 @@ _MODEL_ITEMS: dict[str, Callable[[Any, dict[str, str]], tuple[list[Any], list[An
 }
 
 
-def model_items(items: Sequence[Any], results: dict[str, str] | None = None) -> list[Any]:
+def model_items(items: Sequence[Item], results: dict[str, str] | None = None) -> list[Item]:
     """`items` as the model reads them: server-tool items become function calls and their
     outputs; a run of them becomes its calls, then its outputs (one parallel turn).
     `results` holds what the model read for this response's calls, where items cannot."""
-    result: list[Any] = []
-    calls: list[Any] = []
-    outputs: list[Any] = []
+    result: list[Item] = []
+    calls: list[Item] = []
+    outputs: list[Item] = []
     for item in items:
         convert = _MODEL_ITEMS.get(getattr(item, "type", ""))
         if convert is None:

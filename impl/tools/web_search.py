@@ -15,7 +15,7 @@ from typing import Any
 
 from openresponses.errors import APIError
 from openresponses.generated import openai_models as m
-from openresponses.items import new_id
+from openresponses.items import Item, new_id
 from openresponses.tools.base import Citations, ToolServices
 from openresponses.tools.web.base import WebSearchBackend
 from openresponses.tools.web.page import PageFetcher
@@ -79,7 +79,7 @@ class WebSearch:
     async def check(self, *, allow_private: bool) -> None:
         """Nothing to check: the backend was checked when the server started."""
 
-    async def prepare(self, history: Sequence[Any]) -> list[Any]:
+    async def prepare(self, history: Sequence[Item]) -> list[Item]:
         return []
 
     def functions(self) -> list[m.FunctionTool]:
