@@ -55,7 +55,7 @@ def _shown(items: list[Item]) -> list[m.ConversationItem]:
 
 
 def _item_list(items: list[Item], has_more: bool) -> Response:
-    # model_construct: an empty page has null first/last ids, which the spec types as strings.
+    # model_construct: the items are models already, and validating them again only costs.
     listing = m.ConversationItemList.model_construct(
         object="list",
         data=_shown(items),
