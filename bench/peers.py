@@ -144,6 +144,8 @@ def litellm(upstream: int, work: Path) -> Server:
         "LITELLM_LOCAL_MODEL_COST_MAP": "True",  # no download of the cost map at start-up
         "LITELLM_TELEMETRY": "False",
         "LITELLM_LOG": "ERROR",
+        # No key check, as this server runs in the benchmark (LiteLLM refuses that unless told).
+        "LITELLM_DANGEROUSLY_PERMIT_WEAK_OR_UNSET_MASTER_KEY": "true",
     }
     arguments = ["--config", str(config), "--host", "127.0.0.1", "--port", "{port}"]
     server = _start(
