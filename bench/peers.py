@@ -1,6 +1,7 @@
 """This server beside the gateways a user would pick instead, on the same upstream, in one run.
 
     python -m bench.peers [--seconds 3] [--rounds 2] [--servers ours,litellm,ors]
+        [--baseline /path/to/other/venv/bin/python]
 
 The loopback upstream of bench.loopback answers chat completions and the Responses API; the
 same load generator measures, for each path, the upstream called directly, this server and
@@ -26,6 +27,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import functools
 import json
 import os
 import subprocess
@@ -187,14 +189,15 @@ def open_responses_server(upstream: int, work: Path) -> Server:
     return server
 
 
-def ours(upstream: int, work: Path) -> Server:
-    process, port = start_server(upstream, str(work))
+def ours(upstream: int, work: Path, python: Path | None = None, name: str = "ours") -> Server:
+    """This server, from this environment or the one `python` belongs to (another build)."""
+    process, port = start_server(upstream, str(work), python=python)
     routes = {
         "chat": ("/v1/chat/completions", "bench"),
         "bridge": ("/v1/responses", "bench"),
         "native": ("/v1/responses", f"{RESPONSES_PROVIDER}@bench"),
     }
-    return Server("ours", process, port, routes)
+    return Server(name, process, port, routes)
 
 
 STARTERS: dict[str, Callable[[int, Path], Server]] = {
@@ -224,13 +227,15 @@ class Cell:
 
 
 @contextmanager
-def servers(names: list[str], upstream: int) -> Iterator[list[Server]]:
+def servers(
+    starters: dict[str, Callable[[int, Path], Server]], upstream: int
+) -> Iterator[list[Server]]:
     with tempfile.TemporaryDirectory() as tmp, ExitStack() as stack:
         started = []
-        for name in names:
+        for name, starter in starters.items():
             work = Path(tmp) / name
             work.mkdir()
-            server = STARTERS[name](upstream, work)
+            server = starter(upstream, work)
             stack.callback(_stop, server.process)
             started.append(server)
         yield started
@@ -245,11 +250,11 @@ def _stop(process: subprocess.Popen[bytes]) -> None:
 
 
 async def measure(
-    names: list[str], seconds: float, rounds: int
+    starters: dict[str, Callable[[int, Path], Server]], seconds: float, rounds: int
 ) -> tuple[list[Server], dict[tuple[str, str, int], Cell]]:
     upstream = await Upstream(0).start()
     cells: dict[tuple[str, str, int], Cell] = {}
-    with servers(names, upstream) as started:
+    with servers(starters, upstream) as started:
         runs: list[tuple[Row, str, Target, Server | None]] = []
         for path in ROWS:
             http_path, body = path.direct
@@ -324,9 +329,18 @@ def main() -> None:
     parser.add_argument(
         "--servers", default=",".join(STARTERS), help=f"among {', '.join(STARTERS)}"
     )
+    parser.add_argument(
+        "--baseline",
+        type=Path,
+        help="the python of another build's environment, measured as one more server",
+    )
     args = parser.parse_args()
-    names = args.servers.split(",")
-    started, cells = asyncio.run(measure(names, args.seconds, args.rounds))
+    starters = {name: STARTERS[name] for name in args.servers.split(",")}
+    if args.baseline:
+        starters["baseline"] = functools.partial(
+            ours, python=args.baseline, name=f"ours ({args.baseline.parents[2].name})"
+        )
+    started, cells = asyncio.run(measure(starters, args.seconds, args.rounds))
     print(report(started, cells))
 
 
