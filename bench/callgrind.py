@@ -1,7 +1,7 @@
 """Instructions the gateway executes per request, counted by valgrind's callgrind.
 
-    python bench/callgrind.py --variant store=true --requests 400 [--concurrency 8]
-    python bench/callgrind.py --python /path/to/other/venv/bin/python   # another build
+    python -m bench.callgrind --variant store=true --requests 400 [--concurrency 8]
+    python -m bench.callgrind --python /path/to/other/venv/bin/python   # another build
 
 On this shared machine the CPU's speed changes between sessions and other work skews every
 timing, so two commits compared by latency alone can differ by noise. Instruction counts do
@@ -25,13 +25,23 @@ import sys
 import tempfile
 from pathlib import Path
 
-from bench.gateway import Connection, Upstream, start_server
+from bench.loopback import RESPONSES_PROVIDER, Connection, Upstream, start_server
 
-BODIES = {
-    "store=true": {},
-    "store=false": {"store": False},
-    "stream": {"stream": True, "store": False},
+_BRIDGE = {"model": "bench", "input": "Say hello"}
+_NATIVE = {**_BRIDGE, "model": f"{RESPONSES_PROVIDER}@bench"}
+_CHAT = {"model": "bench", "messages": [{"role": "user", "content": "Say hello"}]}
+_STREAM = {"stream": True, "store": False}
+REQUESTS: dict[str, tuple[str, dict[str, object]]] = {
+    "store=true": ("/v1/responses", _BRIDGE),
+    "store=false": ("/v1/responses", {**_BRIDGE, "store": False}),
+    "stream": ("/v1/responses", {**_BRIDGE, **_STREAM}),
+    "passthrough": ("/v1/responses", {**_NATIVE, "store": False}),
+    "passthrough-stream": ("/v1/responses", {**_NATIVE, **_STREAM}),
+    "chat": ("/v1/chat/completions", _CHAT),
 }
+"""Each variant's path and body: the bridge (model `bench`), the native Responses passthrough
+(see bench.loopback) and the chat completions relay. The passthrough is measured with
+`store: false` like the bridge variant beside it, so that the two differ by provider only."""
 
 
 def totals(path: Path) -> int:
@@ -56,12 +66,13 @@ async def measure(python: Path, variant: str, requests: int, concurrency: int, o
         process, port = await asyncio.to_thread(
             start_server, upstream_port, data_dir, python=python, prefix=prefix, wait_seconds=900
         )
-        body = json.dumps({"model": "bench", "input": "Say hello", **BODIES[variant]}).encode()
+        path, fields = REQUESTS[variant]
+        body = json.dumps(fields).encode()
 
         async def worker(count: int) -> None:
             connection = Connection(port)
             for _ in range(count):
-                status, _ = await connection.post("/v1/responses", body)
+                status, _ = await connection.post(path, body)
                 if status != 200:
                     raise RuntimeError(f"HTTP {status}")
 
@@ -80,7 +91,7 @@ async def measure(python: Path, variant: str, requests: int, concurrency: int, o
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--python", type=Path, default=Path(sys.executable))
-    parser.add_argument("--variant", choices=sorted(BODIES), default="store=false")
+    parser.add_argument("--variant", choices=sorted(REQUESTS), default="store=false")
     parser.add_argument("--requests", type=int, default=400)
     parser.add_argument("--concurrency", type=int, default=1)
     args = parser.parse_args()

@@ -4,7 +4,7 @@
 
 Why the providers use aiohttp: every response makes at least one upstream call, so the
 client's own cost per call is gateway overhead. Each client posts the same chat-completions
-body to the same loopback upstream (bench/gateway.py's) sequentially over one keep-alive
+body to the same loopback upstream (bench/loopback.py's) sequentially over one keep-alive
 connection, and reads the JSON answer.
 """
 
@@ -19,7 +19,7 @@ from typing import Any
 import aiohttp
 import httpx
 
-from bench.gateway import Upstream
+from bench.loopback import Upstream
 
 BODY = {"model": "bench", "messages": [{"role": "user", "content": "Say hello"}]}
 

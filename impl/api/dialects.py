@@ -224,16 +224,43 @@ SPEC_EVENT_TYPES = frozenset(
 )
 
 
+class _LastResponse:
+    """The OpenAI-dialect JSON of the response the last lifecycle event carried, kept with
+    the object it came from (compared by identity; the engine replaces its response rather
+    than change it): `response.created` and `response.in_progress` carry the same object,
+    and a response's dump is the costliest part of a short stream's frames."""
+
+    def __init__(self) -> None:
+        self.source: tuple[BaseModel, bool] | None = None
+        self.body: dict[str, Any] = {}
+
+    def body_of(self, response: BaseModel, store: bool) -> dict[str, Any]:
+        if self.source is None or self.source[0] is not response or self.source[1] != store:
+            self.body = _leading_first(_superset(_dump(response), store))
+            self.source = (response, store)
+        return self.body
+
+
+_LAST_RESPONSE = _LastResponse()
+
+
 def event_body(event: BaseModel, dialect: Dialect, *, store: bool) -> dict[str, Any]:
     """The JSON of one stream event in `dialect` (an event the Open Responses spec lacks
     carries our prefix there)."""
-    data = _dump(event)
     if dialect is Dialect.OPENAI:
-        if "response" in data:
-            data["response"] = _leading_first(_superset(data["response"], store))
-        elif "item" in data:
+        fields = event.__dict__  # not getattr: a missing attribute costs pydantic an exception
+        response = fields.get("response")
+        if isinstance(response, BaseModel):  # a lifecycle event: these are its three fields
+            return {
+                "type": fields["type"],
+                "response": _LAST_RESPONSE.body_of(response, store),
+                "sequence_number": fields["sequence_number"],
+            }
+        data = _dump(event)
+        if "item" in data:
             _spec_item(data["item"])
         return data
+    data = _dump(event)
     kind = _RENAMED.get(data["type"], data["type"])
     data["type"] = kind
     if kind not in SPEC_EVENT_TYPES:

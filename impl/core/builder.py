@@ -8,10 +8,11 @@ Events are the generated OpenAI event models; `api.dialects` re-spells them per 
 
 from __future__ import annotations
 
+import functools
 import re
 import time
 from dataclasses import dataclass, field
-from typing import Any, Literal, TypeAlias
+from typing import Any, Literal, TypeAlias, TypeVar
 
 from pydantic import BaseModel
 
@@ -29,6 +30,56 @@ from openresponses.providers.base import (
     ToolCallDelta,
     UsageReport,
 )
+
+_Model = TypeVar("_Model", bound=BaseModel)
+_IMMUTABLE = (type(None), bool, int, float, str, tuple, frozenset)
+_REQUIRED: Any = object()
+"""Holds a required field's place in `_Plan.template` until a value fills it."""
+
+
+@dataclass(frozen=True)
+class _Plan:
+    template: dict[str, Any]
+    """Every field in declaration order, a default or `_REQUIRED`: pydantic serialises a
+    model's fields in the order of its `__dict__`, so a model's JSON keeps that order."""
+    required: tuple[str, ...]
+
+
+@functools.cache
+def _plan(cls: type[BaseModel]) -> _Plan | None:
+    """How `model_construct` would fill a `cls`, or None when it would do more than copy
+    defaults (a default made per instance, a post-init hook, extra fields kept)."""
+    if cls.__pydantic_post_init__ or cls.model_config.get("extra") == "allow":
+        return None
+    template = {}
+    for name, info in cls.__pydantic_fields__.items():
+        if info.is_required():
+            template[name] = _REQUIRED
+        elif info.default_factory is None and isinstance(info.default, _IMMUTABLE):
+            template[name] = info.default
+        else:
+            return None
+    required = tuple(name for name, value in template.items() if value is _REQUIRED)
+    return _Plan(template, required)
+
+
+def _construct(cls: type[_Model], **values: Any) -> _Model:
+    """`cls.model_construct(**values)` for the engine's own, already typed values (field
+    names, no aliases): the same instance, built without pydantic's walk over every field's
+    aliases, which was the larger part of a short stream's engine cost (docs/benchmarks.md)."""
+    plan = _plan(cls)
+    if plan is None:
+        return cls.model_construct(**values)
+    fields = {**plan.template, **values}  # the template's order, the values in place
+    for name in plan.required:
+        if name not in values:
+            del fields[name]
+    model = cls.__new__(cls)
+    object.__setattr__(model, "__dict__", fields)
+    object.__setattr__(model, "__pydantic_fields_set__", set(values))
+    object.__setattr__(model, "__pydantic_extra__", None)
+    object.__setattr__(model, "__pydantic_private__", None)
+    return model
 
 
 @dataclass
@@ -88,7 +139,8 @@ class _OpenItem:
 
     def model(self, status: Literal["in_progress", "completed", "incomplete"]) -> Any:
         if self.kind == "message":
-            return m.OutputMessage.model_construct(
+            return _construct(
+                m.OutputMessage,
                 id=self.id,
                 type="message",
                 role="assistant",
@@ -99,7 +151,8 @@ class _OpenItem:
             fields: dict[str, Any] = {}
             if self.encrypted_content is not None:
                 fields["encrypted_content"] = self.encrypted_content
-            return m.ReasoningItem.model_construct(
+            return _construct(
+                m.ReasoningItem,
                 id=self.id,
                 type="reasoning",
                 summary=[_summary_model(part) for part in self.summary],
@@ -107,7 +160,8 @@ class _OpenItem:
                 content=[_part_model(part) for part in self.parts],
                 **fields,
             )
-        return m.FunctionToolCall.model_construct(
+        return _construct(
+            m.FunctionToolCall,
             id=self.id,
             type="function_call",
             call_id=self.call_id,
@@ -163,17 +217,21 @@ _TOOL_EVENTS: dict[
 
 
 def _summary_model(part: _Part) -> Any:
-    return m.SummaryTextContent.model_construct(type="summary_text", text=part.text)
+    return _construct(m.SummaryTextContent, type="summary_text", text=part.text)
 
 
 def _part_model(part: _Part) -> Any:
     if part.kind == "output_text":
-        return m.OutputTextContent.model_construct(
-            type="output_text", text=part.text, annotations=part.annotations, logprobs=[]
+        return _construct(
+            m.OutputTextContent,
+            type="output_text",
+            text=part.text,
+            annotations=part.annotations,
+            logprobs=[],
         )
     if part.kind == "refusal":
-        return m.RefusalContent.model_construct(type="refusal", refusal=part.text)
-    return m.ReasoningTextContent.model_construct(type="reasoning_text", text=part.text)
+        return _construct(m.RefusalContent, type="refusal", refusal=part.text)
+    return _construct(m.ReasoningTextContent, type="reasoning_text", text=part.text)
 
 
 _INCOMPLETE = {
@@ -248,7 +306,7 @@ class ResponseBuilder:
         self._sequence += 1
         if not self._emit:
             return None
-        event: Event = cls.model_construct(type=type_, sequence_number=self._sequence - 1, **fields)
+        event: Event = _construct(cls, type=type_, sequence_number=self._sequence - 1, **fields)
         return event
 
     def _lifecycle(self, cls: type[Any], type_: str) -> Emitted:
@@ -293,8 +351,8 @@ class ResponseBuilder:
         output = [item.current() for item in self._items]
         details = None
         if incomplete:
-            # model_construct: json_schema_mismatch is ours, beyond OpenAI's two reasons.
-            details = m.IncompleteDetails.model_construct(reason=_INCOMPLETE[reason])  # type: ignore[arg-type]
+            # Not validated: json_schema_mismatch is ours, beyond OpenAI's two reasons.
+            details = _construct(m.IncompleteDetails, reason=_INCOMPLETE[reason])
         self.response = self.response.model_copy(
             update={
                 "status": "incomplete" if incomplete else "completed",
@@ -613,13 +671,18 @@ class ResponseBuilder:
             kind, target, title = source
             annotation: Any
             if kind == "file":
-                annotation = m.FileCitationBody.model_construct(
-                    type="file_citation", file_id=target, filename=title, index=marker.start()
+                annotation = _construct(
+                    m.FileCitationBody,
+                    type="file_citation",
+                    file_id=target,
+                    filename=title,
+                    index=marker.start(),
                 )
             else:
-                annotation = m.UrlCitationBody.model_construct(
+                annotation = _construct(
+                    m.UrlCitationBody,
                     type="url_citation",
-                    url=target,  # type: ignore[arg-type]  # as the source gave it
+                    url=target,  # as the source gave it, not validated as a URL
                     title=title,
                     start_index=marker.start(),
                     end_index=marker.end(),
@@ -671,13 +734,16 @@ class ResponseBuilder:
 
 
 def usage_model(usage: UsageReport) -> m.ResponseUsage:
-    """A provider's token counts as the Responses `usage` object."""
-    return m.ResponseUsage(
+    """A provider's token counts as the Responses `usage` object (ints: nothing to validate)."""
+    return _construct(
+        m.ResponseUsage,
         input_tokens=usage.input_tokens,
-        input_tokens_details=m.InputTokensDetails(
-            cached_tokens=usage.cached_tokens, cache_write_tokens=0
+        input_tokens_details=_construct(
+            m.InputTokensDetails, cached_tokens=usage.cached_tokens, cache_write_tokens=0
         ),
         output_tokens=usage.output_tokens,
-        output_tokens_details=m.OutputTokensDetails(reasoning_tokens=usage.reasoning_tokens),
+        output_tokens_details=_construct(
+            m.OutputTokensDetails, reasoning_tokens=usage.reasoning_tokens
+        ),
         total_tokens=usage.input_tokens + usage.output_tokens,
     )

@@ -33,7 +33,7 @@ from openresponses.providers.base import (
     refuse_summary,
     unsupported,
 )
-from openresponses.providers.http import Adapter, broke_off, sse_json
+from openresponses.providers.http import Adapter, broke_off
 
 API_VERSION = "2023-06-01"
 
@@ -82,8 +82,19 @@ class AnthropicProvider(Adapter):
             for event in _message_events(data):
                 yield event
             return
-        async for event in _stream_events(self.upstream.lines(url, headers, body), self.name):
-            yield event
+        # The stream is read here, not in a helper generator: one step less per event.
+        state = _StreamState()
+        async with aclosing(self.upstream.sse(url, headers, body)) as received:
+            async for sent in received:
+                if sent.get("type") == "error":
+                    error = sent.get("error") or {}
+                    message = error.get("message", error)
+                    raise ProviderError(f"{self.name} failed mid-stream: {message}")
+                if sent.get("type") == "message_stop":
+                    return
+                for model_event in state.events(sent):
+                    yield model_event
+        raise broke_off(self.name)  # a stream without `message_stop`
 
 
 # --- requests -------------------------------------------------------------------------------
@@ -336,20 +347,3 @@ class _StreamState:
         if kind == "input_json_delta" and index in self.tool_index:
             return [ToolCallDelta(self.tool_index[index], delta.get("partial_json", ""))]
         return []
-
-
-async def _stream_events(
-    source: AsyncGenerator[bytes, None], provider: str
-) -> AsyncGenerator[ModelEvent, None]:
-    """Messages SSE events as model events; a stream without `message_stop` is an error."""
-    state = _StreamState()
-    async with aclosing(sse_json(source, provider)) as events:
-        async for event in events:
-            if event.get("type") == "error":
-                error = event.get("error") or {}
-                raise ProviderError(f"{provider} failed mid-stream: {error.get('message', error)}")
-            if event.get("type") == "message_stop":
-                return
-            for model_event in state.events(event):
-                yield model_event
-    raise broke_off(provider)

@@ -17,7 +17,6 @@ import logging
 import random
 import time
 from collections.abc import AsyncGenerator, AsyncIterator, Mapping
-from contextlib import aclosing
 from dataclasses import dataclass
 from typing import Any
 
@@ -126,6 +125,10 @@ def retry_after(value: str | None) -> float | None:
     return max(0.0, when.timestamp() - time.time())
 
 
+DONE: dict[str, Any] = {}
+"""What `Upstream.sse` yields for a `data: [DONE]` line (compare with `is`)."""
+
+
 @dataclass(frozen=True)
 class Upstream:
     """One provider's HTTP side: the server's shared client, the provider's name for messages,
@@ -138,7 +141,7 @@ class Upstream:
     passed to the client with the error. Once a stream has started, nothing is retried: the
     client may already have part of the answer.
 
-    A call (`answer`, `lines`, `relay`) that sends nothing for `first_byte_timeout` seconds
+    A call (`answer`, `sse`, `relay`) that sends nothing for `first_byte_timeout` seconds
     (until its first chunk, retries and their waits included: a retry that would end past
     that is not made) or `idle_timeout` seconds between two chunks fails with a 504
     `upstream_timeout`, its connection closed. So a client waits at most
@@ -243,14 +246,18 @@ class Upstream:
         response, first = await self._first_chunk(method, url, headers, body)
         return self._json(b"".join([chunk async for chunk in self._rest(response, first)]))
 
-    async def lines(
+    async def sse(
         self, url: str, headers: Mapping[str, str], body: dict[str, Any]
-    ) -> AsyncGenerator[bytes, None]:
-        """POST a model call and yield the answer's lines as they arrive (for SSE); failures
-        raise ProviderError.
+    ) -> AsyncGenerator[dict[str, Any], None]:
+        """POST a model call and yield the JSON object of each SSE `data:` line as it arrives
+        (other lines are framing), `DONE` for `[DONE]`; failures raise ProviderError, and so
+        does a payload that is not a JSON object.
 
         Lines are split here rather than by aiohttp's readline, which refuses lines longer
         than its buffer, and one SSE `data:` line can carry a whole tool call's arguments.
+        Splitting and parsing in this one generator, rather than in a chain of them, spares
+        every line of a stream a generator step or two (the `event:` and blank lines
+        included).
         """
         response, chunk = await self._first_chunk("POST", url, headers, body)
         buffer = chunk
@@ -258,15 +265,27 @@ class Upstream:
             while chunk:
                 *complete, buffer = buffer.split(b"\n")
                 for line in complete:
-                    yield line.rstrip(b"\r")
+                    if line.startswith(b"data:"):
+                        yield self._sse_data(line[5:].strip())
                 chunk = await self._next_chunk(response)
                 buffer += chunk
-            if buffer:
-                yield buffer
+            if buffer.startswith(b"data:"):
+                yield self._sse_data(buffer[5:].strip())
         except _ERRORS as exc:
             raise transport_error(exc, self.name, started=True) from exc
         finally:
             response.release()
+
+    def _sse_data(self, data: bytes) -> dict[str, Any]:
+        if data == b"[DONE]":
+            return DONE
+        try:
+            event = orjson.loads(data)
+        except ValueError as exc:
+            raise ProviderError(f"{self.name} sent a stream event that is not JSON") from exc
+        if not isinstance(event, dict):
+            raise ProviderError(f"{self.name} sent a stream event that is not a JSON object")
+        return event
 
     async def _first_chunk(
         self, method: str, url: str, headers: Mapping[str, str], body: dict[str, Any] | None
@@ -384,32 +403,6 @@ class Adapter:
         url = f"{self.base_url}/models"
         data = await self.upstream.answer(url, self.headers(api_key), None, method="GET")
         return [str(model["id"]) for model in data.get("data", [])]
-
-
-DONE: dict[str, Any] = {}
-"""What `sse_json` yields for a `data: [DONE]` line (compare with `is`)."""
-
-
-async def sse_json(
-    source: AsyncGenerator[bytes, None], provider: str
-) -> AsyncGenerator[dict[str, Any], None]:
-    """The JSON objects of an SSE stream's `data:` lines (other lines are framing), `DONE` for
-    `[DONE]`; closes `source` when done. A payload that is not a JSON object is an error."""
-    async with aclosing(source):
-        async for line in source:
-            if not line.startswith(b"data:"):
-                continue
-            data = line[5:].strip()
-            if data == b"[DONE]":
-                yield DONE
-                continue
-            try:
-                event = orjson.loads(data)
-            except ValueError as exc:
-                raise ProviderError(f"{provider} sent a stream event that is not JSON") from exc
-            if not isinstance(event, dict):
-                raise ProviderError(f"{provider} sent a stream event that is not a JSON object")
-            yield event
 
 
 def broke_off(provider: str) -> ProviderError:

@@ -28,7 +28,7 @@ from openresponses.providers.base import (
     ToolCallDelta,
     UsageReport,
 )
-from openresponses.providers.http import Adapter, broke_off, sse_json
+from openresponses.providers.http import Adapter, broke_off
 
 _HINTS = ("prompt_cache_key", "safety_identifier", "prompt_cache_retention")
 """Hints the Responses API takes under the same name."""
@@ -50,9 +50,15 @@ class OpenAIResponsesProvider(Adapter):
             for event in _response_events(data):
                 yield event
             return
-        source = self.upstream.lines(url, headers, body)
-        async for event in _stream_events(source, self.name):
-            yield event
+        # The stream is read here, not in a helper generator: one step less per event.
+        state = _StreamState()
+        async with aclosing(self.upstream.sse(url, headers, body)) as received:
+            async for sent in received:
+                for model_event in state.events(sent):
+                    yield model_event
+                if sent.get("type") in _TERMINAL:
+                    return
+        raise broke_off(self.name)  # a stream without a terminal event
 
 
 # --- requests -------------------------------------------------------------------------------
@@ -248,17 +254,3 @@ class _StreamState:
         if kind == "error":
             raise ProviderError(f"the upstream failed mid-stream: {event.get('message', event)}")
         return []
-
-
-async def _stream_events(
-    source: AsyncGenerator[bytes, None], provider: str
-) -> AsyncGenerator[ModelEvent, None]:
-    """Responses SSE events as model events; a stream without a terminal event is an error."""
-    state = _StreamState()
-    async with aclosing(sse_json(source, provider)) as events:
-        async for event in events:
-            for model_event in state.events(event):
-                yield model_event
-            if event.get("type") in _TERMINAL:
-                return
-    raise broke_off(provider)
