@@ -68,12 +68,19 @@ async def unless_gone(req: ConnexionRequest, work: Awaitable[T]) -> T:
     task = asyncio.ensure_future(work)
     runs = services(req).runs
     runs.waiting.add(task)
+    # The watcher cancels the work when the client leaves, and the work is awaited itself:
+    # cheaper than asyncio.wait on both (a future and callbacks on each, every request).
+    watcher = asyncio.ensure_future(_disconnect(req))
+    watcher.add_done_callback(lambda _: task.cancel())
     try:
-        await until(task, _disconnect(req))
+        return await task
+    except asyncio.CancelledError:
+        handler = asyncio.current_task()
+        if handler is not None and handler.cancelling():
+            raise  # the request's own task is cancelled, not only the work
     finally:
         runs.waiting.discard(task)
-    if not task.cancelled():
-        return task.result()
+        watcher.cancel()
     if runs.stopping:
         raise _shutting_down()
     raise APIError(

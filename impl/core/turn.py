@@ -153,7 +153,9 @@ class Turn:
                 if event is not None:  # a builder that does not emit (see builder.Emitted)
                     yield event
             try:
-                async for event in self._rounds(first):
+                # Without server tools there is one round: no loop's generator between.
+                rounds = self._rounds(first) if self.agent else self._generate(first)
+                async for event in rounds:
                     if event is not None:
                         yield event
                 closing = self.builder.cancel() if self.cancel_requested else self.builder.finish()
