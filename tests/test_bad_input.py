@@ -466,9 +466,11 @@ def test_a_client_gone_before_its_error_frame_leaves_no_traceback(
     logged = len(server.output())
     with connect(_ws_url(server), open_timeout=10) as ws:
         ws.send(json.dumps({"type": "response.create", "model": model, "input": "Hi"}))
-    deadline = time.monotonic() + 10
-    while not upstream.requests(model) and time.monotonic() < deadline:
-        time.sleep(0.05)
+        # Leave once the turn is waiting for the upstream: a close that arrives earlier
+        # cancels the turn before it calls the model at all.
+        deadline = time.monotonic() + 10
+        while not upstream.requests(model) and time.monotonic() < deadline:
+            time.sleep(0.02)
     time.sleep(1.5)  # the upstream's answer, then the server's try at sending the error
 
     assert upstream.requests(model) != []
