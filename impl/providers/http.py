@@ -225,13 +225,13 @@ class Upstream:
             await asyncio.sleep(wait)
         raise AssertionError("unreachable")  # itertools.count() never ends
 
-    def _json(self, raw: bytes) -> dict[str, Any]:
+    def _json(self, raw: bytes, what: str = "answered with a body") -> dict[str, Any]:
         try:
             data = orjson.loads(raw)
         except ValueError as exc:
-            raise ProviderError(f"{self.name} answered with a body that is not JSON") from exc
+            raise ProviderError(f"{self.name} {what} that is not JSON") from exc
         if not isinstance(data, dict):
-            raise ProviderError(f"{self.name} answered with JSON that is not an object")
+            raise ProviderError(f"{self.name} {what} that is not a JSON object")
         return data
 
     async def answer(
@@ -279,13 +279,7 @@ class Upstream:
     def _sse_data(self, data: bytes) -> dict[str, Any]:
         if data == b"[DONE]":
             return DONE
-        try:
-            event = orjson.loads(data)
-        except ValueError as exc:
-            raise ProviderError(f"{self.name} sent a stream event that is not JSON") from exc
-        if not isinstance(event, dict):
-            raise ProviderError(f"{self.name} sent a stream event that is not a JSON object")
-        return event
+        return self._json(data, "sent a stream event")
 
     async def _first_chunk(
         self, method: str, url: str, headers: Mapping[str, str], body: dict[str, Any] | None
