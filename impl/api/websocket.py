@@ -27,7 +27,7 @@ from starlette.types import Message, Receive, Scope, Send
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from openresponses.api import auth
-from openresponses.api.common import body_model, load_json, parse_body, until
+from openresponses.api.common import load_json, parse_body, until
 from openresponses.api.dialects import error_body, error_type, event_body, select
 from openresponses.api.responses import request_defaults
 from openresponses.config import Dialect
@@ -184,11 +184,8 @@ def _create_request(data: Any) -> m.CreateResponse:
                 param=name,
                 code="unsupported_parameter",
             )
-    fields = {key: value for key, value in data.items() if key != "type"}
-    # A `response.create` message carries createResponse's body.
-    body = parse_body({**fields, "stream": True}, body_model("createResponse"), request_defaults)
-    assert isinstance(body, m.CreateResponse)
-    return body
+    body = {key: value for key, value in data.items() if key != "type"}
+    return parse_body({**body, "stream": True}, m.CreateResponse, request_defaults)
 
 
 async def serve(scope: Scope, receive: Receive, send: Send) -> None:

@@ -116,8 +116,9 @@ class _Part:
 class _OpenItem:
     """An output item while it streams; turned into a generated model when it is emitted.
 
-    The models are built with `model_construct`: the values are ours and already typed, and
-    validating them again on every event would be most of the engine's cost.
+    The models are built with `_construct` (`model_construct` without its field walk): the
+    values are ours and already typed, and validating them again on every event would be
+    most of the engine's cost.
     """
 
     output_index: int

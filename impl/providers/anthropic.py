@@ -33,7 +33,7 @@ from openresponses.providers.base import (
     refuse_summary,
     unsupported,
 )
-from openresponses.providers.http import Adapter, broke_off
+from openresponses.providers.http import Adapter, broke_off, failed_mid_stream
 
 API_VERSION = "2023-06-01"
 
@@ -87,9 +87,7 @@ class AnthropicProvider(Adapter):
         async with aclosing(self.upstream.sse(url, headers, body)) as received:
             async for sent in received:
                 if sent.get("type") == "error":
-                    error = sent.get("error") or {}
-                    message = error.get("message", error)
-                    raise ProviderError(f"{self.name} failed mid-stream: {message}")
+                    raise failed_mid_stream(self.name, sent.get("error") or {})
                 if sent.get("type") == "message_stop":
                     return
                 for model_event in state.events(sent):

@@ -399,6 +399,12 @@ class Adapter:
         return [str(model["id"]) for model in data.get("data", [])]
 
 
+def failed_mid_stream(provider: str, error: Any) -> ProviderError:
+    """The error for a stream whose upstream sent an error event (`error`: its error object)."""
+    message = error.get("message", error) if isinstance(error, dict) else error
+    return ProviderError(f"{provider} failed mid-stream: {message}")
+
+
 def broke_off(provider: str) -> ProviderError:
     """The error for a stream that ended without its end marker."""
     return ProviderError(f"the stream from {provider} broke off before it was complete")

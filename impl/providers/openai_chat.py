@@ -26,7 +26,7 @@ from openresponses.providers.base import (
     refuse_summary,
     unsupported,
 )
-from openresponses.providers.http import DONE, Adapter, broke_off
+from openresponses.providers.http import DONE, Adapter, broke_off, failed_mid_stream
 
 _FINISH: dict[str, FinishReason] = {
     "stop": "stop",
@@ -56,9 +56,7 @@ class OpenAIChatProvider(Adapter):
                 if chunk is DONE:
                     return
                 if "error" in chunk:
-                    error = chunk["error"] or {}
-                    message = error.get("message", error)
-                    raise ProviderError(f"{self.name} failed mid-stream: {message}")
+                    raise failed_mid_stream(self.name, chunk["error"] or {})
                 for event in _chunk_events(chunk):
                     yield event
         raise broke_off(self.name)  # a stream without `[DONE]`
