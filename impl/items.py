@@ -86,12 +86,6 @@ def new_id(kind: str) -> str:
     return f"{PREFIX.get(kind, 'item')}_{_random.take(24).hex()}"
 
 
-def item_type(item: BaseModel) -> str:
-    """The `type` of a generated item model (every item model has one)."""
-    value = getattr(item, "type", None)
-    return value if isinstance(value, str) else "message"
-
-
 def item_id(item: BaseModel) -> str:
     value = getattr(item, "id", None)
     if not isinstance(value, str):
