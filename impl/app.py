@@ -146,6 +146,18 @@ class _WithWebSocket:
 WEBSOCKET_PATH = "/v1/responses"
 
 
+async def _auth_line(services: Services) -> str:
+    """How the server checks callers, for its start-up banner."""
+    if await services.keys.required():
+        listed = len(services.settings.api_keys)
+        extra = f", {listed} from OPENRESPONSES_API_KEYS" if listed else ""
+        return f"  auth: API keys, each of one project (`openresponses keys`{extra})"
+    return (
+        "  auth: none: anyone who reaches the port is served, all in one project (create a "
+        "key with `openresponses keys create --project NAME` before exposing it)"
+    )
+
+
 def create_app(settings: Settings, runs: Runs | None = None) -> ASGIApp:
     """The server for `settings`; services start and stop with the ASGI lifespan. `runs`
     (the responses in flight) is given by a caller that tells them when the server stops."""
@@ -154,6 +166,7 @@ def create_app(settings: Settings, runs: Runs | None = None) -> ASGIApp:
     @asynccontextmanager
     async def lifespan(_: Any) -> AsyncIterator[dict[str, Any]]:
         async with open_services(settings, runs) as services:
+            print(await _auth_line(services), flush=True)
             yield {"services": services}
 
     app = AsyncApp(__name__, lifespan=lifespan, validator_map=VALIDATORS, middlewares=MIDDLEWARES)

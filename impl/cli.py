@@ -6,6 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from openresponses import admin
 from openresponses.config import Dialect
 from openresponses.conformance import cli as conformance_cli
 
@@ -31,10 +32,6 @@ def _serve(args: argparse.Namespace) -> int:
     print(f"openresponses {_version()} serving at http://{settings.host}:{settings.port}/v1")
     print(f"  data: {settings.store_url or settings.data_dir.resolve()}")
     print(f"  dialect: {settings.dialect.value} (per request: OpenResponses-Version header)")
-    if settings.api_keys:
-        print(f"  auth: {len(settings.api_keys)} API key(s) from OPENRESPONSES_API_KEYS")
-    else:
-        print("  auth: none (set OPENRESPONSES_API_KEYS before exposing the port)")
     for name, provider in settings.providers.items():
         if not provider.found:
             continue
@@ -94,6 +91,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     serve.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
     serve.set_defaults(run=_serve)
+    admin.add_parser(sub)
     conformance_cli.add_parser(sub)
     args = parser.parse_args(argv)
     code: int = args.run(args)

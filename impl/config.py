@@ -67,8 +67,11 @@ class Settings:
     # On SIGTERM, requests in flight get this long to finish; those still running are then
     # stopped and stored failed.
     shutdown_timeout: float = 30.0
-    # Keys clients must present as bearer tokens; empty: the server checks none.
+    # Keys clients may present as bearer tokens, each a project of its own, beside the
+    # database's (`openresponses keys`); none anywhere: the server checks none.
     api_keys: tuple[str, ...] = ()
+    # Seconds a key's lookup is reused: a revoked key stops working within this.
+    key_cache_seconds: float = 5.0
     # fsync every journaled save: survives an OS crash too, at a disk flush per response.
     journal_fsync: bool = False
     # Seals compaction items; replicas sharing a database must share it. Default: a random
@@ -84,6 +87,9 @@ class Settings:
     # The web_search tool's backend; None: the tool is refused with a 400 that says how
     # to configure one.
     web_search: WebSearchConfig | None = None
+    # The bytes of files each project may keep (None: no quota); a project's own, set with
+    # `openresponses keys create --max-storage-bytes`, comes first.
+    project_storage_bytes: int | None = None
     # The largest upload `POST /v1/files` takes (OpenAI's limit: 512 MB).
     max_file_bytes: int = 512 * 1024 * 1024
     # The most bytes of files (uploads by `file_id`, fetched `file_url`s) inlined into one
@@ -249,6 +255,8 @@ def load_settings(
     if env.get("OPENRESPONSES_API_KEYS"):
         keys = (key.strip() for key in env["OPENRESPONSES_API_KEYS"].split(","))
         values["api_keys"] = tuple(key for key in keys if key)
+    if env.get("OPENRESPONSES_KEY_CACHE_SECONDS"):
+        values["key_cache_seconds"] = float(env["OPENRESPONSES_KEY_CACHE_SECONDS"])
     if env.get("OPENRESPONSES_JOURNAL_FSYNC"):
         values["journal_fsync"] = _true(env["OPENRESPONSES_JOURNAL_FSYNC"])
     if env.get("OPENRESPONSES_ALLOW_PRIVATE_NETWORKS"):
@@ -259,6 +267,8 @@ def load_settings(
         values["websocket_max_seconds"] = float(env["OPENRESPONSES_WEBSOCKET_MAX_SECONDS"])
     if env.get("OPENRESPONSES_MAX_FILE_BYTES"):
         values["max_file_bytes"] = int(env["OPENRESPONSES_MAX_FILE_BYTES"])
+    if env.get("OPENRESPONSES_PROJECT_STORAGE_BYTES"):
+        values["project_storage_bytes"] = int(env["OPENRESPONSES_PROJECT_STORAGE_BYTES"])
     if env.get("OPENRESPONSES_MAX_ATTACHMENT_BYTES"):
         values["max_attachment_bytes"] = int(env["OPENRESPONSES_MAX_ATTACHMENT_BYTES"])
     if env.get("OPENRESPONSES_HNSW_THRESHOLD"):

@@ -31,7 +31,10 @@ def test_serve_prints_its_url_and_the_providers_it_found(
     forwards = "[no key: forwards the client's bearer token]"
     assert f"  provider openai (default): {upstream.base_url} {forwards}" in lines
     assert "  provider groq: https://api.groq.com/openai/v1 [key set]" in lines
-    assert "  auth: none (set OPENRESPONSES_API_KEYS before exposing the port)" in lines
+    assert (
+        "  auth: none: anyone who reaches the port is served, all in one project (create a "
+        "key with `openresponses keys create --project NAME` before exposing it)"
+    ) in lines
     others = "anthropic, deepseek, gemini, mistral, ollama, openrouter, together, vllm"
     assert f"  also routable with the client's key: {others}" in lines
 

@@ -14,6 +14,9 @@ from openresponses.store.base import StoredResponse
 from openresponses.store.codec import encode
 from openresponses.store.journal import JournaledStore, read_segment
 
+P = "proj_test"
+"""The project every record here belongs to."""
+
 
 def _record(text: str = "hi", previous: str | None = None) -> StoredResponse:
     message = m.OutputMessage(
@@ -48,7 +51,7 @@ def _record(text: str = "hi", previous: str | None = None) -> StoredResponse:
         status="completed",
         content=[m.InputTextContent(type="input_text", text=f"say {text}")],
     )
-    return StoredResponse(response, [prompt])
+    return StoredResponse(response, [prompt], P)
 
 
 async def _journaled(data_dir: Path, *, start_writer: bool = True) -> JournaledStore:
@@ -64,10 +67,10 @@ def test_saved_record_is_readable_at_once_and_after_it_is_applied(tmp_path: Path
         store = await _journaled(tmp_path)
         record = _record()
         await store.save(record)
-        assert await store.get(record.response.id) == record
-        page = await store.input_items(record.response.id, after=None, limit=10, order="asc")
+        assert await store.get(P, record.response.id) == record
+        page = await store.input_items(P, record.response.id, after=None, limit=10, order="asc")
         assert page is not None and page.items == record.input_items
-        assert await store.get(record.response.id) == record
+        assert await store.get(P, record.response.id) == record
         await store.close()
 
     asyncio.run(scenario())
@@ -94,7 +97,7 @@ def test_journaled_saves_are_replayed_after_a_crash(tmp_path: Path) -> None:
 
     async def restart() -> None:
         store = await _journaled(tmp_path)
-        assert await store.get(record.response.id) == record
+        assert await store.get(P, record.response.id) == record
         assert list(tmp_path.glob("journal-*.jsonl")) == [tmp_path / "journal-1.jsonl"]
         await store.close()
 
@@ -115,8 +118,8 @@ def test_a_torn_last_line_is_skipped_on_replay(tmp_path: Path) -> None:
 
     async def restart() -> None:
         store = await _journaled(tmp_path)
-        assert await store.get(record.response.id) == record
-        assert await store.get("resp_torn") is None
+        assert await store.get(P, record.response.id) == record
+        assert await store.get(P, "resp_torn") is None
         await store.close()
 
     asyncio.run(crash())
@@ -132,7 +135,7 @@ def test_many_concurrent_saves_are_all_applied(tmp_path: Path) -> None:
         await store.close()
         reopened = await open_store(duckdb_url(tmp_path))
         for record in records:
-            assert await reopened.get(record.response.id) == record
+            assert await reopened.get(P, record.response.id) == record
         await reopened.close()
 
     asyncio.run(scenario())
@@ -141,7 +144,7 @@ def test_many_concurrent_saves_are_all_applied(tmp_path: Path) -> None:
 def test_a_later_save_of_the_same_response_wins(tmp_path: Path) -> None:
     first = _record("draft")
     final = StoredResponse(
-        first.response.model_copy(update={"status": "failed"}), first.input_items
+        first.response.model_copy(update={"status": "failed"}), first.input_items, P
     )
 
     async def scenario() -> None:
@@ -150,7 +153,7 @@ def test_a_later_save_of_the_same_response_wins(tmp_path: Path) -> None:
         await store.save(final)
         await store.close()
         reopened = await open_store(duckdb_url(tmp_path))
-        stored = await reopened.get(first.response.id)
+        stored = await reopened.get(P, first.response.id)
         assert stored is not None and stored.response.status == "failed"
         await reopened.close()
 
@@ -164,7 +167,7 @@ def test_context_of_a_chain_still_in_the_journal_needs_no_commit(tmp_path: Path)
         child = _record("two", previous=parent.response.id)
         await store.save(parent)
         await store.save(child)
-        context = await asyncio.wait_for(store.context(child.response.id), 10)
+        context = await asyncio.wait_for(store.context(P, child.response.id), 10)
         assert context == [
             *parent.input_items,
             *parent.response.output,
@@ -184,12 +187,12 @@ def test_context_joins_journaled_responses_to_their_applied_ancestors(
         store = await _journaled(tmp_path)
         root = _record("one")
         await store.save(root)
-        await store.input_items(root.response.id, after=None, limit=1, order="asc")  # applied
+        await store.input_items(P, root.response.id, after=None, limit=1, order="asc")  # applied
         parent = _record("two", previous=root.response.id)
         child = _record("three", previous=parent.response.id)
         await store.save(parent)
         await store.save(child)
-        context = await asyncio.wait_for(store.context(child.response.id), 10)
+        context = await asyncio.wait_for(store.context(P, child.response.id), 10)
         assert context == [
             *root.input_items,
             *root.response.output,
@@ -198,7 +201,7 @@ def test_context_joins_journaled_responses_to_their_applied_ancestors(
             *child.input_items,
             *child.response.output,
         ]
-        assert await store.context(new_id("response")) is None
+        assert await store.context(P, new_id("response")) is None
         await store.close()
 
     asyncio.run(scenario())
@@ -211,7 +214,7 @@ def test_fsync_journal_still_round_trips(tmp_path: Path) -> None:
         await store.save(record)
         await store.close()
         reopened = await open_store(duckdb_url(tmp_path))
-        assert await reopened.get(record.response.id) == record
+        assert await reopened.get(P, record.response.id) == record
         await reopened.close()
 
     asyncio.run(scenario())
@@ -252,7 +255,7 @@ def test_a_read_that_needs_the_database_cuts_the_gathering_short(
         store = await _journaled(tmp_path)
         record = _record("urgent")
         await store.save(record)
-        found = await asyncio.wait_for(store.find_item(record.input_items[0].id), 10)
+        found = await asyncio.wait_for(store.find_item(P, record.input_items[0].id), 10)
         assert found == record.input_items[0]
         await store.close()
 
@@ -274,15 +277,15 @@ def test_a_chain_applied_lately_is_read_from_memory(tmp_path: Path) -> None:
         child = _record("two", previous=parent.response.id)
         await store.save(parent)
         await store.save(child)
-        await store.input_items(child.response.id, after=None, limit=1, order="asc")  # applied
+        await store.input_items(P, child.response.id, after=None, limit=1, order="asc")  # applied
         _database_reads_fail(store)
-        assert await store.context(child.response.id) == [
+        assert await store.context(P, child.response.id) == [
             *parent.input_items,
             *parent.response.output,
             *child.input_items,
             *child.response.output,
         ]
-        assert await store.get(parent.response.id) == parent
+        assert await store.get(P, parent.response.id) == parent
 
     asyncio.run(scenario())
 
@@ -296,10 +299,10 @@ def test_memory_keeps_the_newest_responses_within_its_budget(tmp_path: Path) -> 
         await store.start()
         for record in records:
             await store.save(record)
-        await store.input_items(records[-1].response.id, after=None, limit=1, order="asc")
+        await store.input_items(P, records[-1].response.id, after=None, limit=1, order="asc")
         oldest, *newest = records
-        assert [store._in_memory(r.response.id) for r in records] == [None, *newest]
-        assert await store.get(oldest.response.id) == oldest  # from the database
+        assert [store._in_memory(P, r.response.id) for r in records] == [None, *newest]
+        assert await store.get(P, oldest.response.id) == oldest  # from the database
         await store.close()
 
     asyncio.run(scenario())
@@ -310,9 +313,9 @@ def test_a_deleted_response_leaves_memory_too(tmp_path: Path) -> None:
         store = await _journaled(tmp_path)
         record = _record("gone")
         await store.save(record)
-        assert await store.delete(record.response.id)
-        assert await store.get(record.response.id) is None
-        assert await store.context(record.response.id) is None
+        assert await store.delete(P, record.response.id)
+        assert await store.get(P, record.response.id) is None
+        assert await store.context(P, record.response.id) is None
         await store.close()
 
     asyncio.run(scenario())

@@ -1,23 +1,24 @@
-"""Who is calling: the optional API keys of the server's own (`OPENRESPONSES_API_KEYS`),
-and the caller as the turn pipeline sees it.
+"""Who is calling: the server's own API keys (`OPENRESPONSES_API_KEYS`, and those made
+with `openresponses keys create`), and the caller as the turn pipeline sees it.
 
 A self-hosted gateway holding provider keys must not serve whoever reaches its port. When
-keys are configured, every request needs one of them as its bearer token; when none are,
-the server checks nothing and forwards the client's token to providers that lack a key.
+keys are configured, every request needs one of them as its bearer token, and sees only its
+key's project; when none are, the server checks nothing, keeps everything in one project,
+and forwards the client's token to providers that lack a key.
 """
 
 from __future__ import annotations
 
-import hmac
 from collections.abc import Mapping
 from typing import Any
 
 from starlette.datastructures import Headers
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from openresponses.config import Settings
 from openresponses.core.caller import Caller
 from openresponses.errors import APIError, ErrorKind
+from openresponses.store.base import DEFAULT_PROJECT
+from openresponses.store.keys import ApiKey, KeyRing
 
 PROVIDER_HEADER = "x-model-provider"
 """Names the provider a request's model goes to (see providers.registry's `route`)."""
@@ -30,42 +31,55 @@ def bearer(headers: Mapping[str, str]) -> str | None:
     return token.strip() or None if scheme.lower() == "bearer" else None
 
 
-def caller(headers: Mapping[str, str], settings: Settings) -> Caller:
-    """The caller of a request. When the server checks keys of its own, the client's token
-    is one of those, meant for us, and is never passed on upstream."""
-    key = None if settings.api_keys else bearer(headers)
-    return Caller(upstream_key=key, provider=headers.get(PROVIDER_HEADER))
+def caller(headers: Mapping[str, str], key: ApiKey | None) -> Caller:
+    """The caller of a request that came with `key` (see `identify`). A client's token is
+    forwarded upstream only by a server without keys: otherwise it is one of ours."""
+    provider = headers.get(PROVIDER_HEADER)
+    if key is not None:
+        return Caller(project=key.project, key=key, provider=provider)
+    return Caller(project=DEFAULT_PROJECT, upstream_key=bearer(headers), provider=provider)
 
 
-class ApiKeyMiddleware:
-    """Refuses a request without a valid key; sits inside connexion's exception handling so
-    that the refusal leaves in the API's error shape."""
-
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http":
-            check(_keys(scope), bearer(Headers(scope=scope)))
-        await self.app(scope, receive, send)
-
-
-def _keys(scope: Scope) -> tuple[str, ...]:
-    services: Any = scope.get("state", {}).get("services")
-    return services.settings.api_keys if services is not None else ()
-
-
-def check(keys: tuple[str, ...], token: str | None) -> None:
-    if not keys:
-        return
+async def identify(keys: KeyRing, token: str | None) -> ApiKey | None:
+    """The key a request's bearer `token` is; None on a server without keys (open, and
+    single-project). Raises the 401 for a missing or unknown key."""
+    if not await keys.required():
+        return None
     if token is None:
         raise APIError(
             ErrorKind.AUTHENTICATION,
             "You didn't provide an API key. Send it as 'Authorization: Bearer <key>'.",
             code="missing_api_key",
         )
-    # Compare against every key in constant time, so timing reveals nothing about them.
-    if not any([hmac.compare_digest(token.encode(), key.encode()) for key in keys]):
+    found = await keys.find(token)
+    if found is None:
         raise APIError(
             ErrorKind.AUTHENTICATION, "Incorrect API key provided.", code="invalid_api_key"
         )
+    return found
+
+
+KEY_STATE = "key"
+"""Where `ApiKeyMiddleware` leaves a request's key in its ASGI scope's state."""
+
+
+def request_key(scope: Scope) -> ApiKey | None:
+    found: ApiKey | None = scope["state"].get(KEY_STATE)
+    return found
+
+
+class ApiKeyMiddleware:
+    """Refuses a request without a valid key, and leaves the key in the scope's state for
+    the handlers; sits inside connexion's exception handling so that the refusal leaves in
+    the API's error shape."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            services: Any = scope.get("state", {}).get("services")
+            if services is not None:
+                token = bearer(Headers(scope=scope))
+                scope["state"][KEY_STATE] = await identify(services.keys, token)
+        await self.app(scope, receive, send)

@@ -47,7 +47,12 @@ def services(req: ConnexionRequest) -> Services:
 
 
 def caller(req: ConnexionRequest) -> Caller:
-    return auth.caller(req.headers, services(req).settings)
+    return auth.caller(req.headers, auth.request_key(req.scope))
+
+
+def project(req: ConnexionRequest) -> str:
+    """The project whose objects the request sees."""
+    return caller(req).project
 
 
 def dialect(req: ConnexionRequest) -> Dialect:

@@ -26,6 +26,7 @@ from openresponses.api.common import (
     current,
     item_defaults,
     json_response,
+    project,
     read_body,
     services,
 )
@@ -47,6 +48,11 @@ def _fill(data: dict[str, Any]) -> None:
 
 def _conversations() -> Conversations:
     return services(current()).store.conversations
+
+
+def _project() -> str:
+    """The caller's project: another project's conversation does not exist for it."""
+    return project(current())
 
 
 def _shown(items: list[Item]) -> list[m.ConversationItem]:
@@ -76,7 +82,7 @@ def _item_missing(item_id: str) -> APIError:
 
 async def _missing_item_or_conversation(conversation_id: str, item_id: str) -> APIError:
     """Which of the two a failed item lookup lacks (only asked once it has failed)."""
-    if await _conversations().get(conversation_id) is None:
+    if await _conversations().get(_project(), conversation_id) is None:
         return missing(conversation_id, "conversation_id")
     return _item_missing(item_id)
 
@@ -85,7 +91,7 @@ async def _items(raw: RootModel[list[Any]] | list[Any] | None) -> list[Item]:
     """The request's `items` (wrapped in a RootModel where the spec bounds the list), stored
     as a response's input would be."""
     items = raw.root if isinstance(raw, RootModel) else raw
-    return await intake.input_items(items, services(current()).store, param="items")
+    return await intake.input_items(items, services(current()).store, _project(), param="items")
 
 
 def _conflict(error: ItemConflict) -> APIError:
@@ -110,14 +116,14 @@ async def create_conversation() -> Response:
         metadata=body.metadata or {},
     )
     try:
-        await _conversations().create(conversation, items)
+        await _conversations().create(_project(), conversation, items)
     except ItemConflict as error:
         raise _conflict(error) from error
     return _conversation(conversation)
 
 
 async def get_conversation(conversation_id: str) -> Response:
-    found = await _conversations().get(conversation_id)
+    found = await _conversations().get(_project(), conversation_id)
     if found is None:
         raise missing(conversation_id, "conversation_id")
     return _conversation(found)
@@ -126,14 +132,14 @@ async def get_conversation(conversation_id: str) -> Response:
 async def update_conversation(conversation_id: str) -> Response:
     body = await read_body(current())
     assert isinstance(body, m.UpdateConversationBody)
-    updated = await _conversations().update(conversation_id, body.metadata or {})
+    updated = await _conversations().update(_project(), conversation_id, body.metadata or {})
     if updated is None:
         raise missing(conversation_id, "conversation_id")
     return _conversation(updated)
 
 
 async def delete_conversation(conversation_id: str) -> Response:
-    if not await _conversations().delete(conversation_id):
+    if not await _conversations().delete(_project(), conversation_id):
         raise missing(conversation_id, "conversation_id")
     deleted = m.DeletedConversationResource(
         id=conversation_id, object="conversation.deleted", deleted=True
@@ -151,7 +157,7 @@ async def create_conversation_items(
     assert isinstance(body, m.CreateConversationItemsBody)
     items = await _items(body.items)
     try:
-        added = await _conversations().append(conversation_id, items)
+        added = await _conversations().append(_project(), conversation_id, items)
     except ItemConflict as error:
         raise _conflict(error) from error
     if not added:
@@ -168,7 +174,9 @@ async def list_conversation_items(
 ) -> Response:
     check_limit(limit)
     try:
-        page = await _conversations().items(conversation_id, after=after, limit=limit, order=order)
+        page = await _conversations().items(
+            _project(), conversation_id, after=after, limit=limit, order=order
+        )
     except MissingItem as error:
         raise not_found(f"No item found with id '{error.item_id}'.", param="after") from error
     if page is None:
@@ -179,7 +187,7 @@ async def list_conversation_items(
 async def get_conversation_item(
     conversation_id: str, item_id: str, include: list[str] | None = None
 ) -> Response:
-    found = await _conversations().item(conversation_id, item_id)
+    found = await _conversations().item(_project(), conversation_id, item_id)
     if found is None:
         raise await _missing_item_or_conversation(conversation_id, item_id)
     shown = _shown([found])[0]
@@ -188,9 +196,9 @@ async def get_conversation_item(
 
 async def delete_conversation_item(conversation_id: str, item_id: str) -> Response:
     conversations = _conversations()
-    if not await conversations.delete_item(conversation_id, item_id):
+    if not await conversations.delete_item(_project(), conversation_id, item_id):
         raise await _missing_item_or_conversation(conversation_id, item_id)
-    found = await conversations.get(conversation_id)
+    found = await conversations.get(_project(), conversation_id)
     if found is None:  # deleted meanwhile, item and all
         raise missing(conversation_id, "conversation_id")
     return _conversation(found)

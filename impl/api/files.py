@@ -23,9 +23,11 @@ from openresponses.api.common import (
     json_response,
     operation_id,
     parse_body,
+    project,
     services,
 )
-from openresponses.errors import invalid, not_found
+from openresponses.core.services import Services
+from openresponses.errors import APIError, ErrorKind, invalid, not_found
 from openresponses.files.blobs import new_file_id
 from openresponses.files.limits import too_large
 from openresponses.generated import openai_models as m
@@ -87,8 +89,33 @@ async def create_file(body: dict[str, Any] | None = None, file: Any = None) -> R
         purpose=form.purpose,
         status="processed",
     )
-    await found.objects.files.add(record)
+    owner = project(req)
+    quota = await _quota(found, owner)
+    if not await found.objects.files.add(owner, record, quota):
+        await found.blobs.delete(file_id)
+        raise _over_quota(size, quota)
     return json_response(_dump(record))
+
+
+async def _quota(found: Services, owner: str) -> int | None:
+    """The project's storage quota: its own (`keys create --max-storage-bytes`), else the
+    server's default for every project."""
+    own = await found.keys.project(owner)
+    if own is not None and own.max_storage_bytes is not None:
+        return own.max_storage_bytes
+    return found.settings.project_storage_bytes
+
+
+def _over_quota(size: int, quota: int | None) -> APIError:
+    return APIError(
+        ErrorKind.TOO_LARGE,
+        f"Uploading this file ({size} bytes) would take the project's files past its storage "
+        f"quota of {quota} bytes. Delete files to make room, or raise the quota "
+        "(OPENRESPONSES_PROJECT_STORAGE_BYTES, or `openresponses keys create "
+        "--max-storage-bytes`).",
+        param="file",
+        code="storage_quota_exceeded",
+    )
 
 
 def _dump(file: m.OpenAIFile) -> dict[str, Any]:
@@ -100,7 +127,8 @@ def missing_file(file_id: str, param: str = "file_id") -> Exception:
 
 
 async def _file(file_id: str) -> m.OpenAIFile:
-    found = await services(current()).objects.files.get(file_id)
+    req = current()
+    found = await services(req).objects.files.get(project(req), file_id)
     if found is None:
         raise missing_file(file_id)
     return found
@@ -127,7 +155,8 @@ async def list_files(
 ) -> Response:
     check_limit(limit, 10000)
     window = Window(limit, order, after)
-    page = await services(current()).objects.files.page(purpose, window)
+    req = current()
+    page = await services(req).objects.files.page(project(req), purpose, window)
     return listing([_dump(file) for file in page.items], page.has_more)
 
 
@@ -142,8 +171,9 @@ async def download_file(file_id: str) -> Response:
 
 
 async def delete_file(file_id: str) -> Response:
-    found = services(current())
-    if await found.objects.files.delete(file_id) is None:
+    req = current()
+    found = services(req)
+    if await found.objects.files.delete(project(req), file_id) is None:
         raise missing_file(file_id)
     await found.ingestor.index.remove(None, file_id)  # its chunks leave every store's search
     await found.blobs.delete(file_id)

@@ -16,6 +16,7 @@ from openresponses.api.common import (
     dialect,
     item_defaults,
     json_response,
+    project,
     read_body,
     services,
     unless_gone,
@@ -88,7 +89,7 @@ async def count_input_tokens() -> Response:
     req = current()
     body = await read_body(req, request_defaults)
     assert isinstance(body, m.TokenCountsBody)
-    counted, exact = await pipeline.count_tokens(services(req), body)
+    counted, exact = await pipeline.count_tokens(services(req), body, caller(req))
     # The count is exact for OpenAI-family models, an estimate for others (see tokens).
     headers = {"openresponses-token-count": "exact" if exact else "estimate"}
     return json_response(counted.model_dump(mode="json"), headers=headers)
@@ -106,22 +107,24 @@ async def get_response(
     response_id: str, stream: bool = False, starting_after: int | None = None
 ) -> Response:
     req = current()
-    found = services(req)
+    found, owner = services(req), project(req)
     if stream:
-        events = await _resume(found, response_id, starting_after)
+        events = await _resume(found, owner, response_id, starting_after)
         return _event_stream(events, dialect(req), store=True)
-    record = await found.store.get(response_id)
+    record = await found.store.get(owner, response_id)
     if record is None:
         raise _missing(response_id)
     return json_response(response_body(record.response, dialect(req), store=True))
 
 
-async def _resume(found: Services, response_id: str, after: int | None) -> AsyncIterator[Event]:
+async def _resume(
+    found: Services, owner: str, response_id: str, after: int | None
+) -> AsyncIterator[Event]:
     """The events of a background response after sequence number `after` (all without it)."""
-    run = found.runs.get(response_id)
+    run = found.runs.get(owner, response_id)
     if run is not None:
         return run.follow(-1 if after is None else after)
-    record = await found.store.get(response_id)
+    record = await found.store.get(owner, response_id)
     if record is None:
         raise _missing(response_id)
     if not record.response.background:
@@ -144,12 +147,12 @@ async def cancel_response(response_id: str) -> Response:
     already cancelled returns it again; one that ended otherwise (completed, failed…) cannot
     be cancelled (400), nor can one running on another server process (409)."""
     req = current()
-    found = services(req)
-    turn = await found.runs.cancel(response_id)
+    found, owner = services(req), project(req)
+    turn = await found.runs.cancel(owner, response_id)
     if turn is not None:
         response, stored = turn.response, turn.stored
     else:  # not in flight here: already ended, or running elsewhere
-        record = await found.store.get(response_id)
+        record = await found.store.get(owner, response_id)
         if record is None:
             raise _missing(response_id)
         response, stored = record.response, True
@@ -170,7 +173,8 @@ async def cancel_response(response_id: str) -> Response:
 
 
 async def delete_response(response_id: str) -> Response:
-    if not await services(current()).store.delete(response_id):
+    req = current()
+    if not await services(req).store.delete(project(req), response_id):
         raise _missing(response_id)
     return json_response({"id": response_id, "object": "response", "deleted": True})
 
@@ -183,8 +187,9 @@ async def list_input_items(
     include: list[str] | None = None,
 ) -> Response:
     check_limit(limit)
-    page = await services(current()).store.input_items(
-        response_id, after=after, limit=limit, order=order
+    req = current()
+    page = await services(req).store.input_items(
+        project(req), response_id, after=after, limit=limit, order=order
     )
     if page is None:
         raise _missing(response_id)

@@ -13,7 +13,14 @@ from typing import Any, Literal
 
 from starlette.responses import Response
 
-from openresponses.api.common import check_limit, current, json_response, read_body, services
+from openresponses.api.common import (
+    check_limit,
+    current,
+    json_response,
+    project,
+    read_body,
+    services,
+)
 from openresponses.api.files import listing, missing_file
 from openresponses.core.services import Services
 from openresponses.errors import invalid, not_found
@@ -39,8 +46,14 @@ def _missing_store(store_id: str) -> Exception:
     return missing(store_id, param="vector_store_id")
 
 
+def _owner() -> str:
+    """The caller's project: every handler finds the store in it before touching its files,
+    batches or chunks, so another project's store does not exist for them."""
+    return project(current())
+
+
 async def _store(found: Services, store_id: str) -> m.VectorStoreObject:
-    store = await found.objects.vector_stores.get(store_id)
+    store = await found.objects.vector_stores.get(_owner(), store_id)
     if store is None:
         raise _missing_store(store_id)
     return store
@@ -49,7 +62,8 @@ async def _store(found: Services, store_id: str) -> m.VectorStoreObject:
 async def _live_store(found: Services, store_id: str) -> m.VectorStoreObject:
     """A store that has not expired: searching or adding files would mark an expired store
     active, and so bring it back."""
-    return await usable_store(found.objects.vector_stores, store_id, param="vector_store_id")
+    stores = found.objects.vector_stores
+    return await usable_store(stores, _owner(), store_id, param="vector_store_id")
 
 
 async def _store_file(found: Services, store_id: str, file_id: str) -> StoreFile:
@@ -75,12 +89,12 @@ async def _add_files(
     added once, as its last entry says (adding a file the store has replaces it alike)."""
     entries = list({entry[0]: entry for entry in entries}.values())
     for file_id, _, _ in entries:
-        if await found.objects.files.get(file_id) is None:
+        if await found.objects.files.get(_owner(), file_id) is None:
             raise missing_file(file_id, param="file_ids")
     rows = [(file_id, chunking.strategy(chosen), attrs) for file_id, chosen, attrs in entries]
     if batch_id is not None:
-        await found.objects.batches.add(batch_id, store_id)
-    await found.objects.store_files.add(store_id, rows, batch_id)
+        await found.objects.batches.add(_owner(), batch_id, store_id)
+    await found.objects.store_files.add(_owner(), store_id, rows, batch_id)
     for file_id, _, _ in entries:
         found.ingestor.start(store_id, file_id)
 
@@ -114,7 +128,7 @@ async def create_vector_store() -> Response:
     found = services(req)
     store_id = _id("vs")
     await found.objects.vector_stores.add(
-        store_id, int(time.time()), body.name, body.metadata, body.expires_after
+        _owner(), store_id, int(time.time()), body.name, body.metadata, body.expires_after
     )
     files: list[tuple[str, Any, dict[str, Any] | None]] = [
         (file_id, body.chunking_strategy, None) for file_id in body.file_ids or []
@@ -123,7 +137,7 @@ async def create_vector_store() -> Response:
         try:
             await _add_files(found, store_id, files)
         except Exception:
-            await found.objects.vector_stores.delete(store_id)
+            await found.objects.vector_stores.delete(_owner(), store_id)
             raise
     return json_response(_dump(await _store(found, store_id)))
 
@@ -132,7 +146,7 @@ async def list_vector_stores(
     limit: int = 20, order: Order = "desc", after: str | None = None, before: str | None = None
 ) -> Response:
     page = await services(current()).objects.vector_stores.page(
-        _window(limit, order, after, before)
+        _owner(), _window(limit, order, after, before)
     )
     return listing([_dump(store) for store in page.items], page.has_more)
 
@@ -150,14 +164,14 @@ async def modify_vector_store(vector_store_id: str) -> Response:
         name: _dump(body).get(name) if name == "expires_after" else getattr(body, name)
         for name in body.model_fields_set
     }
-    if not await found.objects.vector_stores.update(vector_store_id, values):
+    if not await found.objects.vector_stores.update(_owner(), vector_store_id, values):
         raise _missing_store(vector_store_id)
     return json_response(_dump(await _store(found, vector_store_id)))
 
 
 async def delete_vector_store(vector_store_id: str) -> Response:
     found = services(current())
-    if not await found.objects.vector_stores.delete(vector_store_id):
+    if not await found.objects.vector_stores.delete(_owner(), vector_store_id):
         raise _missing_store(vector_store_id)
     await found.ingestor.index.remove(vector_store_id, None)
     return json_response({"id": vector_store_id, "object": "vector_store.deleted", "deleted": True})
@@ -283,6 +297,7 @@ async def get_vector_store_file_batch(vector_store_id: str, batch_id: str) -> Re
 
 async def cancel_vector_store_file_batch(vector_store_id: str, batch_id: str) -> Response:
     found = services(current())
+    await _store(found, vector_store_id)
     await found.objects.batches.cancel(vector_store_id, batch_id)
     return await _batch(found, vector_store_id, batch_id)
 

@@ -32,6 +32,7 @@ from openresponses.api.dialects import error_body, error_type, event_body, selec
 from openresponses.api.responses import request_defaults
 from openresponses.config import Dialect
 from openresponses.core import pipeline
+from openresponses.core.caller import Caller
 from openresponses.core.services import Services
 from openresponses.errors import APIError, ErrorKind, invalid
 from openresponses.generated import openai_models as m
@@ -54,11 +55,13 @@ def _envelope(error: APIError, dialect: Dialect) -> str:
 
 
 class Connection:
-    """One accepted socket: its turns, in order, and its most recent response."""
+    """One accepted socket: its turns, in order, and its most recent response (one caller's,
+    so the response it keeps in memory is its project's)."""
 
-    def __init__(self, websocket: WebSocket, services: Services) -> None:
+    def __init__(self, websocket: WebSocket, services: Services, caller: Caller) -> None:
         self.websocket = websocket
         self.services = services
+        self.caller = caller
         self.dialect = select(websocket.headers, services.settings.dialect)
         self.latest: tuple[str, list[Any]] | None = None
         """The most recent completed response's id and conversation."""
@@ -122,7 +125,7 @@ class Connection:
             turn = await pipeline.start(
                 self.services,
                 _create_request(data),
-                auth.caller(self.websocket.headers, self.services.settings),
+                self.caller,
                 history=self._history,
             )
             await turn.open()
@@ -155,7 +158,7 @@ class Connection:
     async def _history(self, response_id: str) -> list[Any] | None:
         if self.latest is not None and self.latest[0] == response_id:
             return self.latest[1]
-        return await self.services.store.context(response_id)
+        return await self.services.store.context(self.caller.project, response_id)
 
     def _evict(self, response_id: str | None) -> None:
         if self.latest is not None and self.latest[0] == response_id:
@@ -193,7 +196,7 @@ async def serve(scope: Scope, receive: Receive, send: Send) -> None:
     websocket = WebSocket(scope, receive, send)
     services: Services = scope["state"]["services"]
     try:
-        auth.check(services.settings.api_keys, auth.bearer(websocket.headers))
+        key = await auth.identify(services.keys, auth.bearer(websocket.headers))
     except APIError as exc:
         await _deny(websocket, exc, select(websocket.headers, services.settings.dialect))
         return
@@ -201,7 +204,7 @@ async def serve(scope: Scope, receive: Receive, send: Send) -> None:
     # A client may leave at any time, even before the error it asked for is sent: there is
     # nobody left to answer, and nothing went wrong here.
     with contextlib.suppress(WebSocketDisconnect):
-        await Connection(websocket, services).serve()
+        await Connection(websocket, services, auth.caller(websocket.headers, key)).serve()
 
 
 async def _deny(websocket: WebSocket, error: APIError, dialect: Dialect) -> None:

@@ -75,6 +75,8 @@ class _Call:
 
     origin: Origin
     fetch_urls: bool
+    project: str
+    """Whose uploads a `file_id` may name."""
     left: int
     limit: int
     read: dict[str, bytes] = field(default_factory=dict)
@@ -109,11 +111,13 @@ class Attachments:
     async def close(self) -> None:
         await self._fetcher.close()
 
-    async def inline(self, items: list[Item], origin: Origin, *, fetch_urls: bool) -> list[Item]:
+    async def inline(
+        self, items: list[Item], origin: Origin, *, fetch_urls: bool, project: str
+    ) -> list[Item]:
         """`items` with every file reference inline (a `file_url` only when `fetch_urls`:
-        the provider cannot fetch one itself). Items without references are the same
-        objects; the others are copies."""
-        call = _Call(origin, fetch_urls, self.max_bytes, self.max_bytes)
+        the provider cannot fetch one itself; a `file_id` only of the `project`'s files).
+        Items without references are the same objects; the others are copies."""
+        call = _Call(origin, fetch_urls, project, self.max_bytes, self.max_bytes)
         return [await self._item(call, item) for item in items]
 
     async def _item(self, call: _Call, item: Any) -> Any:
@@ -167,7 +171,7 @@ class Attachments:
 
     async def _upload(self, call: _Call, item: Any, file_id: str, param: str) -> tuple[bytes, str]:
         """An uploaded file's bytes and name; a 404 when there is no such file."""
-        record = await self.files.get(file_id)
+        record = await self.files.get(call.project, file_id)
         if record is None:
             raise not_found(
                 f"No such File object: {file_id}{call.origin.replayed(item)}",

@@ -40,6 +40,7 @@ RETAIN_SECONDS = 600.0
 class Driven(Protocol):
     """A response turn as `Runs` drives and stops it (core.turn.Turn)."""
 
+    project: str
     stored: bool
     cancel_requested: bool
     generating: bool
@@ -150,16 +151,16 @@ class Runs:
         if flight is not None:
             flight.ended.set()
 
-    async def cancel(self, response_id: str) -> Driven | None:
-        """Stop a response in flight here and end it as `cancelled`; returns its turn once
-        the response has ended and is stored, or None when no response of that id is in
-        flight here.
+    async def cancel(self, project: str, response_id: str) -> Driven | None:
+        """Stop the project's response in flight here and end it as `cancelled`; returns its
+        turn once the response has ended and is stored, or None when no response of that id
+        is in flight here for the project.
 
         Once the model has finished, the response ends as it would have: cancelling cannot
         take back an answer that is complete.
         """
         flight = self._flights.get(response_id)
-        if flight is None:
+        if flight is None or flight.turn.project != project:
             return None
         flight.turn.cancel_requested = True
         if flight.turn.generating:
@@ -173,8 +174,9 @@ class Runs:
         self._runs[turn.response.id] = run
         return run
 
-    def get(self, response_id: str) -> Run | None:
-        return self._runs.get(response_id)
+    def get(self, project: str, response_id: str) -> Run | None:
+        run = self._runs.get(response_id)
+        return run if run is not None and run.turn.project == project else None
 
     def _forget_old(self) -> None:
         horizon = time.monotonic() - RETAIN_SECONDS
@@ -225,13 +227,13 @@ async def fail_interrupted(store: Store) -> list[str]:
     ever. Only for a store no other process can be using (see store.single_process): with
     replicas, a response running means nothing about the one that was stopped.
     """
-    ids = await store.unfinished()
-    for response_id in ids:
-        record = await store.get(response_id)
+    unfinished = await store.unfinished()
+    for project, response_id in unfinished:
+        record = await store.get(project, response_id)
         if record is None:
             continue
         # Its output is empty: a running response is stored at its start, not as it goes.
         error = m.ResponseError1(code="server_error", message=INTERRUPTED)
         failed = record.response.model_copy(update={"status": "failed", "error": error})
         await store.save(replace(record, response=failed))
-    return ids
+    return [response_id for _, response_id in unfinished]

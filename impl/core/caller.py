@@ -8,11 +8,17 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from openresponses.store.keys import ApiKey
+
 
 @dataclass(frozen=True)
 class Caller:
     """Who is asking, as far as the pipeline needs to know."""
 
+    project: str
+    """The project whose objects the request sees (every other project's do not exist)."""
+    key: ApiKey | None = None
+    """The server's key the request came with (None: the server has none)."""
     upstream_key: str | None = None
     """The client's own key, forwarded to providers that have none (never one of ours)."""
     provider: str | None = None

@@ -45,9 +45,9 @@ def missing(conversation_id: str, param: str) -> APIError:
     )
 
 
-async def history(store: Store, conversation_id: str) -> list[Item]:
-    """The conversation's items, oldest first; a 404 when it does not exist."""
-    found = await store.conversations.context(conversation_id)
+async def history(store: Store, project: str, conversation_id: str) -> list[Item]:
+    """The conversation's items, oldest first; a 404 when the project has no such one."""
+    found = await store.conversations.context(project, conversation_id)
     if found is None:
         raise missing(conversation_id, "conversation")
     return found

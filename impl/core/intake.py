@@ -306,10 +306,15 @@ def _normalise(item: Any, param: str) -> Item:
 
 
 async def input_items(
-    raw: str | RootModel[str] | list[Any] | None, store: Store, *, param: str = "input"
+    raw: str | RootModel[str] | list[Any] | None,
+    store: Store,
+    project: str,
+    *,
+    param: str = "input",
 ) -> list[Item]:
     """A request's `input` (or the conversations API's `items`, named by `param`) as stored
-    items, in order (a string may come wrapped, for its length limit)."""
+    items, in order (a string may come wrapped, for its length limit); references name the
+    `project`'s items."""
     if isinstance(raw, RootModel):
         raw = raw.root
     if raw is None:
@@ -319,26 +324,35 @@ async def input_items(
     items: list[Item] = []
     for index, item in enumerate(raw):
         if isinstance(item, m.ItemReferenceParam):
-            items.append(await _referenced(store, item.id, f"{param}[{index}].id"))
+            found = await _referenced(store, project, item.id, f"{param}[{index}].id")
+            items.append(found)
         elif _bare_reasoning(item):
             # OpenAI's words: such an item is found only if it was stored.
             why = (
                 " Items are not persisted when `store` is set to false. Try again with `store` "
                 "set to true, or remove this item from your input."
             )
-            items.append(
-                await _referenced(store, item.id, f"{param}[{index}]", kind="reasoning", why=why)
+            found = await _referenced(
+                store, project, item.id, f"{param}[{index}]", kind="reasoning", why=why
             )
+            items.append(found)
         else:
             items.append(_normalise(item, f"{param}[{index}]"))
     return items
 
 
 async def _referenced(
-    store: Store, item_id: str, param: str, *, kind: str | None = None, why: str = ""
+    store: Store,
+    project: str,
+    item_id: str,
+    param: str,
+    *,
+    kind: str | None = None,
+    why: str = "",
 ) -> Item:
-    """The stored item `item_id` (of type `kind`, if given); a 400 saying `why` without it."""
-    found = await store.find_item(item_id)
+    """The project's stored item `item_id` (of type `kind`, if given); a 400 saying `why`
+    without it."""
+    found = await store.find_item(project, item_id)
     if found is None or (kind is not None and getattr(found, "type", None) != kind):
         raise invalid(
             f"Item with id '{item_id}' not found.{why}", param=param, code="item_not_found"

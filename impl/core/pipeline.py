@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import AsyncGenerator, Awaitable, Callable
+from functools import partial
 from typing import Any, TypeAlias
 
 from openresponses import tokens
@@ -59,10 +60,11 @@ async def start(
     `history` resolves `previous_response_id` (default: the store; a WebSocket connection
     looks in its own memory first). A background response is stored as `queued` and handed
     to `Runs`, which drives it whether or not anyone listens."""
-    turn = await _prepare(services, request, caller, history or services.store.context)
+    history = history or partial(services.store.context, caller.project)
+    turn = await _prepare(services, request, caller, history)
     if not request.background:
         return turn
-    await services.store.save(StoredResponse(turn.response, turn.input_items))
+    await services.store.save(StoredResponse(turn.response, turn.input_items, caller.project))
     return services.runs.start(turn)
 
 
@@ -83,14 +85,18 @@ def _text_format(text: m.ResponseTextParam | None) -> dict[str, Any] | None:
 
 
 async def _history(
-    services: Services, request: m.CreateResponse | m.TokenCountsBody, history: History
+    services: Services,
+    request: m.CreateResponse | m.TokenCountsBody,
+    project: str,
+    history: History,
 ) -> tuple[str | None, list[Item]]:
     """The named conversation, if any, and the context before the input: the conversation's
-    items, or else the `previous_response_id` chain."""
+    items, or else the `previous_response_id` chain (the project's only)."""
     conversation_id = conversations.requested(request)
     if conversation_id is None:
         return None, await _chain(history, request.previous_response_id)
-    return conversation_id, await conversations.history(services.store, conversation_id)
+    found = await conversations.history(services.store, project, conversation_id)
+    return conversation_id, found
 
 
 async def _chain(history: History, previous_response_id: str | None) -> list[Item]:
@@ -113,8 +119,8 @@ async def _prepare(
     intake.check_supported(request)
     model = _require_model(request.model)
     provider, upstream_model = services.registry.route(model, caller.provider)
-    items = await intake.input_items(request.input, services.store)
-    conversation_id, context = await _history(services, request, history)
+    items = await intake.input_items(request.input, services.store, caller.project)
+    conversation_id, context = await _history(services, request, caller.project, history)
     coherence.check(
         context, items, history_param="conversation" if conversation_id else "previous_response_id"
     )
@@ -122,9 +128,9 @@ async def _prepare(
     conversation = tool_registry.model_items(compaction.expand(services.secret, context + items))
     origin = Origin.of(items, "conversation" if conversation_id else "previous_response_id")
     conversation = await services.attachments.inline(
-        conversation, origin, fetch_urls=not provider.file_urls
+        conversation, origin, fetch_urls=not provider.file_urls, project=caller.project
     )
-    box = tool_registry.toolbox(request, services.tools)
+    box = tool_registry.toolbox(request, services.tools, caller.project)
     opening = []
     if box is not None:
         opening = await _prepare_tools(box, items, context, services.tools)
@@ -161,6 +167,7 @@ async def _prepare(
         agent = Agent(box, model_request, conversation, generate, opening, request.max_tool_calls)
     return Turn(
         store=services.store,
+        project=caller.project,
         runs=services.runs,
         builder=ResponseBuilder(
             intake.initial_response(request, model),
@@ -202,8 +209,10 @@ async def compact(
     window is the user's messages and a compaction item with the summary."""
     model = _require_model(request.model if isinstance(request.model, str) else None)
     provider, upstream_model = services.registry.route(model, caller.provider)
-    items = await intake.input_items(request.input, services.store)
-    history = await _chain(services.store.context, request.previous_response_id)
+    items = await intake.input_items(request.input, services.store, caller.project)
+    history = await _chain(
+        partial(services.store.context, caller.project), request.previous_response_id
+    )
     coherence.check(history, items, history_param="previous_response_id")
     conversation = history + items
     if not conversation:
@@ -218,6 +227,7 @@ async def compact(
         compaction.expand(services.secret, conversation),
         Origin.of(items, "previous_response_id"),
         fetch_urls=not provider.file_urls,
+        project=caller.project,
     )
     model_request = ModelRequest(
         model=upstream_model,
@@ -247,12 +257,13 @@ async def compact(
 
 
 async def count_tokens(
-    services: Services, request: m.TokenCountsBody
+    services: Services, request: m.TokenCountsBody, caller: Caller
 ) -> tuple[m.TokenCountsResource, bool]:
     """`POST /responses/input_tokens`: the request's input tokens, and whether the count is
     exact for its model (see openresponses.tokens)."""
-    items = await intake.input_items(request.input, services.store)
-    _, context = await _history(services, request, services.store.context)
+    items = await intake.input_items(request.input, services.store, caller.project)
+    history = partial(services.store.context, caller.project)
+    _, context = await _history(services, request, caller.project, history)
     text_format = _text_format(request.text)
     total, exact = await asyncio.to_thread(
         tokens.count,

@@ -24,6 +24,7 @@ from openresponses.providers import http
 from openresponses.providers.registry import Registry
 from openresponses.store import duckdb_url, open_store, single_process
 from openresponses.store.base import Store
+from openresponses.store.keys import KeyRing, Keys
 from openresponses.store.objects import Objects
 from openresponses.store.sql import create_store_engine
 from openresponses.tools.base import ToolServices
@@ -64,6 +65,8 @@ class Services:
     """Vector store search, for the search endpoint and the file_search tool."""
     attachments: Attachments
     """Inlines file references before model calls."""
+    keys: KeyRing
+    """The server's API keys, and the project each belongs to."""
 
 
 @asynccontextmanager
@@ -85,6 +88,9 @@ async def open_services(settings: Settings, runs: Runs) -> AsyncIterator[Service
                 log.warning("%d response(s) interrupted by a stop marked failed", len(interrupted))
         # A second engine on the migrated database: its own pool for its own threads.
         objects = Objects(create_store_engine(url), day_seconds=settings.expiry_day_seconds)
+        keys = KeyRing(
+            Keys(create_store_engine(url)), settings.api_keys, settings.key_cache_seconds
+        )
         embedder = LocalMiniLM()
         blobs = Blobs(settings.data_dir / "files")
         index = ChunkIndex(
@@ -129,6 +135,7 @@ async def open_services(settings: Settings, runs: Runs) -> AsyncIterator[Service
                 ingestor=ingestor,
                 searcher=searcher,
                 attachments=attachments,
+                keys=keys,
             )
         finally:
             await runs.close()
@@ -137,5 +144,6 @@ async def open_services(settings: Settings, runs: Runs) -> AsyncIterator[Service
             await ingestor.close()
             await index.close()
             embedder.close()
+            await keys.close()
             await objects.close()
             await store.close()

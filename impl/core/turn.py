@@ -76,6 +76,8 @@ class Turn:
     """A prepared response: validated, routed, with its full context, not yet started."""
 
     store: Store
+    project: str
+    """The caller's project, which the response and its conversation belong to."""
     runs: Runs
     builder: ResponseBuilder
     history: list[Item]
@@ -129,7 +131,7 @@ class Turn:
 
     async def _save(self) -> None:
         if self.stored:
-            await self.store.save(StoredResponse(self.response, self.input_items))
+            await self.store.save(StoredResponse(self.response, self.input_items, self.project))
 
     async def _extend_conversation(self) -> None:
         """Append this turn to its conversation once it has completed or stopped incomplete.
@@ -137,7 +139,11 @@ class Turn:
         if self.conversation_id is None or self.response.status not in _EXTENDS:
             return
         await self.store.conversations.append(
-            self.conversation_id, self.input_items, self.response.output, skip_present=True
+            self.project,
+            self.conversation_id,
+            self.input_items,
+            self.response.output,
+            skip_present=True,
         )
 
     async def _run(self, first: ModelEvent | None) -> AsyncGenerator[Event, None]:

@@ -1,5 +1,8 @@
 """The storage interface: what the API needs to persist, and nothing about how.
 
+Every object belongs to a project (see `keys`), and every call names the caller's: an
+object of another project is answered exactly as a missing one.
+
 A response is stored with the input items it was given (after normalisation: every item
 has an id) and its output items (inside `Response.output`). A conversation is an ordered
 list of such items, appended to by the conversations API and by responses that name it.
@@ -16,6 +19,9 @@ from typing import Literal, Protocol
 from openresponses.generated.openai_models import ConversationResource, Response
 from openresponses.items import Item
 
+DEFAULT_PROJECT = "proj_default"
+"""The project of a server without keys, and of what was stored before projects existed."""
+
 
 @dataclass(frozen=True)
 class StoredResponse:
@@ -23,6 +29,7 @@ class StoredResponse:
 
     response: Response
     input_items: list[Item]
+    project: str
 
 
 @dataclass(frozen=True)
@@ -54,22 +61,25 @@ class Conversations(Protocol):
     conversation is written through, never behind, so that the next turn reads it whole.
     """
 
-    async def create(self, conversation: ConversationResource, items: Sequence[Item]) -> None:
+    async def create(
+        self, project: str, conversation: ConversationResource, items: Sequence[Item]
+    ) -> None:
         """Insert a new conversation holding `items` (input items, see openresponses.items)."""
 
-    async def get(self, conversation_id: str) -> ConversationResource | None:
+    async def get(self, project: str, conversation_id: str) -> ConversationResource | None:
         """The conversation, or None when it does not exist (or was deleted)."""
 
     async def update(
-        self, conversation_id: str, metadata: dict[str, str]
+        self, project: str, conversation_id: str, metadata: dict[str, str]
     ) -> ConversationResource | None:
         """Replace the conversation's metadata; None when it does not exist."""
 
-    async def delete(self, conversation_id: str) -> bool:
+    async def delete(self, project: str, conversation_id: str) -> bool:
         """Delete a conversation and its items; False when there was nothing to delete."""
 
     async def append(
         self,
+        project: str,
         conversation_id: str,
         inputs: Sequence[Item],
         outputs: Sequence[Item] = (),
@@ -85,6 +95,7 @@ class Conversations(Protocol):
 
     async def items(
         self,
+        project: str,
         conversation_id: str,
         *,
         after: str | None,
@@ -97,13 +108,13 @@ class Conversations(Protocol):
         `MissingItem` is raised when the conversation does not hold it.
         """
 
-    async def context(self, conversation_id: str) -> list[Item] | None:
+    async def context(self, project: str, conversation_id: str) -> list[Item] | None:
         """Every item of the conversation, oldest first; None when it does not exist."""
 
-    async def item(self, conversation_id: str, item_id: str) -> Item | None:
+    async def item(self, project: str, conversation_id: str, item_id: str) -> Item | None:
         """One item of the conversation; None when either does not exist."""
 
-    async def delete_item(self, conversation_id: str, item_id: str) -> bool:
+    async def delete_item(self, project: str, conversation_id: str, item_id: str) -> bool:
         """Remove one item from the conversation; False when either does not exist."""
 
 
@@ -113,33 +124,39 @@ class Store(Protocol):
     async def save(self, record: StoredResponse) -> None:
         """Insert or replace the response `record.response.id` and its input items."""
 
-    async def get(self, response_id: str) -> StoredResponse | None:
+    async def get(self, project: str, response_id: str) -> StoredResponse | None:
         """The stored response, or None when it does not exist (or was deleted)."""
 
-    async def delete(self, response_id: str) -> bool:
+    async def delete(self, project: str, response_id: str) -> bool:
         """Delete a response and its items; False when there was nothing to delete."""
 
     async def input_items(
-        self, response_id: str, *, after: str | None, limit: int, order: Literal["asc", "desc"]
+        self,
+        project: str,
+        response_id: str,
+        *,
+        after: str | None,
+        limit: int,
+        order: Literal["asc", "desc"],
     ) -> ItemPage | None:
         """A page of a response's input items, or None when the response does not exist.
 
         `after` is an item id; the page starts just past it in the requested order.
         """
 
-    async def context(self, response_id: str) -> list[Item] | None:
+    async def context(self, project: str, response_id: str) -> list[Item] | None:
         """The conversation up to and including `response_id`, oldest first.
 
         That is, for the chain root … parent → response: each response's input items
         followed by its output items. None when `response_id` does not exist.
         """
 
-    async def find_item(self, item_id: str) -> Item | None:
+    async def find_item(self, project: str, item_id: str) -> Item | None:
         """An input or output item of any stored response or conversation, by its id (for
         item_reference)."""
 
-    async def unfinished(self) -> list[str]:
-        """The ids of the responses stored as `queued` or `in_progress`."""
+    async def unfinished(self) -> list[tuple[str, str]]:
+        """The (project, id) of the responses stored as `queued` or `in_progress`."""
 
     @property
     def conversations(self) -> Conversations:

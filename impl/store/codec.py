@@ -51,6 +51,7 @@ class Encoded:
     """
 
     id: str
+    project: str
     created_at: int
     status: str | None
     model: str | None
@@ -65,9 +66,10 @@ class Encoded:
         return len(self.body) + sum(len(body) for _, body in self.inputs)
 
     def journal_line(self) -> bytes:
-        """One JSON line: `{"response": …, "input_items": [...]}`."""
+        """One JSON line: `{"project": …, "response": …, "input_items": [...]}`."""
         inputs = ",".join(body for _, body in self.inputs)
-        return f'{{"response":{self.body},"input_items":[{inputs}]}}\n'.encode()
+        project = orjson.dumps(self.project).decode()
+        return f'{{"project":{project},"response":{self.body},"input_items":[{inputs}]}}\n'.encode()
 
 
 def encode(record: StoredResponse) -> Encoded:
@@ -79,6 +81,7 @@ def encode(record: StoredResponse) -> Encoded:
     listed = ",".join(body for _, body in outputs)
     return Encoded(
         id=response.id,
+        project=record.project,
         created_at=response.created_at,
         status=response.status,
         model=response.model,

@@ -48,6 +48,7 @@ conversations = Table(
     Column("created_at", BigInteger),
     Column("metadata", Text),
     Column("next_position", BigInteger),
+    Column("project", Varchar),
 )
 items = Table(
     "conversation_items",
@@ -58,10 +59,11 @@ items = Table(
     Column("item_id", Varchar),
     Column("origin", Varchar),
     Column("body", Text),
+    Column("project", Varchar),
 )
 
 _INSERT = conversations.insert()
-_GET = select(conversations.c.created_at, conversations.c.metadata).where(
+_GET = select(conversations.c.created_at, conversations.c.metadata, conversations.c.project).where(
     conversations.c.id == bindparam("id")
 )
 _UPDATE = (
@@ -91,19 +93,31 @@ _ALL = select(items.c.position, items.c.origin, items.c.body).where(
 _BODIES = select(items.c.entry, items.c.origin, items.c.body).where(
     items.c.entry.in_(bindparam("entries", expanding=True))
 )
-_ITEM = select(items.c.origin, items.c.body).where(items.c.entry == bindparam("entry"))
+_ITEM = select(items.c.origin, items.c.body, items.c.project).where(
+    items.c.entry == bindparam("entry")
+)
 _DELETE_ITEM = delete(items).where(items.c.entry == bindparam("entry")).returning(items.c.entry)
-_BY_ITEM_ID = select(items.c.origin, items.c.body).where(items.c.item_id == bindparam("item_id"))
+_BY_ITEM_ID = select(items.c.origin, items.c.body, items.c.project).where(
+    items.c.item_id == bindparam("item_id")
+)
 
 
 def _entry(conversation_id: str, item: str) -> str:
     return f"{conversation_id}/{item}"
 
 
-def find_item(conn: Connection, item: str) -> Item | None:
-    """An item of any conversation by its id (every copy of an id holds the same item)."""
-    row = conn.execute(_BY_ITEM_ID, {"item_id": item}).first()
+def find_item(conn: Connection, project: str, item: str) -> Item | None:
+    """An item of any of the project's conversations by its id (every copy of an id holds
+    the same item)."""
+    rows = conn.execute(_BY_ITEM_ID, {"item_id": item})
+    row = next((row for row in rows if row.project == project), None)
     return None if row is None else load_item(row.origin, row.body)
+
+
+def _owned(conn: Connection, project: str, conversation_id: str) -> Any | None:
+    """The conversation's row when it is the project's (a lookup by id, checked here)."""
+    row = conn.execute(_GET, {"id": conversation_id}).first()
+    return row if row is not None and row.project == project else None
 
 
 class Runner(Protocol):
@@ -122,22 +136,25 @@ class SqlConversations:
         self._run = run
         self._write_lock = write_lock
 
-    async def create(self, conversation: ConversationResource, items: Sequence[Item]) -> None:
-        await self._run(self._create, conversation, items)
+    async def create(
+        self, project: str, conversation: ConversationResource, items: Sequence[Item]
+    ) -> None:
+        await self._run(self._create, project, conversation, items)
 
-    async def get(self, conversation_id: str) -> ConversationResource | None:
-        return await self._run(self._get, conversation_id)
+    async def get(self, project: str, conversation_id: str) -> ConversationResource | None:
+        return await self._run(self._get, project, conversation_id)
 
     async def update(
-        self, conversation_id: str, metadata: dict[str, str]
+        self, project: str, conversation_id: str, metadata: dict[str, str]
     ) -> ConversationResource | None:
-        return await self._run(self._update, conversation_id, metadata)
+        return await self._run(self._update, project, conversation_id, metadata)
 
-    async def delete(self, conversation_id: str) -> bool:
-        return await self._run(self._delete, conversation_id)
+    async def delete(self, project: str, conversation_id: str) -> bool:
+        return await self._run(self._delete, project, conversation_id)
 
     async def append(
         self,
+        project: str,
         conversation_id: str,
         inputs: Sequence[Item],
         outputs: Sequence[Item] = (),
@@ -145,30 +162,33 @@ class SqlConversations:
         skip_present: bool = False,
     ) -> bool:
         block = [*(("input", i) for i in inputs), *(("output", o) for o in outputs)]
-        return await self._run(self._append, conversation_id, block, skip_present)
+        return await self._run(self._append, project, conversation_id, block, skip_present)
 
     async def items(
         self,
+        project: str,
         conversation_id: str,
         *,
         after: str | None,
         limit: int,
         order: Literal["asc", "desc"],
     ) -> ItemPage | None:
-        return await self._run(self._items, conversation_id, after, limit, order)
+        return await self._run(self._items, project, conversation_id, after, limit, order)
 
-    async def context(self, conversation_id: str) -> list[Item] | None:
-        return await self._run(self._context, conversation_id)
+    async def context(self, project: str, conversation_id: str) -> list[Item] | None:
+        return await self._run(self._context, project, conversation_id)
 
-    async def item(self, conversation_id: str, item: str) -> Item | None:
-        return await self._run(self._item, conversation_id, item)
+    async def item(self, project: str, conversation_id: str, item: str) -> Item | None:
+        return await self._run(self._item, project, conversation_id, item)
 
-    async def delete_item(self, conversation_id: str, item: str) -> bool:
-        return await self._run(self._delete_item, conversation_id, item)
+    async def delete_item(self, project: str, conversation_id: str, item: str) -> bool:
+        return await self._run(self._delete_item, project, conversation_id, item)
 
     # --- in the store's threads --------------------------------------------------------------
 
-    def _create(self, conversation: ConversationResource, inputs: Sequence[Item]) -> None:
+    def _create(
+        self, project: str, conversation: ConversationResource, inputs: Sequence[Item]
+    ) -> None:
         with self._write_lock, self._engine.begin() as conn:
             conn.execute(
                 _INSERT,
@@ -177,45 +197,60 @@ class SqlConversations:
                     "created_at": conversation.created_at,
                     "metadata": json.dumps(conversation.metadata),
                     "next_position": 0,
+                    "project": project,
                 },
             )
-            _append(conn, conversation.id, [("input", item) for item in inputs], False)
+            block: list[tuple[Role, BaseModel]] = [("input", item) for item in inputs]
+            _append(conn, project, conversation.id, block, False)
 
-    def _get(self, conversation_id: str) -> ConversationResource | None:
+    def _get(self, project: str, conversation_id: str) -> ConversationResource | None:
         with self._engine.connect() as conn:
-            row = conn.execute(_GET, {"id": conversation_id}).first()
+            row = _owned(conn, project, conversation_id)
         if row is None:
             return None
         return _resource(conversation_id, row.created_at, json.loads(row.metadata))
 
     def _update(
-        self, conversation_id: str, metadata: dict[str, str]
+        self, project: str, conversation_id: str, metadata: dict[str, str]
     ) -> ConversationResource | None:
         with self._write_lock, self._engine.begin() as conn:
+            if _owned(conn, project, conversation_id) is None:
+                return None
             row = conn.execute(
                 _UPDATE, {"key": conversation_id, "metadata": json.dumps(metadata)}
             ).first()
         return None if row is None else _resource(conversation_id, row.created_at, metadata)
 
-    def _delete(self, conversation_id: str) -> bool:
+    def _delete(self, project: str, conversation_id: str) -> bool:
         with self._write_lock, self._engine.begin() as conn:
+            if _owned(conn, project, conversation_id) is None:
+                return False
             found = conn.execute(_DELETE, {"id": conversation_id}).first() is not None
             conn.execute(_DELETE_ITEMS, {"id": conversation_id})
         return found
 
     def _append(
-        self, conversation_id: str, block: list[tuple[Role, BaseModel]], skip_present: bool
+        self,
+        project: str,
+        conversation_id: str,
+        block: list[tuple[Role, BaseModel]],
+        skip_present: bool,
     ) -> bool:
         with self._write_lock, self._engine.begin() as conn:
-            return _append(conn, conversation_id, block, skip_present)
+            return _append(conn, project, conversation_id, block, skip_present)
 
     def _items(
-        self, conversation_id: str, after: str | None, limit: int, order: Literal["asc", "desc"]
+        self,
+        project: str,
+        conversation_id: str,
+        after: str | None,
+        limit: int,
+        order: Literal["asc", "desc"],
     ) -> ItemPage | None:
         """Positions first, then the bodies of just the page: a long conversation's items
         are all looked at, but only a page of them is read and parsed."""
         with self._engine.connect() as conn:
-            if conn.execute(_GET, {"id": conversation_id}).first() is None:
+            if _owned(conn, project, conversation_id) is None:
                 return None
             ordered = sorted(
                 conn.execute(_POSITIONS, {"id": conversation_id}),
@@ -239,21 +274,26 @@ class SqlConversations:
             has_more=start + limit < len(ordered),
         )
 
-    def _context(self, conversation_id: str) -> list[Item] | None:
+    def _context(self, project: str, conversation_id: str) -> list[Item] | None:
         with self._engine.connect() as conn:
-            if conn.execute(_GET, {"id": conversation_id}).first() is None:
+            if _owned(conn, project, conversation_id) is None:
                 return None
             rows = sorted(conn.execute(_ALL, {"id": conversation_id}), key=lambda r: r.position)
         return [load_item(row.origin, row.body) for row in rows]
 
-    def _item(self, conversation_id: str, item: str) -> Item | None:
+    def _item(self, project: str, conversation_id: str, item: str) -> Item | None:
         with self._engine.connect() as conn:
             row = conn.execute(_ITEM, {"entry": _entry(conversation_id, item)}).first()
-        return None if row is None else load_item(row.origin, row.body)
+        if row is None or row.project != project:
+            return None
+        return load_item(row.origin, row.body)
 
-    def _delete_item(self, conversation_id: str, item: str) -> bool:
+    def _delete_item(self, project: str, conversation_id: str, item: str) -> bool:
         with self._write_lock, self._engine.begin() as conn:
             entry = _entry(conversation_id, item)
+            row = conn.execute(_ITEM, {"entry": entry}).first()
+            if row is None or row.project != project:
+                return False
             return conn.execute(_DELETE_ITEM, {"entry": entry}).first() is not None
 
 
@@ -265,12 +305,16 @@ def _resource(conversation_id: str, created_at: int, metadata: Any) -> Conversat
 
 def _append(
     conn: Connection,
+    project: str,
     conversation_id: str,
     block: list[tuple[Role, BaseModel]],
     skip_present: bool,
 ) -> bool:
     """Append `block` in `conn`'s transaction (see `Conversations.append`)."""
-    # First, so that the conversation's row is locked before anything is read.
+    # A conversation's project never changes, so it may be checked before the lock.
+    if _owned(conn, project, conversation_id) is None:
+        return False
+    # Then the reservation, so that the conversation's row is locked before items are read.
     reserved = conn.execute(_RESERVE, {"key": conversation_id, "count": len(block)}).first()
     if reserved is None:
         return False
@@ -281,6 +325,7 @@ def _append(
             "item_id": item_id(model),
             "origin": origin,
             "body": dump(model),
+            "project": project,
         }
         for origin, model in block
     ]

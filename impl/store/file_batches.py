@@ -16,8 +16,11 @@ class FileBatches:
     def __init__(self, db: ObjectsDb) -> None:
         self._db = db
 
-    async def add(self, batch_id: str, store_id: str) -> None:
+    async def add(self, project: str, batch_id: str, store_id: str) -> None:
+        """A new batch of a store the caller found in `project` (`get` and `cancel` take
+        such a store too, so they name no project)."""
         row = {
+            "project": project,
             "id": batch_id,
             "vector_store_id": store_id,
             "created_at": int(time.time()),

@@ -1,12 +1,13 @@
 """Uploaded files' metadata (`files`): rows come back as the generated `OpenAIFile`, so
-handlers return them as they are. The bytes live elsewhere (`openresponses.files.blobs`)."""
+handlers return them as they are. The bytes live elsewhere (`openresponses.files.blobs`);
+every call names the project, whose files alone it sees."""
 
 from __future__ import annotations
 
 import time
 from typing import Any
 
-from sqlalchemy import ColumnElement, Connection, delete, or_, select
+from sqlalchemy import ColumnElement, Connection, delete, func, or_, select, text
 
 from openresponses.generated import openai_models as m
 from openresponses.store.objects_db import (
@@ -24,8 +25,11 @@ class Files:
     def __init__(self, db: ObjectsDb) -> None:
         self._db = db
 
-    async def add(self, file: m.OpenAIFile) -> None:
+    async def add(self, project: str, file: m.OpenAIFile, quota: int | None = None) -> bool:
+        """Records the file, unless the project's live files and it would pass `quota`
+        bytes (then False, and nothing is recorded)."""
         row = {
+            "project": project,
             "id": file.id,
             "position": position(),
             "created_at": file.created_at,
@@ -34,15 +38,28 @@ class Files:
             "filename": file.filename,
             "purpose": file.purpose,
         }
-        await self._db.write(lambda conn: conn.execute(files.insert(), row))
 
-    async def get(self, file_id: str) -> m.OpenAIFile | None:
+        def run(conn: Connection) -> bool:
+            if quota is not None:
+                # Uploads to one project queue here, so two cannot both fit the same room
+                # (on DuckDB the write lock already serialises them).
+                if conn.dialect.name == "postgresql":
+                    lock = text("SELECT pg_advisory_xact_lock(hashtext(:project))")
+                    conn.execute(lock, {"project": project})
+                if _used(conn, project) + file.bytes > quota:
+                    return False
+            conn.execute(files.insert(), row)
+            return True
+
+        return await self._db.write(run)
+
+    async def get(self, project: str, file_id: str) -> m.OpenAIFile | None:
         query = select(files).where(files.c.id == file_id, _live(int(time.time())))
         row = await self._db.read(lambda conn: conn.execute(query).first())
-        return None if row is None else _file(row)
+        return None if row is None or row.project != project else _file(row)
 
-    async def page(self, purpose: str | None, window: Window) -> Page[m.OpenAIFile]:
-        query = select(files).where(_live(int(time.time())))
+    async def page(self, project: str, purpose: str | None, window: Window) -> Page[m.OpenAIFile]:
+        query = select(files).where(files.c.project == project, _live(int(time.time())))
         if purpose is not None:
             query = query.where(files.c.purpose == purpose)
         rows, more = await self._db.read(
@@ -50,14 +67,15 @@ class Files:
         )
         return Page([_file(row) for row in rows], more)
 
-    async def delete(self, file_id: str) -> list[str] | None:
+    async def delete(self, project: str, file_id: str) -> list[str] | None:
         """Deletes the file and its membership in every vector store; returns those stores'
-        ids, or None when there was no such file."""
+        ids, or None when the project has no such file."""
 
         def run(conn: Connection) -> list[str] | None:
-            found = conn.execute(delete(files).where(files.c.id == file_id).returning(files.c.id))
-            if found.first() is None:
+            owner = conn.execute(select(files.c.project).where(files.c.id == file_id)).first()
+            if owner is None or owner.project != project:
                 return None
+            conn.execute(delete(files).where(files.c.id == file_id))
             removed = conn.execute(
                 delete(store_files)
                 .where(store_files.c.file_id == file_id)
@@ -80,6 +98,14 @@ def _file(row: Any) -> m.OpenAIFile:
         purpose=row.purpose,
         status="processed",
     )
+
+
+def _used(conn: Connection, project: str) -> int:
+    """The bytes of the project's live files: its storage, against its quota."""
+    query = select(func.coalesce(func.sum(files.c.bytes), 0)).where(
+        files.c.project == project, _live(int(time.time()))
+    )
+    return int(conn.execute(query).scalar_one())
 
 
 def _live(now: int) -> ColumnElement[bool]:

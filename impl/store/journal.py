@@ -36,7 +36,13 @@ from typing import Literal, Protocol
 
 from openresponses.generated.openai_models import Response
 from openresponses.items import ITEM_RESOURCE, Item
-from openresponses.store.base import Conversations, ItemPage, Store, StoredResponse
+from openresponses.store.base import (
+    DEFAULT_PROJECT,
+    Conversations,
+    ItemPage,
+    Store,
+    StoredResponse,
+)
 from openresponses.store.codec import Encoded, encode
 
 log = logging.getLogger("openresponses.store")
@@ -105,6 +111,8 @@ def _record(line: bytes) -> StoredResponse:
     return StoredResponse(
         Response.model_validate(data["response"]),
         [ITEM_RESOURCE.validate_python(item) for item in data["input_items"]],
+        # Lines written before projects existed belong to the server's own project.
+        data.get("project", DEFAULT_PROJECT),
     )
 
 
@@ -235,45 +243,55 @@ class JournaledStore:
 
     # --- reads --------------------------------------------------------------------------------
 
-    def _in_memory(self, response_id: str) -> StoredResponse | None:
+    def _in_memory(self, project: str, response_id: str) -> StoredResponse | None:
         pending = self._pending.get(response_id)
-        return pending[0] if pending is not None else self._recent.get(response_id)
+        found = pending[0] if pending is not None else self._recent.get(response_id)
+        return found if found is not None and found.project == project else None
 
-    async def get(self, response_id: str) -> StoredResponse | None:
-        found = self._in_memory(response_id)
-        return found if found is not None else await self._inner.get(response_id)
+    async def get(self, project: str, response_id: str) -> StoredResponse | None:
+        found = self._in_memory(project, response_id)
+        return found if found is not None else await self._inner.get(project, response_id)
 
-    async def delete(self, response_id: str) -> bool:
+    async def delete(self, project: str, response_id: str) -> bool:
         await self._flush()
-        self._recent.discard(response_id)
-        return await self._inner.delete(response_id)
+        if self._in_memory(project, response_id) is not None:
+            self._recent.discard(response_id)
+        return await self._inner.delete(project, response_id)
 
     async def input_items(
-        self, response_id: str, *, after: str | None, limit: int, order: Literal["asc", "desc"]
+        self,
+        project: str,
+        response_id: str,
+        *,
+        after: str | None,
+        limit: int,
+        order: Literal["asc", "desc"],
     ) -> ItemPage | None:
         await self._flush()
-        return await self._inner.input_items(response_id, after=after, limit=limit, order=order)
+        return await self._inner.input_items(
+            project, response_id, after=after, limit=limit, order=order
+        )
 
-    async def context(self, response_id: str) -> list[Item] | None:
+    async def context(self, project: str, response_id: str) -> list[Item] | None:
         """The chain's items, its newest responses from memory: an agent sends its next
         request as soon as a response ends, and waiting for that response's commit made
         every chained request wait for the writer (several milliseconds)."""
         newest: list[list[Item]] = []  # newest first
         current: str | None = response_id
-        while current is not None and (record := self._in_memory(current)) is not None:
+        while current is not None and (record := self._in_memory(project, current)) is not None:
             newest.append([*record.input_items, *record.response.output])
             current = record.response.previous_response_id
         # Not in memory means applied (a record leaves `_pending` once committed), or absent.
-        older = await self._inner.context(current) if current is not None else []
+        older = await self._inner.context(project, current) if current is not None else []
         if older is None and not newest:
             return None
         return [item for items in [older or [], *reversed(newest)] for item in items]
 
-    async def find_item(self, item_id: str) -> Item | None:
+    async def find_item(self, project: str, item_id: str) -> Item | None:
         await self._flush()
-        return await self._inner.find_item(item_id)
+        return await self._inner.find_item(project, item_id)
 
-    async def unfinished(self) -> list[str]:
+    async def unfinished(self) -> list[tuple[str, str]]:
         await self._flush()
         return await self._inner.unfinished()
 

@@ -140,6 +140,51 @@ MIGRATIONS: tuple[Migration, ...] = (
             "CREATE INDEX conversation_items_item_id ON conversation_items (item_id)",
         ),
     ),
+    Migration(
+        4,
+        "projects, their API keys, and the project of every object",
+        (
+            # max_storage_bytes: the project's quota for files (NULL: the server's default).
+            """
+            CREATE TABLE projects (
+                id VARCHAR PRIMARY KEY,
+                name VARCHAR NOT NULL UNIQUE,
+                created_at BIGINT NOT NULL,
+                max_storage_bytes BIGINT
+            )
+            """,
+            # Only a key's SHA-256 is kept; `redacted` is what listings show of it.
+            """
+            CREATE TABLE api_keys (
+                id VARCHAR PRIMARY KEY,
+                project_id VARCHAR NOT NULL,
+                hash VARCHAR NOT NULL UNIQUE,
+                redacted VARCHAR NOT NULL,
+                created_at BIGINT NOT NULL,
+                revoked_at BIGINT,
+                rpm BIGINT,
+                tpm BIGINT
+            )
+            """,
+            # What existed before projects belongs to the project of a server without keys.
+            *(
+                f"ALTER TABLE {table} ADD COLUMN project VARCHAR DEFAULT 'proj_default'"
+                for table in (
+                    "responses",
+                    "response_items",
+                    "conversations",
+                    "conversation_items",
+                    "files",
+                    "vector_stores",
+                    "vector_store_files",
+                    "vector_store_file_batches",
+                )
+            ),
+            # Listings are per project.
+            "CREATE INDEX files_project ON files (project)",
+            "CREATE INDEX vector_stores_project ON vector_stores (project)",
+        ),
+    ),
 )
 
 LATEST = MIGRATIONS[-1].version

@@ -52,6 +52,7 @@ files = Table(
     Column("bytes", BigInteger),
     Column("filename", Varchar),
     Column("purpose", Varchar),
+    Column("project", Varchar),
 )
 vector_stores = Table(
     "vector_stores",
@@ -63,6 +64,7 @@ vector_stores = Table(
     Column("metadata", Text),
     Column("expires_after", Text),
     Column("last_active_at", BigInteger),
+    Column("project", Varchar),
 )
 store_files = Table(
     "vector_store_files",
@@ -77,6 +79,7 @@ store_files = Table(
     Column("chunking_strategy", Text),
     Column("attributes", Text),
     Column("usage_bytes", BigInteger),
+    Column("project", Varchar),
 )
 batches = Table(
     "vector_store_file_batches",
@@ -85,6 +88,7 @@ batches = Table(
     Column("vector_store_id", Varchar),
     Column("created_at", BigInteger),
     Column("cancelled", Boolean),
+    Column("project", Varchar),
 )
 
 

@@ -81,6 +81,7 @@ responses = Table(
     Column("model", Varchar),
     Column("previous_response_id", Varchar),
     Column("body", Text),
+    Column("project", Varchar),
 )
 items = Table(
     "response_items",
@@ -90,6 +91,7 @@ items = Table(
     Column("position", Integer, primary_key=True),
     Column("item_id", Varchar),
     Column("body", Text),
+    Column("project", Varchar),
 )
 
 
@@ -138,12 +140,20 @@ def _row(record: Encoded) -> dict[str, Any]:
         "model": record.model,
         "previous_response_id": record.previous_response_id,
         "body": record.body,
+        "project": record.project,
     }
 
 
 def _item_rows(record: Encoded) -> list[dict[str, Any]]:
     return [
-        {"response_id": record.id, "role": role, "position": position, "item_id": key, "body": body}
+        {
+            "response_id": record.id,
+            "role": role,
+            "position": position,
+            "item_id": key,
+            "body": body,
+            "project": record.project,
+        }
         for role, listed in (("input", record.inputs), ("output", record.outputs))
         for position, (key, body) in enumerate(listed)
     ]
@@ -192,8 +202,12 @@ _INSERT_JSON = _json_insert(responses)
 _INSERT_ITEMS_JSON = _json_insert(items)
 
 _UNFINISHED_STATUSES = ("queued", "in_progress")
-_UNFINISHED = select(responses.c.id).where(responses.c.status.in_(_UNFINISHED_STATUSES))
-_PREVIOUS = select(responses.c.previous_response_id).where(responses.c.id == bindparam("id"))
+_UNFINISHED = select(responses.c.project, responses.c.id).where(
+    responses.c.status.in_(_UNFINISHED_STATUSES)
+)
+_PREVIOUS = select(responses.c.previous_response_id, responses.c.project).where(
+    responses.c.id == bindparam("id")
+)
 _CREATED_AT = select(responses.c.id, responses.c.created_at).where(
     responses.c.id.in_(bindparam("ids", expanding=True))
 )
@@ -208,36 +222,37 @@ _RESPONSE_AND_ITEMS = union_all(
         literal_column("0", Integer).label("position"),
         responses.c.id.label("item_id"),
         responses.c.body,
+        responses.c.project,
     ).where(responses.c.id == bindparam("id")),
-    select(items.c.role, items.c.position, items.c.item_id, items.c.body).where(
+    select(items.c.role, items.c.position, items.c.item_id, items.c.body, items.c.project).where(
         items.c.response_id == bindparam("id")
     ),
 )
 _ITEMS = select(items.c.response_id, items.c.role, items.c.position, items.c.body).where(
     items.c.response_id.in_(bindparam("ids", expanding=True))
 )
-_ITEMS_BY_ID = select(items.c.response_id, items.c.role, items.c.body).where(
+_ITEMS_BY_ID = select(items.c.response_id, items.c.role, items.c.body, items.c.project).where(
     items.c.item_id == bindparam("item_id")
 )
 
 
 def _links_statement() -> Any:
-    """(id, previous_response_id) of `id` and all its ancestors, in one round trip.
+    """(id, previous_response_id, project) of `id` and all its ancestors, in one round trip.
 
     UNION rather than UNION ALL: a cycle, which the API cannot create, still ends the recursion.
     """
     chain = (
-        select(responses.c.id, responses.c.previous_response_id)
+        select(responses.c.id, responses.c.previous_response_id, responses.c.project)
         .where(responses.c.id == bindparam("id"))
         .cte("chain", recursive=True)
     )
     parent = responses.alias("parent")
     chain = chain.union(
-        select(parent.c.id, parent.c.previous_response_id).where(
+        select(parent.c.id, parent.c.previous_response_id, parent.c.project).where(
             parent.c.id == chain.c.previous_response_id
         )
     )
-    return select(chain.c.id, chain.c.previous_response_id)
+    return select(chain.c.id, chain.c.previous_response_id, chain.c.project)
 
 
 _LINKS = _links_statement()
@@ -312,25 +327,29 @@ def _insert_item_rows_as_json(conn: Connection, rows: list[dict[str, Any]]) -> N
     conn.execute(_INSERT_ITEMS_JSON, {"rows": orjson.dumps(rows).decode()})
 
 
-def _links_by_recursion(conn: Connection, response_id: str) -> dict[str, str | None]:
+Links = dict[str, tuple[str | None, str]]
+"""Each response of a chain: its previous response's id, and its project."""
+
+
+def _links_by_recursion(conn: Connection, response_id: str) -> Links:
     """PostgreSQL: one round trip, each step an index lookup."""
     rows = conn.execute(_LINKS, {"id": response_id})
-    return {row.id: row.previous_response_id for row in rows}
+    return {row.id: (row.previous_response_id, row.project) for row in rows}
 
 
-def _links_by_lookup(conn: Connection, response_id: str) -> dict[str, str | None]:
+def _links_by_lookup(conn: Connection, response_id: str) -> Links:
     """DuckDB: one indexed lookup per ancestor, in process.
 
     DuckDB runs each step of a recursive query as a scan of the whole table: 40 ms for a chain
     of 10 among 100k responses, against 2 ms this way.
     """
-    links: dict[str, str | None] = {}
+    links: Links = {}
     current: str | None = response_id
     while current is not None and current not in links:
         row = conn.execute(_PREVIOUS, {"id": current}).first()
         if row is None:
             break
-        links[current] = row.previous_response_id
+        links[current] = (row.previous_response_id, row.project)
         current = row.previous_response_id
     return links
 
@@ -343,13 +362,14 @@ def _in_order(rows: Iterable[Row[Any]]) -> list[Row[Any]]:
     return sorted(rows, key=lambda row: (row.role, row.position))
 
 
-def _walk(links: dict[str, str | None], response_id: str) -> list[str]:
-    """The chain from `response_id` back to its root (or to a deleted ancestor), oldest first."""
+def _walk(links: Links, project: str, response_id: str) -> list[str]:
+    """The chain from `response_id` back to its root (or to a deleted ancestor), oldest
+    first; empty when `response_id` is not the project's."""
     chain: dict[str, None] = {}  # ordered, and a cycle stops the walk
     current: str | None = response_id
-    while current is not None and current in links and current not in chain:
+    while current in links and current not in chain and links[current][1] == project:
         chain[current] = None
-        current = links[current]
+        current = links[current][0]
     return list(chain)[::-1]
 
 
@@ -409,24 +429,30 @@ class SqlStore:
         """
         await self._run(self._save_many, records)
 
-    async def get(self, response_id: str) -> StoredResponse | None:
-        return await self._run(self._get, response_id)
+    async def get(self, project: str, response_id: str) -> StoredResponse | None:
+        return await self._run(self._get, project, response_id)
 
-    async def delete(self, response_id: str) -> bool:
-        return await self._run(self._delete, response_id)
+    async def delete(self, project: str, response_id: str) -> bool:
+        return await self._run(self._delete, project, response_id)
 
     async def input_items(
-        self, response_id: str, *, after: str | None, limit: int, order: Literal["asc", "desc"]
+        self,
+        project: str,
+        response_id: str,
+        *,
+        after: str | None,
+        limit: int,
+        order: Literal["asc", "desc"],
     ) -> ItemPage | None:
-        return await self._run(self._input_items, response_id, after, limit, order)
+        return await self._run(self._input_items, project, response_id, after, limit, order)
 
-    async def context(self, response_id: str) -> list[Item] | None:
-        return await self._run(self._context, response_id)
+    async def context(self, project: str, response_id: str) -> list[Item] | None:
+        return await self._run(self._context, project, response_id)
 
-    async def find_item(self, item_id: str) -> Item | None:
-        return await self._run(self._find_item, item_id)
+    async def find_item(self, project: str, item_id: str) -> Item | None:
+        return await self._run(self._find_item, project, item_id)
 
-    async def unfinished(self) -> list[str]:
+    async def unfinished(self) -> list[tuple[str, str]]:
         return await self._run(self._unfinished)
 
     async def close(self) -> None:
@@ -462,38 +488,51 @@ class SqlStore:
             if item_rows:
                 self._insert_items(conn, item_rows)
 
-    def _response_and_items(self, response_id: str) -> tuple[Row[Any] | None, list[Row[Any]]]:
-        """The response's row (None when it does not exist) and its item rows, in order."""
+    def _response_and_items(
+        self, project: str, response_id: str
+    ) -> tuple[Row[Any] | None, list[Row[Any]]]:
+        """The response's row (None when the project has no such response) and its item
+        rows, in order."""
         with self._engine.connect() as conn:
             rows = conn.execute(_RESPONSE_AND_ITEMS, {"id": response_id}).all()
         response = next((row for row in rows if row.role == "response"), None)
+        if response is None or response.project != project:
+            return None, []
         return response, _in_order(row for row in rows if row.role != "response")
 
-    def _get(self, response_id: str) -> StoredResponse | None:
-        response, rows = self._response_and_items(response_id)
+    def _get(self, project: str, response_id: str) -> StoredResponse | None:
+        response, rows = self._response_and_items(project, response_id)
         if response is None:
             return None
         inputs = [load_item("input", row.body) for row in rows if row.role == "input"]
-        return StoredResponse(Response.model_validate_json(response.body), inputs)
+        return StoredResponse(Response.model_validate_json(response.body), inputs, project)
 
-    def _delete(self, response_id: str) -> bool:
+    def _delete(self, project: str, response_id: str) -> bool:
         with self._write_lock, self._engine.begin() as conn:
+            owner = conn.execute(_PREVIOUS, {"id": response_id}).first()
+            if owner is None or owner.project != project:
+                return False
             self._rows.deleted(response_id)
             found = conn.execute(_DELETE_RESPONSE, {"id": response_id}).first() is not None
             conn.execute(_DELETE_ITEMS, {"ids": [response_id]})
         return found
 
     def _input_items(
-        self, response_id: str, after: str | None, limit: int, order: Literal["asc", "desc"]
+        self,
+        project: str,
+        response_id: str,
+        after: str | None,
+        limit: int,
+        order: Literal["asc", "desc"],
     ) -> ItemPage | None:
-        response, rows = self._response_and_items(response_id)
+        response, rows = self._response_and_items(project, response_id)
         if response is None:
             return None
         return _page([row for row in rows if row.role == "input"], after, limit, order)
 
-    def _context(self, response_id: str) -> list[Item] | None:
+    def _context(self, project: str, response_id: str) -> list[Item] | None:
         with self._engine.connect() as conn:
-            chain = _walk(self._links(conn, response_id), response_id)
+            chain = _walk(self._links(conn, response_id), project, response_id)
             if not chain:
                 return None
             rows = _in_order(conn.execute(_ITEMS, {"ids": chain}))
@@ -502,13 +541,14 @@ class SqlStore:
             by_response[row.response_id].append(load_item(row.role, row.body))
         return [item for ancestor in chain for item in by_response[ancestor]]
 
-    def _find_item(self, item_id: str) -> Any | None:
-        """The item; when references copied it into several responses, the newest copy.
-        Items added through the conversations API are in no response; they come next."""
+    def _find_item(self, project: str, item_id: str) -> Any | None:
+        """The project's item; when references copied it into several responses, the newest
+        copy. Items added through the conversations API are in no response; they come next."""
         with self._engine.connect() as conn:
-            rows = list(conn.execute(_ITEMS_BY_ID, {"item_id": item_id}))
+            found = conn.execute(_ITEMS_BY_ID, {"item_id": item_id})
+            rows = [row for row in found if row.project == project]
             if not rows:
-                return conversations.find_item(conn, item_id)
+                return conversations.find_item(conn, project, item_id)
             if len(rows) > 1:
                 ids = [row.response_id for row in rows]
                 created = {
@@ -517,9 +557,9 @@ class SqlStore:
                 rows.sort(key=lambda row: created.get(row.response_id, -1))
         return load_item(rows[-1].role, rows[-1].body)
 
-    def _unfinished(self) -> list[str]:
+    def _unfinished(self) -> list[tuple[str, str]]:
         with self._engine.connect() as conn:
-            return list(conn.scalars(_UNFINISHED))
+            return [(row.project, row.id) for row in conn.execute(_UNFINISHED)]
 
     def _close(self) -> None:
         self._executor.shutdown(wait=True)

@@ -40,15 +40,18 @@ class StoreFiles:
 
     async def add(
         self,
+        project: str,
         store_id: str,
         entries: Sequence[tuple[str, dict[str, Any], dict[str, Any] | None]],
         batch_id: str | None = None,
     ) -> None:
         """Adds (or re-adds) files, each `(file_id, chunking_strategy, attributes)`, as
-        `in_progress`."""
+        `in_progress`, in a store the caller found in `project` (the other calls take such a
+        store too, or serve ingestion, so they name no project)."""
         now = int(time.time())
         rows = [
             {
+                "project": project,
                 "vector_store_id": store_id,
                 "file_id": file_id,
                 "position": position() + index,

@@ -3,7 +3,8 @@
 What can be derived is never stored: a store's `file_counts` and `usage_bytes` are sums over
 its files (`vector_store_files`) at read time, so they cannot drift from the files they count,
 and its `status` and `expires_at` follow from those and its last activity. Chunks live
-elsewhere (`vectors`).
+elsewhere (`vectors`). The API's calls name the project, whose stores alone they see;
+`touch` serves ingestion and search, which act on stores already found for a project.
 """
 
 from __future__ import annotations
@@ -40,6 +41,7 @@ class VectorStores:
 
     async def add(
         self,
+        project: str,
         store_id: str,
         created_at: int,
         name: str | None,
@@ -47,6 +49,7 @@ class VectorStores:
         expires_after: m.VectorStoreExpirationAfter | None,
     ) -> None:
         row = {
+            "project": project,
             "id": store_id,
             "position": position(),
             "created_at": created_at,
@@ -57,15 +60,16 @@ class VectorStores:
         }
         await self._db.write(lambda conn: conn.execute(vector_stores.insert(), row))
 
-    async def get(self, store_id: str) -> m.VectorStoreObject | None:
-        page = await self._db.read(lambda conn: self._stores(conn, vector_stores.c.id == store_id))
+    async def get(self, project: str, store_id: str) -> m.VectorStoreObject | None:
+        where = (vector_stores.c.id == store_id, vector_stores.c.project == project)
+        page = await self._db.read(lambda conn: self._stores(conn, *where))
         return page[0] if page else None
 
-    async def page(self, window: Window) -> Page[m.VectorStoreObject]:
+    async def page(self, project: str, window: Window) -> Page[m.VectorStoreObject]:
         def run(conn: Connection) -> Page[m.VectorStoreObject]:
             rows, more = paginate(
                 conn,
-                select(vector_stores),
+                select(vector_stores).where(vector_stores.c.project == project),
                 vector_stores,
                 window,
                 lambda i: vector_stores.c.id == i,
@@ -74,8 +78,8 @@ class VectorStores:
 
         return await self._db.read(run)
 
-    def _stores(self, conn: Connection, where: Any) -> list[m.VectorStoreObject]:
-        return self._with_counts(conn, list(conn.execute(select(vector_stores).where(where))))
+    def _stores(self, conn: Connection, *where: Any) -> list[m.VectorStoreObject]:
+        return self._with_counts(conn, list(conn.execute(select(vector_stores).where(*where))))
 
     def _with_counts(self, conn: Connection, rows: list[Any]) -> list[m.VectorStoreObject]:
         ids = [row.id for row in rows]
@@ -121,13 +125,13 @@ class VectorStores:
             )
         return out
 
-    async def update(self, store_id: str, values: dict[str, Any]) -> bool:
+    async def update(self, project: str, store_id: str, values: dict[str, Any]) -> bool:
         """Sets `name`, `metadata` and/or `expires_after` (JSON-able values)."""
         row = {key: to_json(value) if key != "name" else value for key, value in values.items()}
         row["last_active_at"] = int(time.time())
         statement = (
             update(vector_stores)
-            .where(vector_stores.c.id == store_id)
+            .where(vector_stores.c.id == store_id, vector_stores.c.project == project)
             .values(row)
             .returning(vector_stores.c.id)
         )
@@ -142,17 +146,19 @@ class VectorStores:
         )
         await self._db.write(lambda conn: conn.execute(statement))
 
-    async def delete(self, store_id: str) -> bool:
+    async def delete(self, project: str, store_id: str) -> bool:
         """Deletes the store with its files' membership and its batches."""
 
         def run(conn: Connection) -> bool:
             found = conn.execute(
                 delete(vector_stores)
-                .where(vector_stores.c.id == store_id)
+                .where(vector_stores.c.id == store_id, vector_stores.c.project == project)
                 .returning(vector_stores.c.id)
             ).first()
+            if found is None:
+                return False
             conn.execute(delete(store_files).where(store_files.c.vector_store_id == store_id))
             conn.execute(delete(batches).where(batches.c.vector_store_id == store_id))
-            return found is not None
+            return True
 
         return await self._db.write(run)

@@ -37,6 +37,9 @@ class ToolServices:
     pages: PageFetcher | None = None
     searcher: Searcher | None = None
     """Vector store search, for file_search."""
+    project: str = ""
+    """The project of the request the tools serve, whose objects alone they reach (set per
+    request by `tools.registry.toolbox`)."""
 
 
 @dataclass

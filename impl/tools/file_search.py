@@ -51,6 +51,7 @@ class FileSearch:
         fusion_weights(spec.ranking_options, f"tools[{index}].ranking_options.hybrid_search")
         compile_filter(spec.filters, f"tools[{index}].filters")  # a bad filter: 400, no model call
         self.searcher: Searcher = services.searcher
+        self.project = services.project
         self.spec = spec
         self.citations = citations
         self.results: dict[str, str] = {}
@@ -58,7 +59,7 @@ class FileSearch:
 
     async def check(self, *, allow_private: bool) -> None:
         """An unknown or expired store is the client's error, before the model runs."""
-        await self.searcher.refuse_unusable(self.spec.vector_store_ids, self.param)
+        await self.searcher.refuse_unusable(self.project, self.spec.vector_store_ids, self.param)
 
     async def prepare(self, history: Sequence[Item]) -> list[Item]:
         return []
@@ -94,7 +95,9 @@ class FileSearch:
     async def run(self, item: m.FileSearchToolCall) -> m.FileSearchToolCall:
         try:
             # Again: a store may expire (or be deleted) while the response runs.
-            await self.searcher.refuse_unusable(self.spec.vector_store_ids, self.param)
+            await self.searcher.refuse_unusable(
+                self.project, self.spec.vector_store_ids, self.param
+            )
             hits = await self.searcher.search(
                 self.spec.vector_store_ids,
                 item.queries,

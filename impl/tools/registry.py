@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 from typing import Any
 
 from pydantic import BaseModel
@@ -92,11 +93,13 @@ class Toolbox:
         return found
 
 
-def toolbox(request: m.CreateResponse, services: ToolServices) -> Toolbox | None:
-    """The request's server tools, or None when it has none (the common, fast case)."""
+def toolbox(request: m.CreateResponse, services: ToolServices, project: str) -> Toolbox | None:
+    """The request's server tools, reaching the `project`'s objects only; None when it has
+    none (the common, fast case)."""
     citations = Citations()
+    scoped = replace(services, project=project)
     tools = [
-        _BUILDERS[type(tool)](tool, index, services, citations)
+        _BUILDERS[type(tool)](tool, index, scoped, citations)
         for index, tool in enumerate(request.tools or [])
         if type(tool) in _BUILDERS
     ]

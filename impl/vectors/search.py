@@ -231,10 +231,11 @@ def expired(store_id: str, param: str) -> APIError:
 
 
 async def usable_store(
-    vector_stores: VectorStores, store_id: str, param: str
+    vector_stores: VectorStores, project: str, store_id: str, param: str
 ) -> m.VectorStoreObject:
-    """The store, when it exists and has not expired; else the error that says which."""
-    store = await vector_stores.get(store_id)
+    """The project's store, when it exists and has not expired; else the error that says
+    which."""
+    store = await vector_stores.get(project, store_id)
     if store is None:
         raise missing(store_id, param)
     if store.status == "expired":
@@ -259,13 +260,13 @@ class Searcher:
         if self.vector_stores is not None:
             await self.vector_stores.touch(store_ids)
 
-    async def refuse_unusable(self, store_ids: Sequence[str], param: str) -> None:
-        """Raises for the first of the stores that does not exist (`missing`: a mistyped id
-        would otherwise find nothing, silently) or has expired (`expired`)."""
+    async def refuse_unusable(self, project: str, store_ids: Sequence[str], param: str) -> None:
+        """Raises for the first of the stores that the project does not have (`missing`: a
+        mistyped id would otherwise find nothing, silently) or has expired (`expired`)."""
         if self.vector_stores is None:
             return
         for store_id in store_ids:
-            await usable_store(self.vector_stores, store_id, param)
+            await usable_store(self.vector_stores, project, store_id, param)
 
     async def search(
         self,

@@ -28,6 +28,9 @@ from openresponses.store.sql import SqlStore, create_store_engine
 
 T = TypeVar("T")
 
+P = "proj_test"
+"""The project every record here belongs to."""
+
 
 def run(call: Coroutine[Any, Any, T]) -> T:
     return asyncio.run(call)
@@ -87,7 +90,7 @@ def response(
 
 
 def record(*inputs: Any, **fields: Any) -> StoredResponse:
-    return StoredResponse(response(**fields), list(inputs) or [user_message("Hi")])
+    return StoredResponse(response(**fields), list(inputs) or [user_message("Hi")], P)
 
 
 def texts(items: list[Any]) -> list[str]:
@@ -124,7 +127,7 @@ def test_get_returns_an_equal_record_for_every_kind_of_item(store: Store) -> Non
 
     run(store.save(saved))
 
-    assert run(store.get(saved.response.id)) == saved
+    assert run(store.get(P, saved.response.id)) == saved
 
 
 def test_get_keeps_which_fields_were_set(store: Store) -> None:
@@ -132,7 +135,7 @@ def test_get_keeps_which_fields_were_set(store: Store) -> None:
     saved = record()
     run(store.save(saved))
 
-    fetched = run(store.get(saved.response.id))
+    fetched = run(store.get(P, saved.response.id))
 
     assert fetched is not None
     assert fetched.response.model_dump(mode="json", exclude_unset=True) == (
@@ -151,11 +154,11 @@ def test_a_json_schema_text_format_survives_the_round_trip(store: Store) -> None
     saved = record(text_format=json_schema)
     run(store.save(saved))
 
-    assert run(store.get(saved.response.id)) == saved
+    assert run(store.get(P, saved.response.id)) == saved
 
 
 def test_get_of_an_unknown_id_is_none(store: Store) -> None:
-    assert run(store.get("resp_unknown")) is None
+    assert run(store.get(P, "resp_unknown")) is None
 
 
 def test_saving_again_replaces_status_and_output(store: Store) -> None:
@@ -166,24 +169,25 @@ def test_saving_again_replaces_status_and_output(store: Store) -> None:
             update={"status": "completed", "output": [assistant_message("Done.")]}
         ),
         started.input_items,
+        P,
     )
 
     run(store.save(finished))
 
-    assert run(store.get(started.response.id)) == finished
+    assert run(store.get(P, started.response.id)) == finished
 
 
 def test_save_many_keeps_the_last_record_of_a_response(store: SqlStore) -> None:
     first = record(status="in_progress", output=[])
     last = StoredResponse(
-        first.response.model_copy(update={"status": "completed"}), first.input_items
+        first.response.model_copy(update={"status": "completed"}), first.input_items, P
     )
     other = record()
 
     run(store.save_many([encode(r) for r in (first, other, last)]))
 
-    assert run(store.get(first.response.id)) == last
-    assert run(store.get(other.response.id)) == other
+    assert run(store.get(P, first.response.id)) == last
+    assert run(store.get(P, other.response.id)) == other
 
 
 def test_saving_a_finished_response_again_replaces_it(store: Store) -> None:
@@ -192,11 +196,12 @@ def test_saving_a_finished_response_again_replaces_it(store: Store) -> None:
     again = StoredResponse(
         finished.response.model_copy(update={"output": [assistant_message("Again.")]}),
         [user_message("Hi again")],
+        P,
     )
 
     run(store.save(again))
 
-    assert run(store.get(finished.response.id)) == again
+    assert run(store.get(P, finished.response.id)) == again
 
 
 def test_a_batch_with_a_response_stored_by_an_earlier_run_lands_whole(url: str) -> None:
@@ -207,7 +212,7 @@ def test_a_batch_with_a_response_stored_by_an_earlier_run_lands_whole(url: str) 
     run(first.save(earlier))
     run(first.close())
     failed = StoredResponse(
-        earlier.response.model_copy(update={"status": "failed"}), earlier.input_items
+        earlier.response.model_copy(update={"status": "failed"}), earlier.input_items, P
     )
     other = record()
 
@@ -216,9 +221,9 @@ def test_a_batch_with_a_response_stored_by_an_earlier_run_lands_whole(url: str) 
     try:
         run(second.save_many([encode(failed), encode(other)]))
 
-        assert run(second.get(earlier.response.id)) == failed
-        assert run(second.get(other.response.id)) == other
-        page = run(second.input_items(earlier.response.id, after=None, limit=10, order="asc"))
+        assert run(second.get(P, earlier.response.id)) == failed
+        assert run(second.get(P, other.response.id)) == other
+        page = run(second.input_items(P, earlier.response.id, after=None, limit=10, order="asc"))
         assert page is not None and page.items == earlier.input_items
     finally:
         run(second.close())
@@ -229,20 +234,20 @@ def test_a_response_deleted_while_unfinished_is_stored_again_by_its_next_save(
 ) -> None:
     started = record(status="in_progress", output=[])
     run(store.save(started))
-    run(store.delete(started.response.id))
+    run(store.delete(P, started.response.id))
     finished = StoredResponse(
-        started.response.model_copy(update={"status": "completed"}), started.input_items
+        started.response.model_copy(update={"status": "completed"}), started.input_items, P
     )
 
     run(store.save(finished))
 
-    assert run(store.get(finished.response.id)) == finished
+    assert run(store.get(P, finished.response.id)) == finished
 
 
 def test_concurrent_saves_all_land(store: Store) -> None:
     """Concurrent writers, some of one response, neither conflict nor lose a save."""
     records = [record(user_message(f"message {n}")) for n in range(12)]
-    again = [StoredResponse(r.response, [user_message("again")]) for r in records[:4]]
+    again = [StoredResponse(r.response, [user_message("again")], P) for r in records[:4]]
 
     async def save_all() -> None:
         await asyncio.gather(*(store.save(r) for r in records))
@@ -251,7 +256,7 @@ def test_concurrent_saves_all_land(store: Store) -> None:
     run(save_all())
 
     for saved in again + records[4:]:
-        assert run(store.get(saved.response.id)) == saved
+        assert run(store.get(P, saved.response.id)) == saved
 
 
 def test_no_query_runs_on_the_event_loop_thread(url: str) -> None:
@@ -264,8 +269,8 @@ def test_no_query_runs_on_the_event_loop_thread(url: str) -> None:
 
     async def use() -> int:
         await store.save(saved)
-        await store.get(saved.response.id)
-        await store.context(saved.response.id)
+        await store.get(P, saved.response.id)
+        await store.context(P, saved.response.id)
         await store.close()
         return threading.get_ident()
 
@@ -302,7 +307,7 @@ def test_a_save_survives_a_crash_right_after_it(url: str) -> None:
     assert crashed.returncode == 9, crashed.stderr
     store = run(open_store(url))
     try:
-        assert run(store.get(crashed.stdout.strip())) is not None
+        assert run(store.get(P, crashed.stdout.strip())) is not None
     finally:
         run(store.close())
 
@@ -314,19 +319,19 @@ def test_delete_removes_the_response_and_its_items(store: Store) -> None:
     saved = record(user_message("Hi"))
     run(store.save(saved))
 
-    assert run(store.delete(saved.response.id)) is True
+    assert run(store.delete(P, saved.response.id)) is True
 
-    assert run(store.get(saved.response.id)) is None
-    assert run(store.input_items(saved.response.id, after=None, limit=20, order="asc")) is None
-    assert run(store.find_item(saved.input_items[0].id)) is None
+    assert run(store.get(P, saved.response.id)) is None
+    assert run(store.input_items(P, saved.response.id, after=None, limit=20, order="asc")) is None
+    assert run(store.find_item(P, saved.input_items[0].id)) is None
 
 
 def test_delete_of_a_missing_response_is_false(store: Store) -> None:
     saved = record()
     run(store.save(saved))
-    run(store.delete(saved.response.id))
+    run(store.delete(P, saved.response.id))
 
-    assert run(store.delete(saved.response.id)) is False
+    assert run(store.delete(P, saved.response.id)) is False
 
 
 # --- input_items -----------------------------------------------------------------------------
@@ -343,7 +348,7 @@ def test_input_items_pages_forward_with_after(store: Store) -> None:
     pages = []
     after = None
     for _ in range(3):
-        page = run(store.input_items(response_id, after=after, limit=2, order="asc"))
+        page = run(store.input_items(P, response_id, after=after, limit=2, order="asc"))
         assert page is not None
         pages.append((texts(page.items), page.has_more))
         after = page.items[-1].id
@@ -353,9 +358,9 @@ def test_input_items_pages_forward_with_after(store: Store) -> None:
 
 def test_input_items_pages_backward_in_desc_order(store: Store) -> None:
     response_id = five_inputs(store)
-    first = run(store.input_items(response_id, after=None, limit=3, order="desc"))
+    first = run(store.input_items(P, response_id, after=None, limit=3, order="desc"))
     assert first is not None
-    rest = run(store.input_items(response_id, after=first.items[-1].id, limit=3, order="desc"))
+    rest = run(store.input_items(P, response_id, after=first.items[-1].id, limit=3, order="desc"))
     assert rest is not None
 
     assert (texts(first.items), first.has_more) == (["m4", "m3", "m2"], True)
@@ -365,7 +370,7 @@ def test_input_items_pages_backward_in_desc_order(store: Store) -> None:
 def test_input_items_has_no_more_when_the_page_ends_exactly(store: Store) -> None:
     response_id = five_inputs(store)
 
-    page = run(store.input_items(response_id, after=None, limit=5, order="asc"))
+    page = run(store.input_items(P, response_id, after=None, limit=5, order="asc"))
 
     assert page is not None
     assert (len(page.items), page.has_more) == (5, False)
@@ -375,7 +380,7 @@ def test_input_items_leave_out_output_items(store: Store) -> None:
     saved = record(user_message("question"), output=[assistant_message("answer")])
     run(store.save(saved))
 
-    page = run(store.input_items(saved.response.id, after=None, limit=20, order="asc"))
+    page = run(store.input_items(P, saved.response.id, after=None, limit=20, order="asc"))
 
     assert page is not None
     assert texts(page.items) == ["question"]
@@ -384,24 +389,24 @@ def test_input_items_leave_out_output_items(store: Store) -> None:
 def test_input_items_after_an_unknown_id_is_an_empty_page(store: Store) -> None:
     response_id = five_inputs(store)
 
-    page = run(store.input_items(response_id, after="msg_unknown", limit=2, order="asc"))
+    page = run(store.input_items(P, response_id, after="msg_unknown", limit=2, order="asc"))
 
     assert page is not None
     assert (page.items, page.has_more) == ([], False)
 
 
 def test_input_items_of_a_response_without_input_is_an_empty_page(store: Store) -> None:
-    saved = StoredResponse(response(), [])
+    saved = StoredResponse(response(), [], P)
     run(store.save(saved))
 
-    page = run(store.input_items(saved.response.id, after=None, limit=20, order="desc"))
+    page = run(store.input_items(P, saved.response.id, after=None, limit=20, order="desc"))
 
     assert page is not None
     assert (page.items, page.has_more) == ([], False)
 
 
 def test_input_items_of_an_unknown_response_is_none(store: Store) -> None:
-    assert run(store.input_items("resp_unknown", after=None, limit=20, order="asc")) is None
+    assert run(store.input_items(P, "resp_unknown", after=None, limit=20, order="asc")) is None
 
 
 # --- context ---------------------------------------------------------------------------------
@@ -421,7 +426,7 @@ def chain(store: Store, length: int) -> list[StoredResponse]:
 def test_context_lists_the_chain_oldest_first_inputs_before_outputs(store: Store) -> None:
     records = chain(store, 3)
 
-    context = run(store.context(records[-1].response.id))
+    context = run(store.context(P, records[-1].response.id))
 
     assert context is not None
     assert texts(context) == ["q0", "a0", "q1", "a1", "q2", "a2"]
@@ -430,7 +435,7 @@ def test_context_lists_the_chain_oldest_first_inputs_before_outputs(store: Store
 def test_context_of_a_response_in_the_middle_ends_there(store: Store) -> None:
     records = chain(store, 3)
 
-    context = run(store.context(records[1].response.id))
+    context = run(store.context(P, records[1].response.id))
 
     assert context is not None
     assert texts(context) == ["q0", "a0", "q1", "a1"]
@@ -439,7 +444,7 @@ def test_context_of_a_response_in_the_middle_ends_there(store: Store) -> None:
 def test_context_returns_the_stored_item_models(store: Store) -> None:
     records = chain(store, 2)
 
-    context = run(store.context(records[-1].response.id))
+    context = run(store.context(P, records[-1].response.id))
 
     expected = [item for r in records for item in [*r.input_items, *r.response.output]]
     assert context == expected
@@ -447,16 +452,16 @@ def test_context_returns_the_stored_item_models(store: Store) -> None:
 
 def test_context_stops_at_a_deleted_ancestor(store: Store) -> None:
     records = chain(store, 3)
-    run(store.delete(records[0].response.id))
+    run(store.delete(P, records[0].response.id))
 
-    context = run(store.context(records[-1].response.id))
+    context = run(store.context(P, records[-1].response.id))
 
     assert context is not None
     assert texts(context) == ["q1", "a1", "q2", "a2"]
 
 
 def test_context_of_an_unknown_id_is_none(store: Store) -> None:
-    assert run(store.context("resp_unknown")) is None
+    assert run(store.context(P, "resp_unknown")) is None
 
 
 # --- find_item -------------------------------------------------------------------------------
@@ -466,8 +471,8 @@ def test_find_item_finds_input_and_output_items(store: Store) -> None:
     saved = record(user_message("question"), output=[assistant_message("answer")])
     run(store.save(saved))
 
-    found = [run(store.find_item(saved.input_items[0].id))]
-    found.append(run(store.find_item(saved.response.output[0].id)))
+    found = [run(store.find_item(P, saved.input_items[0].id))]
+    found.append(run(store.find_item(P, saved.response.output[0].id)))
 
     assert found == [saved.input_items[0], saved.response.output[0]]
 
@@ -481,11 +486,11 @@ def test_find_item_prefers_the_newest_copy(store: Store) -> None:
     run(store.save(newer))
     run(store.save(older))
 
-    assert run(store.find_item(original.id)) == copy
+    assert run(store.find_item(P, original.id)) == copy
 
 
 def test_find_item_of_an_unknown_id_is_none(store: Store) -> None:
-    assert run(store.find_item("msg_unknown")) is None
+    assert run(store.find_item(P, "msg_unknown")) is None
 
 
 # --- opening ---------------------------------------------------------------------------------
@@ -499,7 +504,7 @@ def test_saved_data_survives_reopening_the_store(url: str) -> None:
 
     second = run(open_store(url))
     try:
-        assert run(second.get(saved.response.id)) == saved
+        assert run(second.get(P, saved.response.id)) == saved
     finally:
         run(second.close())
 

@@ -1,0 +1,128 @@
+"""`openresponses keys`: projects and their API keys, in the server's database.
+
+The commands open the database the server uses (`OPENRESPONSES_STORE_URL`, else the DuckDB
+file in `--data-dir`) and migrate it like the server does. A DuckDB file takes one process at
+a time: with the server running on it, stop the server first (with PostgreSQL, replicas and
+these commands share the database freely).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+import time
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy.exc import DBAPIError
+
+from openresponses.config import load_settings
+from openresponses.store import duckdb_url
+from openresponses.store.keys import KeyListing, Keys
+from openresponses.store.migrations import migrate
+from openresponses.store.sql import create_store_engine
+
+
+def add_parser(sub: Any) -> None:
+    keys = sub.add_parser("keys", help="create, list and revoke API keys (one project each)")
+    verbs = keys.add_subparsers(dest="verb", required=True)
+    create = verbs.add_parser("create", help="a new key for a project (made if new)")
+    create.add_argument("--project", required=True, help="the project's name")
+    create.add_argument("--rpm", type=int, help="requests per minute the key may make")
+    create.add_argument("--tpm", type=int, help="tokens per minute the key may spend")
+    create.add_argument(
+        "--max-storage-bytes",
+        type=int,
+        help="the project's quota of file bytes (default OPENRESPONSES_PROJECT_STORAGE_BYTES)",
+    )
+    create.set_defaults(command_run=_create)
+    verbs.add_parser("list", help="every key, never in clear").set_defaults(command_run=_list)
+    revoke = verbs.add_parser("revoke", help="revoke a key by its id (key_…)")
+    revoke.add_argument("key_id")
+    revoke.set_defaults(command_run=_revoke)
+    for parser in verbs.choices.values():
+        parser.add_argument("--data-dir", type=Path, help="data directory (default ./data)")
+        parser.add_argument("--config", type=Path, help="openresponses.toml")
+    keys.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    settings = load_settings(config_path=args.config, data_dir=args.data_dir)
+    url = settings.store_url or duckdb_url(settings.data_dir)
+    try:
+        code: int = asyncio.run(_with_keys(url, lambda keys: args.command_run(keys, args)))
+    except DBAPIError as exc:
+        print(f"openresponses: cannot open the database: {_reason(exc)}", file=sys.stderr)
+        return 1
+    return code
+
+
+def _reason(exc: DBAPIError) -> str:
+    text = str(exc.orig)
+    if "lock" in text.lower():
+        return (
+            "the server (or another process) holds its DuckDB file; stop it, run this "
+            "command, then start it again"
+        )
+    return text.splitlines()[0]
+
+
+async def _with_keys(url: str, command: Callable[[Keys], Awaitable[int]]) -> int:
+    if url.startswith("duckdb:///"):
+        Path(url.removeprefix("duckdb:///")).parent.mkdir(parents=True, exist_ok=True)
+    engine = create_store_engine(url)
+    try:
+        await asyncio.to_thread(migrate, engine)
+        keys = Keys(engine)
+        try:
+            return await command(keys)
+        finally:
+            await keys.close()
+    finally:
+        engine.dispose()
+
+
+async def _create(keys: Keys, args: argparse.Namespace) -> int:
+    key, listing = await keys.create(
+        args.project, rpm=args.rpm, tpm=args.tpm, max_storage_bytes=args.max_storage_bytes
+    )
+    print(f"Created {listing.id} in project '{listing.project}' ({listing.project_id}).")
+    print("This is the only time the key is shown; keep it somewhere safe:")
+    print()
+    print(key)
+    return 0
+
+
+async def _list(keys: Keys, args: argparse.Namespace) -> int:
+    rows = [_row(listing) for listing in await keys.listing()]
+    head = ("ID", "PROJECT", "KEY", "CREATED", "REVOKED", "RPM", "TPM")
+    widths = [max(len(row[i]) for row in [head, *rows]) for i in range(len(head))]
+    for row in [head, *rows]:
+        print("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)))
+    return 0
+
+
+def _row(listing: KeyListing) -> tuple[str, ...]:
+    return (
+        listing.id,
+        listing.project,
+        listing.redacted,
+        _when(listing.created_at),
+        _when(listing.revoked_at) if listing.revoked_at else "-",
+        str(listing.rpm or "-"),
+        str(listing.tpm or "-"),
+    )
+
+
+def _when(seconds: int) -> str:
+    return time.strftime("%Y-%m-%d %H:%M", time.gmtime(seconds))
+
+
+async def _revoke(keys: Keys, args: argparse.Namespace) -> int:
+    if not await keys.revoke(args.key_id):
+        print(f"openresponses: no live key with id '{args.key_id}'", file=sys.stderr)
+        return 1
+    print(f"Revoked {args.key_id}: servers refuse it within their key cache's few seconds.")
+    return 0
