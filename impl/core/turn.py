@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncGenerator, AsyncIterator, Callable
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, replace
 
 from openresponses.core.background import Runs
@@ -99,6 +99,9 @@ class Turn:
     """True while the model's events are read: the only time a cancel interrupts the task."""
     shut_down: bool = False
     """Set when the server stops the response at the end of its shutdown grace period."""
+    spend: Callable[[int], Awaitable[None]] | None = None
+    """Counts the tokens the upstream reported against the caller's key, once the response
+    has ended (None: its key has no token limit)."""
     _first: ModelEvent | None = None
 
     @property
@@ -184,6 +187,11 @@ class Turn:
             # a GET, a background poll), the conversation must already hold the turn.
             await self._extend_conversation()
             await self._save()
+            # Before the last event: a client that sends its next request on seeing it
+            # finds the tokens counted.
+            usage = self.response.usage
+            if self.spend is not None and usage is not None:
+                await self.spend(usage.total_tokens)
             finished = True
             self.runs.leave(self)
             for event in closing:
