@@ -108,7 +108,8 @@ async def _list(keys: Keys, args: argparse.Namespace) -> int:
     head = ("ID", "PROJECT", "KEY", "CREATED", "REVOKED", "RPM", "TPM")
     widths = [max(len(row[i]) for row in [head, *rows]) for i in range(len(head))]
     for row in [head, *rows]:
-        print("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)))
+        cells = (cell.ljust(width) for cell, width in zip(row, widths, strict=True))
+        print("  ".join(cells).rstrip())
     return 0
 
 

@@ -45,7 +45,9 @@ async def create_chat_completion() -> Response:
     body = await read_body(req)
     assert isinstance(body, m.CreateChatCompletionRequest)
     who = caller(req)
-    provider, upstream_model = services(req).registry.route(str(body.model), who.provider)
+    provider, upstream_model = services(req).registry.route(
+        str(body.model), who.provider, who.project_name
+    )
     forwarded = body.model_dump(mode="json", by_alias=True, exclude_unset=True)
     forwarded["model"] = upstream_model
     call = provider.chat_completions(forwarded, api_key=who.upstream_key)

@@ -107,7 +107,11 @@ async def open_services(settings: Settings, runs: Runs) -> AsyncIterator[Service
         ingestor = Ingestor(objects.store_files, blobs, index, embedder)
         await ingestor.resume()
         registry = Registry(
-            settings.providers, settings.default_provider, client, settings.models_ttl
+            settings.providers,
+            settings.default_provider,
+            client,
+            settings.models_ttl,
+            settings.project_providers,
         )
         secret = compaction.load_secret(settings.data_dir, settings.secret)
         tokens.seed_cache(settings.data_dir / "tiktoken")

@@ -53,6 +53,8 @@ class ApiKey:
 
     id: str
     project: str
+    project_name: str
+    """The name the project was made with (its id, for an environment key's)."""
     rpm: int | None = None
     """Requests per minute; None: no limit."""
     tpm: int | None = None
@@ -88,7 +90,8 @@ def env_key(key: str) -> ApiKey:
     """A key listed in `OPENRESPONSES_API_KEYS`: a project of its own, named by its digest,
     so that its objects stay its own across restarts (and are lost to it if it changes)."""
     hashed = digest(key)
-    return ApiKey(id=f"key_env_{hashed[:16]}", project=f"proj_env_{hashed[:16]}")
+    project = f"proj_env_{hashed[:16]}"
+    return ApiKey(id=f"key_env_{hashed[:16]}", project=project, project_name=project)
 
 
 def _redact(key: str) -> str:
@@ -103,11 +106,15 @@ class Keys:
 
     async def find_digest(self, hashed: str) -> ApiKey | None:
         """The live key whose SHA-256 is `hashed`, or None (unknown or revoked)."""
-        query = select(api_keys).where(api_keys.c.hash == hashed)
+        query = (
+            select(api_keys, projects.c.name)
+            .join(projects, projects.c.id == api_keys.c.project_id)
+            .where(api_keys.c.hash == hashed)
+        )
         row = await self._db.read(lambda conn: conn.execute(query).first())
         if row is None or row.revoked_at is not None:
             return None
-        return ApiKey(id=row.id, project=row.project_id, rpm=row.rpm, tpm=row.tpm)
+        return ApiKey(row.id, row.project_id, row.name, rpm=row.rpm, tpm=row.tpm)
 
     async def project(self, project_id: str) -> Project | None:
         query = select(projects).where(projects.c.id == project_id)
