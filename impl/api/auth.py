@@ -73,7 +73,7 @@ async def identify(
 
 def client_address(scope: Scope) -> str | None:
     """The client's address as the ASGI server gives it (uvicorn takes X-Forwarded-For
-    from the proxies it trusts, by default one on 127.0.0.1)."""
+    from the proxies it trusts: by default, those on this machine)."""
     client = scope.get("client")
     return str(client[0]) if client else None
 

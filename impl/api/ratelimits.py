@@ -46,12 +46,13 @@ class RateLimitHeaders:
         self.app = app
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
+        state = scope.get("state")  # the same dict the inner middlewares and handlers see
+        if scope["type"] != "http" or state is None:
             await self.app(scope, receive, send)
             return
 
         async def sending(message: Message) -> None:
-            levels = scope["state"].get(LEVELS_STATE)
+            levels = state.get(LEVELS_STATE)
             if levels and message["type"] == "http.response.start":
                 message = {**message, "headers": [*message["headers"], *headers(levels)]}
             await send(message)

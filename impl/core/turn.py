@@ -183,15 +183,15 @@ class Turn:
             except Exception:  # a bug of ours must still end the stream, not hang it
                 log.exception("response %s failed", self.response.id)
                 closing = self.builder.fail(APIError(ErrorKind.SERVER, _INTERNAL))
-            # The conversation first: once the response reads as ended anywhere (its stream,
-            # a GET, a background poll), the conversation must already hold the turn.
-            await self._extend_conversation()
-            await self._save()
-            # Before the last event: a client that sends its next request on seeing it
-            # finds the tokens counted.
+            # Tokens first: a client that sends its next request once this one reads as
+            # ended must find them counted.
             usage = self.response.usage
             if self.spend is not None and usage is not None:
                 await self.spend(usage.total_tokens)
+            # The conversation next: once the response reads as ended anywhere (its stream,
+            # a GET, a background poll), the conversation must already hold the turn.
+            await self._extend_conversation()
+            await self._save()
             finished = True
             self.runs.leave(self)
             for event in closing:
