@@ -26,6 +26,7 @@ import openai
 import pytest
 import redis
 from sqlalchemy import create_engine, text
+from websockets.exceptions import InvalidStatus
 from websockets.sync.client import connect
 
 from tests.conftest import Server, postgres_schema, server_env
@@ -370,6 +371,29 @@ def test_an_address_that_keeps_sending_wrong_keys_gets_429s(guarded: tuple[Serve
         assert wait == pytest.approx(20, abs=SLACK)  # one failure back every 20 s
         assert retry_after(refused) == pytest.approx(20, abs=SLACK)
     assert (elsewhere.status_code, elsewhere.json()["error"]["code"]) == (401, "invalid_api_key")
+
+
+def test_a_throttled_address_is_refused_the_websocket_upgrade(
+    guarded: tuple[Server, Key],
+) -> None:
+    server, key = guarded
+    wrong = {"Authorization": "Bearer sk-wrong"}
+    for _ in range(3):
+        httpx.get(f"{server.base_url}/responses/resp_x", headers=wrong)
+    url = server.base_url.replace("http://", "ws://") + "/responses"
+
+    with pytest.raises(InvalidStatus) as caught:
+        connect(url, additional_headers=key.auth)
+
+    denied = caught.value.response
+    body, wait = waited(json.loads(denied.body or b"{}"))
+    assert denied.status_code == 429
+    assert int(denied.headers["retry-after"]) == pytest.approx(20, abs=SLACK)
+    assert body == error(
+        "Too many requests with a wrong API key from 127.0.0.1: the limit is 3 per "
+        "minute. Please try again in {wait}."
+    )
+    assert wait == pytest.approx(20, abs=SLACK)
 
 
 def _shared_run(servers: list[Server], key: Key, model: str) -> list[httpx.Response]:

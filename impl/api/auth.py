@@ -103,5 +103,6 @@ class ApiKeyMiddleware:
                 address = client_address(scope)
                 key = await identify(services.keys, services.limiter, token, address)
                 scope["state"][KEY_STATE] = key
-                await ratelimits.admit(services.limiter, key, scope)
+                if key is not None:
+                    await ratelimits.admit(services.limiter, key, scope)
         await self.app(scope, receive, send)

@@ -17,7 +17,7 @@ LEVELS_STATE = "rate_limits"
 """Where `admit` leaves a request's `Level`s in its ASGI scope's state."""
 
 
-async def admit(limiter: Limiter, key: ApiKey | None, scope: Scope) -> None:
+async def admit(limiter: Limiter, key: ApiKey, scope: Scope) -> None:
     """Count a request of `key`; raises the 429 when it is over a limit."""
     admission = await limiter.admit(key)
     if admission is None:

@@ -218,7 +218,7 @@ async def _deny(websocket: WebSocket, error: APIError, dialect: Dialect) -> None
     one (uvicorn's `websocket.http.response` extension); else closes with policy violation."""
     if "websocket.http.response" in websocket.scope.get("extensions", {}):
         body = orjson.dumps(error_body(error, dialect))
-        response = Response(body, error.status, media_type="application/json")
+        response = Response(body, error.status, error.headers, media_type="application/json")
         await websocket.send_denial_response(response)
     else:
         await websocket.close(code=1008, reason=error.message[:120])
