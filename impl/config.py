@@ -96,8 +96,9 @@ class Settings:
     models_ttl: float = 60.0
     # WebSocket connections end after this long (the spec's 60 minutes).
     websocket_max_seconds: float = 3600.0
-    # Tool URLs (MCP servers, pages the model opens) may reach loopback and private
-    # addresses: for local development only (see tools/guard.py).
+    # URLs fetched on a caller's behalf (MCP servers, pages the model opens, input images and
+    # files by URL) may reach loopback and private addresses: local development only
+    # (see tools/guard.py).
     allow_private_networks: bool = False
     # The web_search tool's backend; None: the tool is refused with a 400 that says how
     # to configure one.

@@ -1,14 +1,15 @@
 """`POST /v1/chat/completions`: validated, routed, forwarded, and answered on the spec.
 
-The body is checked against the generated `CreateChatCompletionRequest` (so a bad request is
-our 400, not an upstream surprise), then forwarded with only `model` rewritten. A successful
-answer is normalised to the spec's `CreateChatCompletionResponse` (or, streamed, each chunk to
-`CreateChatCompletionStreamResponse`): OpenAI-compatible providers often leave out the fields
-the spec requires as null (`logprobs`, `refusal`, a chunk's `finish_reason`) or send null
+The body is checked against the generated `CreateChatCompletionRequest` (so a bad request is our
+400, not an upstream surprise), its image URLs against the URL guard (tools.guard: the provider
+would fetch them from inside our network), then forwarded with only `model` rewritten. A
+successful answer is normalised to the spec's `CreateChatCompletionResponse` (or, streamed, each
+chunk to `CreateChatCompletionStreamResponse`): OpenAI-compatible providers often leave out the
+fields the spec requires as null (`logprobs`, `refusal`, a chunk's `finish_reason`) or send null
 where the spec has none (`system_fingerprint`), and the official SDKs and strict clients read
-the spec. Everything else is relayed as the upstream sent it. An upstream's error status is
-our error in OpenAI's shape; a stream that falls silent (`idle_timeout`), breaks off, or is cut
-by a stopping server ends in an error object on a `data:` line instead.
+the spec. Everything else is relayed as the upstream sent it. An upstream's error status is our
+error in OpenAI's shape; a stream that falls silent (`idle_timeout`), breaks off, or is cut by a
+stopping server ends in an error object on a `data:` line instead.
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ from openresponses.errors import APIError
 from openresponses.generated import openai_models as m
 from openresponses.providers.base import Passthrough
 from openresponses.ratelimit.limiter import reported_tokens
+from openresponses.tools.guard import check_content_url
 
 Meter = Callable[[int], Awaitable[None]] | None
 """What counts an answer's tokens against the caller's key (see ratelimit.limiter)."""
@@ -50,9 +52,27 @@ async def create_chat_completion() -> Response:
     )
     forwarded = body.model_dump(mode="json", by_alias=True, exclude_unset=True)
     forwarded["model"] = upstream_model
+    await _guard_image_urls(forwarded["messages"], services(req).settings.allow_private_networks)
     call = provider.chat_completions(forwarded, api_key=who.upstream_key)
     meter = services(req).limiter.meter(who.key)
     return await unless_gone(req, _answer(req, call, meter))
+
+
+async def _guard_image_urls(messages: list[dict[str, Any]], allow_private: bool) -> None:
+    """Holds every image URL to the URL guard's rule (tools.guard): the provider fetches it
+    from inside our network. `image_url` is the schema's only part that names a URL; a
+    message whose content is a string has no parts, so text alone costs one pass."""
+    for m_index, message in enumerate(messages):
+        content = message.get("content")
+        if not isinstance(content, list):
+            continue
+        for p_index, part in enumerate(content):
+            if part.get("type") == "image_url":
+                await check_content_url(
+                    part["image_url"]["url"],
+                    allow_private=allow_private,
+                    param=f"messages[{m_index}].content[{p_index}].image_url.url",
+                )
 
 
 async def _answer(req: ConnexionRequest, call: Awaitable[Passthrough], meter: Meter) -> Response:

@@ -26,7 +26,7 @@ from openresponses.ratelimit.limiter import Limiter
 from openresponses.ratelimit.registry import open_counters
 from openresponses.store import duckdb_url, open_store, single_process
 from openresponses.store.base import Store
-from openresponses.store.keys import KeyRing, Keys
+from openresponses.store.keys import KeyRing, open_keys
 from openresponses.store.objects import Objects
 from openresponses.store.sql import create_store_engine
 from openresponses.tools.base import ToolServices
@@ -93,7 +93,9 @@ async def open_services(settings: Settings, runs: Runs) -> AsyncIterator[Service
         # A second engine on the migrated database: its own pool for its own threads.
         objects = Objects(create_store_engine(url), day_seconds=settings.expiry_day_seconds)
         keys = KeyRing(
-            Keys(create_store_engine(url)), settings.api_keys, settings.key_cache_seconds
+            await open_keys(url, settings.data_dir),
+            settings.api_keys,
+            settings.key_cache_seconds,
         )
         limiter = Limiter(open_counters(settings, url), settings.auth_failures_per_minute)
         embedder = LocalMiniLM()
