@@ -17,6 +17,7 @@ import sys
 import time
 import uuid
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -459,6 +460,36 @@ def test_replicas_on_one_postgresql_share_the_counters(
 
     _assert_shared(answers, key)
     assert rows == [f"key:{key.id}:requests"]
+
+
+def test_concurrent_requests_through_two_replicas_never_pass_the_limit(
+    upstream: ScriptedUpstream, replicas: Callable[..., Any]
+) -> None:
+    model = upstream.script(*[Text("Raced.")] * 8)  # enough for every request that got through
+    body = {"model": model, "input": "Hi"}
+    with postgres_schema() as url:
+        servers, key = replicas(url)
+        with ThreadPoolExecutor(8) as pool:
+            answers = list(
+                pool.map(
+                    lambda n: httpx.post(
+                        f"{servers[n % 2].base_url}/responses",
+                        headers=key.auth,
+                        json=body,
+                        timeout=30,
+                    ),
+                    range(8),
+                )
+            )
+        for server in servers:
+            server.stop()
+
+    served = [r for r in answers if r.status_code == 200]
+    refused = [r for r in answers if r.status_code != 200]
+    assert sorted(r.headers["x-ratelimit-remaining-requests"] for r in served) == ["0", "1", "2"]
+    assert [r.status_code for r in refused] == [429] * 5
+    assert [waited(r.json())[0] for r in refused] == [rpm_message(key, 3)] * 5
+    assert len(upstream.requests(model)) == 3
 
 
 def test_replicas_with_redis_share_the_counters_there(
