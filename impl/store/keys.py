@@ -152,8 +152,9 @@ class Keys:
         listed = [_listing(row._mapping, row.name) for row in rows]
         return sorted(listed, key=lambda key: (key.created_at, key.id))
 
-    async def any_live(self) -> bool:
-        query = select(api_keys.c.id).where(api_keys.c.revoked_at.is_(None)).limit(1)
+    async def any_made(self) -> bool:
+        """Whether any key was ever made, revoked ones too."""
+        query = select(api_keys.c.id).limit(1)
         return await self._db.read(lambda conn: conn.execute(query).first() is not None)
 
     async def revoke(self, key_id: str) -> bool:
@@ -215,12 +216,13 @@ class KeyRing:
 
     async def required(self) -> bool:
         """Whether requests need a key: any is configured, in the environment or the
-        database. A server without keys is open, and single-project."""
+        database. A server without keys is open, and single-project; one whose keys are all
+        revoked is not (revoking the last key must not open the server to everyone)."""
         if self._env:
             return True
         now = time.monotonic()
         if self._required is None or self._required[0] <= now:
-            self._required = (now + self._ttl, await self._keys.any_live())
+            self._required = (now + self._ttl, await self._keys.any_made())
         return self._required[1]
 
     async def find(self, token: str) -> ApiKey | None:
