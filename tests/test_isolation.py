@@ -273,6 +273,8 @@ def _file_part(part: dict[str, Any]) -> list[dict[str, Any]]:
     return [{"type": "message", "role": "user", "content": [part]}]
 
 
+INPUT_FILE = {"type": "input_file", "file_id": "<a:file>"}
+
 VARIANTS: list[Row] = [
     *_response_rows(),
     # Resuming a stream: of the running response, from the start and after an event; of
@@ -376,7 +378,7 @@ VARIANTS: list[Row] = [
     # Responses that refer to A's objects in their body.
     *(
         _create(f"previous-{kind}", 400, input="Go on", previous_response_id=f"<a:{kind}>")
-        for kind in ("response", "chained", "finished")
+        for kind in ("response", "chained", "running", "finished")
     ),
     _create("previous-stream", 400, input="Go", previous_response_id="<a:response>", stream=True),
     _create(
@@ -388,7 +390,7 @@ VARIANTS: list[Row] = [
         _create(f"item-reference-{kind}", 400, input=_item(kind))
         for kind in ("input_item", "output_item", "conversation_item")
     ),
-    _create("input-file", 404, input=_file_part({"type": "input_file", "file_id": "<a:file>"})),
+    _create("input-file", 404, input=_file_part(INPUT_FILE)),
     _create(
         "input-image",
         404,
@@ -406,11 +408,13 @@ VARIANTS: list[Row] = [
         400,
         body={"model": MODEL, "previous_response_id": "<a:response>"},
     ),
-    Row(
-        "Compactconversation",
-        "item-reference",
-        400,
-        body={"model": MODEL, "input": _item("output_item")},
+    *(
+        Row("Compactconversation", name, missing, body={"model": MODEL, **body})
+        for name, missing, body in (
+            ("previous", 400, {"previous_response_id": "<a:response>"}),
+            ("item-reference", 400, {"input": _item("output_item")}),
+            ("input-file", 404, {"input": _file_part(INPUT_FILE)}),
+        )
     ),
     *(
         Row("Getinputtokencounts", name, missing, body={"model": MODEL, **body})
@@ -418,6 +422,9 @@ VARIANTS: list[Row] = [
             ("previous", 400, {"input": "Hi", "previous_response_id": "<a:chained>"}),
             ("conversation", 404, {"input": "Hi", "conversation": "<a:conversation>"}),
             ("item-reference", 400, {"input": _item("input_item")}),
+            # Counting reads no file (a missing one counts as its reference alone), but
+            # should it ever, it must read only the caller's.
+            ("input-file", 200, {"input": _file_part(INPUT_FILE)}),
         )
     ),
 ]
@@ -603,6 +610,16 @@ def test_lists_show_only_the_callers_objects(
     }
     assert listed == mine
     assert listed["a"] and listed["b"] and listed["c"] == set()
+
+
+def test_a_search_of_ones_own_store_finds_only_ones_own_files(world: World) -> None:
+    # A's file and B's hold the same text: a chunk index shared across stores would show it.
+    store = world.ids["b"]["vector_store"]
+    with world.http("b") as client:
+        found = client.post(f"/vector_stores/{store}/search", json={"query": "isolation"}).json()
+
+    assert found["data"]
+    assert {hit["file_id"] for hit in found["data"]} == {world.ids["b"]["file"]}
 
 
 def test_an_upload_belongs_to_its_uploader_alone(world: World) -> None:
