@@ -1,9 +1,9 @@
-"""`openresponses keys`: projects and their API keys, in the server's database.
+"""`openresponses keys`: projects and their API keys, where the server keeps them.
 
-The commands open the database the server uses (`OPENRESPONSES_STORE_URL`, else the DuckDB
-file in `--data-dir`) and migrate it like the server does. A DuckDB file takes one process at
-a time: with the server running on it, stop the server first (with PostgreSQL, replicas and
-these commands share the database freely).
+The commands open the keys' database of the server's store (PostgreSQL's own, with
+`OPENRESPONSES_STORE_URL`; else `keys.sqlite` in `--data-dir`, beside the DuckDB file) and
+migrate it like the server does. Servers running on it see a change within their key cache's
+few seconds.
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ import asyncio
 import sys
 import time
 from collections.abc import Awaitable, Callable
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -20,9 +21,7 @@ from sqlalchemy.exc import DBAPIError
 
 from openresponses.config import load_settings
 from openresponses.store import duckdb_url
-from openresponses.store.keys import KeyListing, Keys
-from openresponses.store.migrations import migrate
-from openresponses.store.sql import create_store_engine
+from openresponses.store.keys import KeyListing, Keys, open_keys
 
 
 def add_parser(sub: Any) -> None:
@@ -52,7 +51,8 @@ def run(args: argparse.Namespace) -> int:
     settings = load_settings(config_path=args.config, data_dir=args.data_dir)
     url = settings.store_url or duckdb_url(settings.data_dir)
     try:
-        code: int = asyncio.run(_with_keys(url, lambda keys: args.command_run(keys, args)))
+        command = partial(args.command_run, args=args)
+        code: int = asyncio.run(_with_keys(url, settings.data_dir, command))
     except DBAPIError as exc:
         print(f"openresponses: cannot open the database: {_reason(exc)}", file=sys.stderr)
         return 1
@@ -60,28 +60,15 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _reason(exc: DBAPIError) -> str:
-    text = str(exc.orig)
-    if "lock" in text.lower():
-        return (
-            "the server (or another process) holds its DuckDB file; stop it, run this "
-            "command, then start it again"
-        )
-    return text.splitlines()[0]
+    return str(exc.orig).splitlines()[0]
 
 
-async def _with_keys(url: str, command: Callable[[Keys], Awaitable[int]]) -> int:
-    if url.startswith("duckdb:///"):
-        Path(url.removeprefix("duckdb:///")).parent.mkdir(parents=True, exist_ok=True)
-    engine = create_store_engine(url)
+async def _with_keys(url: str, data_dir: Path, command: Callable[[Keys], Awaitable[int]]) -> int:
+    keys = await open_keys(url, data_dir)
     try:
-        await asyncio.to_thread(migrate, engine)
-        keys = Keys(engine)
-        try:
-            return await command(keys)
-        finally:
-            await keys.close()
+        return await command(keys)
     finally:
-        engine.dispose()
+        await keys.close()
 
 
 async def _create(keys: Keys, args: argparse.Namespace) -> int:
@@ -100,7 +87,8 @@ async def _list(keys: Keys, args: argparse.Namespace) -> int:
     head = ("ID", "PROJECT", "KEY", "CREATED", "REVOKED", "RPM", "TPM")
     widths = [max(len(row[i]) for row in [head, *rows]) for i in range(len(head))]
     for row in [head, *rows]:
-        print("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)))
+        cells = (cell.ljust(width) for cell, width in zip(row, widths, strict=True))
+        print("  ".join(cells).rstrip())
     return 0
 
 

@@ -151,10 +151,14 @@ async def _auth_line(services: Services) -> str:
     if await services.keys.required():
         listed = len(services.settings.api_keys)
         extra = f", {listed} from OPENRESPONSES_API_KEYS" if listed else ""
-        return f"  auth: API keys, each of one project (`openresponses keys`{extra})"
+        return (
+            f"  auth: API keys, each of one project (`openresponses keys`{extra}); "
+            "providers without a key of their own get none"
+        )
     return (
-        "  auth: none: anyone who reaches the port is served, all in one project (create a "
-        "key with `openresponses keys create --project NAME` before exposing it)"
+        "  auth: none: anyone who reaches the port is served, all in one project, and "
+        "providers without a key get the client's bearer token (create a key with "
+        "`openresponses keys create --project NAME` before exposing the port)"
     )
 
 

@@ -35,7 +35,7 @@ def _serve(args: argparse.Namespace) -> int:
     for name, provider in settings.providers.items():
         if not provider.found:
             continue
-        key = "key set" if provider.api_key else "no key: forwards the client's bearer token"
+        key = "key set" if provider.api_key else "no key"
         default = " (default)" if name == settings.default_provider else ""
         print(f"  provider {name}{default}: {provider.base_url} [{key}]")
     others = sorted(name for name, p in settings.providers.items() if not p.found)

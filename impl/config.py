@@ -9,6 +9,12 @@ alone; the optional TOML file adds providers (or overrides a preset) by name:
     kind = "openai-chat"                  # the adapter; see providers/registry.py
     base_url = "http://127.0.0.1:1234/v1"
     api_key_env = "LOCAL_API_KEY"         # optional
+
+and a project (by the name its keys were made with) may call providers with credentials of
+its own, the server's still applying to the others:
+
+    [projects.team-a.providers.openai]
+    api_key_env = "TEAM_A_OPENAI_API_KEY" # base_url and the rest as above, all optional
 """
 
 from __future__ import annotations
@@ -59,6 +65,8 @@ class Settings:
     dialect: Dialect = Dialect.OPENAI
     default_provider: str = "openai"
     providers: dict[str, ProviderConfig] = field(default_factory=dict)
+    # A project's own providers, by project name: those it overrides (its credentials).
+    project_providers: dict[str, dict[str, ProviderConfig]] = field(default_factory=dict)
     upstream_timeout: float = 600.0
     # A model call that sends nothing for this long, before its first event or between two,
     # ends the response failed with `upstream_timeout` (per provider in the config file too).
@@ -81,8 +89,9 @@ class Settings:
     models_ttl: float = 60.0
     # WebSocket connections end after this long (the spec's 60 minutes).
     websocket_max_seconds: float = 3600.0
-    # Tool URLs (MCP servers, pages the model opens) may reach loopback and private
-    # addresses: for local development only (see tools/guard.py).
+    # URLs fetched on a caller's behalf (MCP servers, pages the model opens, input images and
+    # files by URL) may reach loopback and private addresses: local development only
+    # (see tools/guard.py).
     allow_private_networks: bool = False
     # The web_search tool's backend; None: the tool is refused with a 400 that says how
     # to configure one.
@@ -194,20 +203,51 @@ def load_providers(
     for name, entry in table.items():
         if not isinstance(entry, dict) or "base_url" not in entry:
             raise ValueError(f"[providers.{name}] needs at least base_url")
-        key_env = entry.get("api_key_env")
-        providers[name] = ProviderConfig(
-            name=name,
-            kind=str(entry.get("kind", "openai-chat")),
-            base_url=str(entry["base_url"]),
-            api_key_env=str(key_env) if key_env else None,
-            api_key=env.get(str(key_env)) if key_env else None,
-            max_retries=int(entry.get("max_retries", 2)),
-            connect_timeout=_seconds(entry.get("connect_timeout")),
-            read_timeout=_seconds(entry.get("read_timeout")),
-            first_byte_timeout=_seconds(entry.get("first_byte_timeout")),
-            idle_timeout=_seconds(entry.get("idle_timeout")),
-        )
+        providers[name] = _provider(name, entry, env, None)
     return providers
+
+
+def _provider(
+    name: str, entry: Mapping[str, object], env: Mapping[str, str], base: ProviderConfig | None
+) -> ProviderConfig:
+    """A provider from its TOML table; what the table leaves out is `base`'s (a project's
+    version of the server's provider), or the defaults."""
+    base = base or ProviderConfig(name=name, kind="openai-chat", base_url="")
+    key_env = entry.get("api_key_env")
+    return replace(
+        base,
+        kind=str(entry.get("kind", base.kind)),
+        base_url=str(entry.get("base_url", base.base_url)),
+        api_key_env=str(key_env) if key_env else base.api_key_env,
+        api_key=env.get(str(key_env)) if key_env else base.api_key,
+        max_retries=int(str(entry.get("max_retries", base.max_retries))),
+        connect_timeout=_seconds(entry.get("connect_timeout", base.connect_timeout)),
+        read_timeout=_seconds(entry.get("read_timeout", base.read_timeout)),
+        first_byte_timeout=_seconds(entry.get("first_byte_timeout", base.first_byte_timeout)),
+        idle_timeout=_seconds(entry.get("idle_timeout", base.idle_timeout)),
+        found=True,
+    )
+
+
+def load_project_providers(
+    config: Mapping[str, object], env: Mapping[str, str], providers: dict[str, ProviderConfig]
+) -> dict[str, dict[str, ProviderConfig]]:
+    """`[projects.NAME.providers.X]`: a project's own version of provider X (the server's,
+    with what the table gives), or a provider of its own (then `base_url` is needed)."""
+    table = config.get("projects", {})
+    if not isinstance(table, dict):
+        raise ValueError("[projects] must be a table")
+    found: dict[str, dict[str, ProviderConfig]] = {}
+    for project, entry in table.items():
+        own = entry.get("providers", {}) if isinstance(entry, dict) else None
+        if not isinstance(own, dict):
+            raise ValueError(f"[projects.{project}.providers] must be a table")
+        for name, provider in own.items():
+            base = providers.get(name)
+            if not isinstance(provider, dict) or (base is None and "base_url" not in provider):
+                raise ValueError(f"[projects.{project}.providers.{name}] needs at least base_url")
+            found.setdefault(project, {})[name] = _provider(name, provider, env, base)
+    return found
 
 
 def _true(value: str) -> bool:
@@ -245,8 +285,10 @@ def load_settings(
     if config_path is not None:
         with config_path.open("rb") as f:
             config = tomllib.load(f)
+    providers = load_providers(config, env)
     values: dict[str, object] = {
-        "providers": load_providers(config, env),
+        "providers": providers,
+        "project_providers": load_project_providers(config, env, providers),
         "default_provider": env.get("OPENRESPONSES_DEFAULT_PROVIDER")
         or config.get("default_provider", "openai"),
         "dialect": Dialect(env.get("OPENRESPONSES_DIALECT") or config.get("dialect", "openai")),
@@ -290,8 +332,9 @@ def load_settings(
     if default is None:
         raise ValueError(f"default provider '{settings.default_provider}' is not configured")
     settings.providers[default.name] = replace(default, found=True)
-    for name, provider in settings.providers.items():
-        settings.providers[name] = _silence_bounds(provider, settings)
+    for table in (settings.providers, *settings.project_providers.values()):
+        for name, provider in table.items():
+            table[name] = _silence_bounds(provider, settings)
     return settings
 
 

@@ -28,15 +28,32 @@ def test_serve_prints_its_url_and_the_providers_it_found(
     lines = output.splitlines()
     assert lines[0].startswith("openresponses ")
     assert lines[0].endswith(f"serving at http://127.0.0.1:{server.port}/v1")
-    forwards = "[no key: forwards the client's bearer token]"
-    assert f"  provider openai (default): {upstream.base_url} {forwards}" in lines
+    assert f"  provider openai (default): {upstream.base_url} [no key]" in lines
     assert "  provider groq: https://api.groq.com/openai/v1 [key set]" in lines
     assert (
-        "  auth: none: anyone who reaches the port is served, all in one project (create a "
-        "key with `openresponses keys create --project NAME` before exposing it)"
+        "  auth: none: anyone who reaches the port is served, all in one project, and "
+        "providers without a key get the client's bearer token (create a key with "
+        "`openresponses keys create --project NAME` before exposing the port)"
     ) in lines
     others = "anthropic, deepseek, gemini, mistral, ollama, openrouter, together, vllm"
     assert f"  also routable with the client's key: {others}" in lines
+
+
+def test_serve_with_keys_says_that_providers_get_no_client_token(
+    upstream: ScriptedUpstream, tmp_path: Path
+) -> None:
+    env = server_env(upstream, OPENRESPONSES_API_KEYS="sk-ours")
+    server = Server(tmp_path, env).start()
+    try:
+        server.stop()
+        output = server.output()
+    finally:
+        server.stop()
+
+    assert (
+        "  auth: API keys, each of one project (`openresponses keys`, 1 from "
+        "OPENRESPONSES_API_KEYS); providers without a key of their own get none"
+    ) in output.splitlines()
 
 
 def test_serve_creates_its_duckdb_file_in_the_data_dir(

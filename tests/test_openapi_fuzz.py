@@ -184,6 +184,18 @@ REFUSALS = (
         "mutually exclusive (its schema cannot say so)",
     ),
     Refusal(
+        "url_not_allowed",
+        r"(, a [a-z-]+ address\. | is not an http or https URL\.$)",
+        "an image, file or MCP server URL that is not http(s) or points to a loopback, "
+        "private, link-local or other non-public address: the server or its provider would "
+        "fetch it from inside the server's network (SSRF; see tools/guard.py)",
+    ),
+    Refusal(
+        "url_unresolvable",
+        r"could not be resolved\.$",
+        "such a URL whose host does not resolve: a host that cannot be judged is not reached",
+    ),
+    Refusal(
         None,
         r"^Nothing to compact",
         "`POST /responses/compact` with neither `input` nor `previous_response_id` has nothing "

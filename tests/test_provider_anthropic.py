@@ -16,7 +16,6 @@ from openresponses.conformance.wire import Dialect, Target
 from tests import conformance_model
 from tests.attachments import PDF, PNG, b64, upload
 from tests.conftest import Server, final_response, server_env
-from tests.search_api import FakeSearchAPI
 from tests.upstream import Call, Error, ScriptedUpstream, Text, ToolCalls, Usage, signature
 
 WEATHER = {
@@ -222,7 +221,7 @@ def test_images_and_pdfs_become_content_blocks(
                 "role": "user",
                 "content": [
                     {"type": "input_image", "image_url": "data:image/jpeg;base64,/9j/AAAA"},
-                    {"type": "input_image", "image_url": "https://example.org/cat.png"},
+                    {"type": "input_image", "image_url": "https://93.184.216.34/cat.png"},
                     {
                         "type": "input_file",
                         "filename": "c.pdf",
@@ -239,7 +238,7 @@ def test_images_and_pdfs_become_content_blocks(
             "type": "image",
             "source": {"type": "base64", "media_type": "image/jpeg", "data": "/9j/AAAA"},
         },
-        {"type": "image", "source": {"type": "url", "url": "https://example.org/cat.png"}},
+        {"type": "image", "source": {"type": "url", "url": "https://93.184.216.34/cat.png"}},
         {
             "type": "document",
             "source": {"type": "base64", "media_type": "application/pdf", "data": "JVBE"},
@@ -289,12 +288,10 @@ def test_uploads_by_file_id_become_image_and_document_blocks(
     ]
 
 
-def test_a_file_url_stays_a_url_document(
-    client: openai.OpenAI, upstream: ScriptedUpstream, site: FakeSearchAPI
-) -> None:
+def test_a_file_url_stays_a_url_document(client: openai.OpenAI, upstream: ScriptedUpstream) -> None:
+    """At a public address (a literal: no DNS); this server, offline, could not fetch it."""
     model = upstream.script(Text("A report."))
-    site.script()
-    url = f"{site.url}/report.pdf"
+    url = "https://93.184.216.34/report.pdf"
 
     client.responses.create(
         model=f"anthropic@{model}",
@@ -304,7 +301,6 @@ def test_a_file_url_stays_a_url_document(
     assert _sent(upstream, model)["messages"][0]["content"] == [
         {"type": "document", "source": {"type": "url", "url": url}}
     ]
-    assert site.requests == []  # Anthropic fetches it, not this server
 
 
 def test_an_image_by_file_id_in_a_function_output_becomes_a_tool_result_image(

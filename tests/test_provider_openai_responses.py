@@ -17,7 +17,6 @@ from openresponses.conformance.wire import Client, Dialect, Target
 from tests import conformance_model
 from tests.attachments import PDF, PNG, data_url, upload
 from tests.conftest import Server, final_response, server_env
-from tests.search_api import FakeSearchAPI
 from tests.upstream import (
     Call,
     Error,
@@ -351,11 +350,11 @@ def test_uploads_by_file_id_go_upstream_inline(
 
 
 def test_a_file_url_goes_upstream_as_given(
-    client: openai.OpenAI, upstream: ScriptedUpstream, site: FakeSearchAPI
+    client: openai.OpenAI, upstream: ScriptedUpstream
 ) -> None:
+    """At a public address (a literal: no DNS); this server, offline, could not fetch it."""
     model = upstream.script(Text("A report."))
-    site.script()
-    url = f"{site.url}/report.pdf"
+    url = "https://93.184.216.34/report.pdf"
 
     client.responses.create(
         model=f"native@{model}",
@@ -365,4 +364,3 @@ def test_a_file_url_goes_upstream_as_given(
     assert _sent(upstream, model)["input"] == [
         {"type": "message", "role": "user", "content": [{"type": "input_file", "file_url": url}]}
     ]
-    assert site.requests == []  # the upstream fetches it, not this server

@@ -19,9 +19,9 @@ from openresponses.tools.guard import check_url, guarded_session
 from tests.loopback import LoopbackServer
 
 HINT = (
-    " URLs the server fetches (tools, file_url inputs) must reach public addresses; set "
-    "OPENRESPONSES_ALLOW_PRIVATE_NETWORKS=true on the server to allow loopback and private "
-    "networks (local development)."
+    " URLs fetched on a caller's behalf (tools, input images and files) must reach public "
+    "addresses; set OPENRESPONSES_ALLOW_PRIVATE_NETWORKS=true on the server to allow loopback "
+    "and private networks (local development)."
 )
 
 

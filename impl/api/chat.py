@@ -1,14 +1,15 @@
 """`POST /v1/chat/completions`: validated, routed, forwarded, and answered on the spec.
 
-The body is checked against the generated `CreateChatCompletionRequest` (so a bad request is
-our 400, not an upstream surprise), then forwarded with only `model` rewritten. A successful
-answer is normalised to the spec's `CreateChatCompletionResponse` (or, streamed, each chunk to
-`CreateChatCompletionStreamResponse`): OpenAI-compatible providers often leave out the fields
-the spec requires as null (`logprobs`, `refusal`, a chunk's `finish_reason`) or send null
+The body is checked against the generated `CreateChatCompletionRequest` (so a bad request is our
+400, not an upstream surprise), its image URLs against the URL guard (tools.guard: the provider
+would fetch them from inside our network), then forwarded with only `model` rewritten. A
+successful answer is normalised to the spec's `CreateChatCompletionResponse` (or, streamed, each
+chunk to `CreateChatCompletionStreamResponse`): OpenAI-compatible providers often leave out the
+fields the spec requires as null (`logprobs`, `refusal`, a chunk's `finish_reason`) or send null
 where the spec has none (`system_fingerprint`), and the official SDKs and strict clients read
-the spec. Everything else is relayed as the upstream sent it. An upstream's error status is
-our error in OpenAI's shape; a stream that falls silent (`idle_timeout`), breaks off, or is cut
-by a stopping server ends in an error object on a `data:` line instead.
+the spec. Everything else is relayed as the upstream sent it. An upstream's error status is our
+error in OpenAI's shape; a stream that falls silent (`idle_timeout`), breaks off, or is cut by a
+stopping server ends in an error object on a `data:` line instead.
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ from openresponses.api.dialects import error_body
 from openresponses.errors import APIError
 from openresponses.generated import openai_models as m
 from openresponses.providers.base import Passthrough
+from openresponses.tools.guard import check_content_url
 
 
 async def create_chat_completion() -> Response:
@@ -41,11 +43,31 @@ async def create_chat_completion() -> Response:
     body = await read_body(req)
     assert isinstance(body, m.CreateChatCompletionRequest)
     who = caller(req)
-    provider, upstream_model = services(req).registry.route(str(body.model), who.provider)
+    provider, upstream_model = services(req).registry.route(
+        str(body.model), who.provider, who.project_name
+    )
     forwarded = body.model_dump(mode="json", by_alias=True, exclude_unset=True)
     forwarded["model"] = upstream_model
+    await _guard_image_urls(forwarded["messages"], services(req).settings.allow_private_networks)
     call = provider.chat_completions(forwarded, api_key=who.upstream_key)
     return await unless_gone(req, _answer(req, call))
+
+
+async def _guard_image_urls(messages: list[dict[str, Any]], allow_private: bool) -> None:
+    """Holds every image URL to the URL guard's rule (tools.guard): the provider fetches it
+    from inside our network. `image_url` is the schema's only part that names a URL; a
+    message whose content is a string has no parts, so text alone costs one pass."""
+    for m_index, message in enumerate(messages):
+        content = message.get("content")
+        if not isinstance(content, list):
+            continue
+        for p_index, part in enumerate(content):
+            if part.get("type") == "image_url":
+                await check_content_url(
+                    part["image_url"]["url"],
+                    allow_private=allow_private,
+                    param=f"messages[{m_index}].content[{p_index}].image_url.url",
+                )
 
 
 async def _answer(req: ConnexionRequest, call: Awaitable[Passthrough]) -> Response:

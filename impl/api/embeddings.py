@@ -82,7 +82,7 @@ async def create_embedding() -> Response:
     model = str(body.model)
     if model.lower() not in LOCAL_NAMES:
         who = caller(req)
-        provider, upstream_model = found.registry.route(model, who.provider)
+        provider, upstream_model = found.registry.route(model, who.provider, who.project_name)
         forwarded = body.model_dump(mode="json", by_alias=True, exclude_unset=True)
         forwarded["model"] = upstream_model
         call = provider.embeddings(forwarded, api_key=who.upstream_key)

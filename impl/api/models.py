@@ -1,8 +1,9 @@
 """`GET /v1/models`: the models of every reachable provider, as `provider@model` ids.
 
 A provider that cannot be listed (no key, unreachable) is left out rather than failing the
-whole listing; the ids returned are exactly what `model` accepts. Listings are cached for
-`OPENRESPONSES_MODELS_TTL` seconds (60 by default) per provider and client key.
+whole listing; the ids returned are exactly what `model` accepts, with the caller project's
+own providers. Listings are cached for `OPENRESPONSES_MODELS_TTL` seconds (60 by default) per
+provider, project and client key.
 """
 
 from __future__ import annotations
@@ -19,12 +20,13 @@ from openresponses.generated import openai_models as m
 async def list_models() -> Response:
     req = current()
     registry = services(req).registry
-    key = caller(req).upstream_key
-    names = [name for name, config in registry.configs.items() if config.found]
+    who = caller(req)
+    names = registry.listed(who.project_name)
     listings = await unless_gone(
         req,
         asyncio.gather(
-            *(registry.list_models(name, key) for name in names), return_exceptions=True
+            *(registry.list_models(name, who.upstream_key, who.project_name) for name in names),
+            return_exceptions=True,
         ),
     )
     data = []

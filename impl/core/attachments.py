@@ -12,6 +12,11 @@ the client sent, and every later turn that replays them (a `previous_response_id
 conversation) resolves them again. That costs a read per turn, so what one call may inline
 is capped (`OPENRESPONSES_MAX_ATTACHMENT_BYTES`), and a file a turn cannot afford is a 413
 naming it, not a model call the provider would refuse anyway.
+
+A URL left for the provider (an `input_image.image_url`, a `file_url` for a provider that
+fetches it) is held to the URL guard's rule (tools.guard) here too, replayed turns included:
+the provider fetches from inside our network, so loopback, private and metadata addresses are
+a 400 naming the field unless `OPENRESPONSES_ALLOW_PRIVATE_NETWORKS` allows them.
 """
 
 from __future__ import annotations
@@ -29,6 +34,7 @@ from openresponses.files.media import data_url, file_type, image_type
 from openresponses.items import Item
 from openresponses.store.files import Files
 from openresponses.tools.fetch import FetchFailed, GuardedFetcher
+from openresponses.tools.guard import check_content_url
 
 LIMIT_SETTING = "OPENRESPONSES_MAX_ATTACHMENT_BYTES"
 FETCH_TIMEOUT = 30.0
@@ -80,6 +86,7 @@ class _Call:
     left: int
     limit: int
     read: dict[str, bytes] = field(default_factory=dict)
+    guarded: set[str] = field(default_factory=set)
 
     def spend(self, size: int, what: str, param: str) -> None:
         if size > self.left:
@@ -104,6 +111,7 @@ class Attachments:
         self.files = files
         self.blobs = blobs
         self.max_bytes = max_bytes
+        self.allow_private = allow_private
         self._fetcher = GuardedFetcher(
             allow_private=allow_private, headers=_HEADERS, timeout=FETCH_TIMEOUT
         )
@@ -115,8 +123,9 @@ class Attachments:
         self, items: list[Item], origin: Origin, *, fetch_urls: bool, project: str
     ) -> list[Item]:
         """`items` with every file reference inline (a `file_url` only when `fetch_urls`:
-        the provider cannot fetch one itself; a `file_id` only of the `project`'s files).
-        Items without references are the same objects; the others are copies."""
+        the provider cannot fetch one itself; a `file_id` only of the `project`'s files), and
+        every URL left for the provider to fetch held to the URL guard's rule. Items without
+        references are the same objects; the others are copies."""
         call = _Call(origin, fetch_urls, project, self.max_bytes, self.max_bytes)
         return [await self._item(call, item) for item in items]
 
@@ -142,32 +151,52 @@ class Attachments:
                 param=call.origin.param(item, path),
                 code="missing_required_parameter",
             )
-        if kind == "input_image" and part.file_id and part.image_url is None:
-            param = call.origin.param(item, f"{path}.file_id")
-            data, filename = await self._upload(call, item, part.file_id, param)
-            media = image_type(data)
-            if media is None:
-                raise invalid(
-                    f"File '{part.file_id}' ({filename}) is not a PNG, JPEG, GIF or WEBP image, "
-                    f"so it cannot be an input_image{call.origin.replayed(item)}; send it as an "
-                    "input_file instead.",
-                    param=param,
-                    code="invalid_image_file",
-                )
-            return part.model_copy(update={"file_id": None, "image_url": _url(media, data)})
-        if kind != "input_file" or part.file_data:
+        if kind == "input_image":
+            return await self._image(call, item, part, path)
+        if kind == "input_file":
+            return await self._file(call, item, part, path)
+        return part
+
+    async def _image(self, call: _Call, item: Any, part: Any, path: str) -> Any:
+        if part.image_url is not None:  # the provider fetches it
+            param = call.origin.param(item, f"{path}.image_url")
+            await self._guard(call, str(part.image_url), param)
+            return part
+        param = call.origin.param(item, f"{path}.file_id")
+        data, filename = await self._upload(call, item, part.file_id, param)
+        media = image_type(data)
+        if media is None:
+            raise invalid(
+                f"File '{part.file_id}' ({filename}) is not a PNG, JPEG, GIF or WEBP image, "
+                f"so it cannot be an input_image{call.origin.replayed(item)}; send it as an "
+                "input_file instead.",
+                param=param,
+                code="invalid_image_file",
+            )
+        return part.model_copy(update={"file_id": None, "image_url": _url(media, data)})
+
+    async def _file(self, call: _Call, item: Any, part: Any, path: str) -> Any:
+        url_param = call.origin.param(item, f"{path}.file_url")
+        if part.file_data or not (part.file_id or call.fetch_urls):
+            # Inline already, or the provider fetches: a URL left in it is the provider's.
+            if part.file_url is not None:
+                await self._guard(call, str(part.file_url), url_param)
             return part
         if part.file_id:
             param = call.origin.param(item, f"{path}.file_id")
             data, filename = await self._upload(call, item, part.file_id, param)
             media = file_type(data, filename)
-        elif part.file_url is not None and call.fetch_urls:
-            param = call.origin.param(item, f"{path}.file_url")
-            data, filename, media = await self._download(call, str(part.file_url), param)
         else:
-            return part
+            data, filename, media = await self._download(call, str(part.file_url), url_param)
         update = {"file_id": None, "file_url": None, "file_data": data_url(media, data)}
         return part.model_copy(update={**update, "filename": part.filename or filename})
+
+    async def _guard(self, call: _Call, url: str, param: str) -> None:
+        """The URL guard's rule for a URL the provider will fetch, once per URL in a call
+        (a conversation may send the same image more than once)."""
+        if url not in call.guarded:
+            await check_content_url(url, allow_private=self.allow_private, param=param)
+            call.guarded.add(url)
 
     async def _upload(self, call: _Call, item: Any, file_id: str, param: str) -> tuple[bytes, str]:
         """An uploaded file's bytes and name; a 404 when there is no such file."""

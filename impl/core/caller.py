@@ -23,3 +23,9 @@ class Caller:
     """The client's own key, forwarded to providers that have none (never one of ours)."""
     provider: str | None = None
     """The provider the client named with the `x-model-provider` header."""
+
+    @property
+    def project_name(self) -> str:
+        """The name of the project (`default`: the server's own, without keys), by which
+        the config file may give it providers of its own."""
+        return self.key.project_name if self.key is not None else "default"

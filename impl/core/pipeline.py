@@ -118,7 +118,7 @@ async def _prepare(
     """Check, route and assemble a request into a `Turn`."""
     intake.check_supported(request)
     model = _require_model(request.model)
-    provider, upstream_model = services.registry.route(model, caller.provider)
+    provider, upstream_model = services.registry.route(model, caller.provider, caller.project_name)
     items = await intake.input_items(request.input, services.store, caller.project)
     conversation_id, context = await _history(services, request, caller.project, history)
     coherence.check(
@@ -208,7 +208,7 @@ async def compact(
     """`POST /responses/compact`: the requested model summarises the conversation; the
     window is the user's messages and a compaction item with the summary."""
     model = _require_model(request.model if isinstance(request.model, str) else None)
-    provider, upstream_model = services.registry.route(model, caller.provider)
+    provider, upstream_model = services.registry.route(model, caller.provider, caller.project_name)
     items = await intake.input_items(request.input, services.store, caller.project)
     history = await _chain(
         partial(services.store.context, caller.project), request.previous_response_id

@@ -24,7 +24,7 @@ from openresponses.providers import http
 from openresponses.providers.registry import Registry
 from openresponses.store import duckdb_url, open_store, single_process
 from openresponses.store.base import Store
-from openresponses.store.keys import KeyRing, Keys
+from openresponses.store.keys import KeyRing, open_keys
 from openresponses.store.objects import Objects
 from openresponses.store.sql import create_store_engine
 from openresponses.tools.base import ToolServices
@@ -89,7 +89,9 @@ async def open_services(settings: Settings, runs: Runs) -> AsyncIterator[Service
         # A second engine on the migrated database: its own pool for its own threads.
         objects = Objects(create_store_engine(url), day_seconds=settings.expiry_day_seconds)
         keys = KeyRing(
-            Keys(create_store_engine(url)), settings.api_keys, settings.key_cache_seconds
+            await open_keys(url, settings.data_dir),
+            settings.api_keys,
+            settings.key_cache_seconds,
         )
         embedder = LocalMiniLM()
         blobs = Blobs(settings.data_dir / "files")
@@ -102,7 +104,11 @@ async def open_services(settings: Settings, runs: Runs) -> AsyncIterator[Service
         ingestor = Ingestor(objects.store_files, blobs, index, embedder)
         await ingestor.resume()
         registry = Registry(
-            settings.providers, settings.default_provider, client, settings.models_ttl
+            settings.providers,
+            settings.default_provider,
+            client,
+            settings.models_ttl,
+            settings.project_providers,
         )
         secret = compaction.load_secret(settings.data_dir, settings.secret)
         tokens.seed_cache(settings.data_dir / "tiktoken")

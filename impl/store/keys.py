@@ -1,5 +1,7 @@
-"""Projects and their API keys (migration 4), in the server's database so that replicas
-sharing PostgreSQL agree on them.
+"""Projects and their API keys (`migrations.KEY_MIGRATIONS`): in PostgreSQL, when the store
+is there, so that replicas agree on them; beside a DuckDB store, in a SQLite file of their own
+(`keys.sqlite` in the data directory), because a DuckDB file admits one process at a time and
+`openresponses keys` must be able to add and revoke keys while the server runs.
 
 A project owns objects; a key belongs to one project and may carry rate limits. A key is
 shown once, when it is made: only its SHA-256 is kept. A key is 256 random bits, so a fast
@@ -9,20 +11,36 @@ costs one hash and one indexed lookup.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import secrets
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
-from sqlalchemy import BigInteger, Column, Connection, Engine, MetaData, Table, select, update
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    Connection,
+    Engine,
+    MetaData,
+    Table,
+    create_engine,
+    make_url,
+    select,
+    update,
+)
 
 from openresponses.store.base import DEFAULT_PROJECT
 from openresponses.store.codec import Varchar
+from openresponses.store.migrations import KEYS, migrate
 from openresponses.store.objects_db import ObjectsDb
+from openresponses.store.sql import create_store_engine
 
 KEY_PREFIX = "sk-proj-"
+KEYS_FILE = "keys.sqlite"
 
 _metadata = MetaData()
 projects = Table(
@@ -53,6 +71,8 @@ class ApiKey:
 
     id: str
     project: str
+    project_name: str
+    """The name the project was made with (its id, for an environment key's)."""
     rpm: int | None = None
     """Requests per minute; None: no limit."""
     tpm: int | None = None
@@ -88,26 +108,50 @@ def env_key(key: str) -> ApiKey:
     """A key listed in `OPENRESPONSES_API_KEYS`: a project of its own, named by its digest,
     so that its objects stay its own across restarts (and are lost to it if it changes)."""
     hashed = digest(key)
-    return ApiKey(id=f"key_env_{hashed[:16]}", project=f"proj_env_{hashed[:16]}")
+    project = f"proj_env_{hashed[:16]}"
+    return ApiKey(id=f"key_env_{hashed[:16]}", project=project, project_name=project)
 
 
 def _redact(key: str) -> str:
     return f"{key[: len(KEY_PREFIX) + 2]}…{key[-4:]}"
 
 
+def keys_engine(store_url: str, data_dir: Path) -> Engine:
+    """The database of the keys for a store at `store_url` (see the module's docstring)."""
+    if make_url(store_url).get_backend_name() == "postgresql":
+        return create_store_engine(store_url)
+    data_dir.mkdir(parents=True, exist_ok=True)
+    return create_engine(f"sqlite:///{(data_dir / KEYS_FILE).resolve()}")
+
+
+async def open_keys(store_url: str, data_dir: Path) -> Keys:
+    """The keys of the store at `store_url`, their tables migrated."""
+    engine = keys_engine(store_url, data_dir)
+    try:
+        await asyncio.to_thread(migrate, engine, KEYS)
+    except BaseException:
+        engine.dispose()
+        raise
+    return Keys(engine)
+
+
 class Keys:
-    """Projects and keys over an engine `migrations.migrate` has prepared."""
+    """Projects and keys over an engine `migrations.migrate` has prepared (`KEYS`)."""
 
     def __init__(self, engine: Engine) -> None:
         self._db = ObjectsDb(engine)
 
     async def find_digest(self, hashed: str) -> ApiKey | None:
         """The live key whose SHA-256 is `hashed`, or None (unknown or revoked)."""
-        query = select(api_keys).where(api_keys.c.hash == hashed)
+        query = (
+            select(api_keys, projects.c.name)
+            .join(projects, projects.c.id == api_keys.c.project_id)
+            .where(api_keys.c.hash == hashed)
+        )
         row = await self._db.read(lambda conn: conn.execute(query).first())
         if row is None or row.revoked_at is not None:
             return None
-        return ApiKey(id=row.id, project=row.project_id, rpm=row.rpm, tpm=row.tpm)
+        return ApiKey(row.id, row.project_id, row.name, rpm=row.rpm, tpm=row.tpm)
 
     async def project(self, project_id: str) -> Project | None:
         query = select(projects).where(projects.c.id == project_id)
@@ -153,7 +197,7 @@ class Keys:
         return sorted(listed, key=lambda key: (key.created_at, key.id))
 
     async def any_made(self) -> bool:
-        """Whether any key was ever made, revoked ones too."""
+        """Whether a key was ever made, revoked ones included."""
         query = select(api_keys.c.id).limit(1)
         return await self._db.read(lambda conn: conn.execute(query).first() is not None)
 
@@ -216,8 +260,8 @@ class KeyRing:
 
     async def required(self) -> bool:
         """Whether requests need a key: any is configured, in the environment or the
-        database. A server without keys is open, and single-project; one whose keys are all
-        revoked is not (revoking the last key must not open the server to everyone)."""
+        database (revoked or not: revoking the last key must not open the server to all).
+        A server that never had keys is open, and single-project."""
         if self._env:
             return True
         now = time.monotonic()

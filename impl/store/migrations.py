@@ -1,12 +1,14 @@
 """Schema versions: the only place the tables are created or changed.
 
-A database records the versions applied to it in `schema_version`, so every migration runs
+A database records the versions applied to it in `schema_version` (and the keys' tables,
+which may live in a database of their own, in `keys_schema_version`), so every migration runs
 exactly once per database, whichever release opens it. A schema change is a new entry at the
-end of `MIGRATIONS`, never an edit of a released one: databases that already ran the old
-version would not see the edit.
+end of `MIGRATIONS` (or `KEY_MIGRATIONS`), never an edit of a released one: databases that
+already ran the old version would not see the edit.
 
-The SQL is plain DDL that PostgreSQL and DuckDB both accept, and it is frozen text rather than
-derived from the store's table objects, so that changing those cannot rewrite history.
+The SQL is plain DDL that PostgreSQL and DuckDB (and, for the keys, SQLite) all accept, and it
+is frozen text rather than derived from the store's table objects, so that changing those
+cannot rewrite history.
 """
 
 from __future__ import annotations
@@ -142,7 +144,33 @@ MIGRATIONS: tuple[Migration, ...] = (
     ),
     Migration(
         4,
-        "projects, their API keys, and the project of every object",
+        "the project of every object",
+        (
+            # What existed before projects belongs to the project of a server without keys.
+            *(
+                f"ALTER TABLE {table} ADD COLUMN project VARCHAR DEFAULT 'proj_default'"
+                for table in (
+                    "responses",
+                    "response_items",
+                    "conversations",
+                    "conversation_items",
+                    "files",
+                    "vector_stores",
+                    "vector_store_files",
+                    "vector_store_file_batches",
+                )
+            ),
+            # Listings are per project.
+            "CREATE INDEX files_project ON files (project)",
+            "CREATE INDEX vector_stores_project ON vector_stores (project)",
+        ),
+    ),
+)
+
+KEY_MIGRATIONS: tuple[Migration, ...] = (
+    Migration(
+        1,
+        "projects and their API keys",
         (
             # max_storage_bytes: the project's quota for files (NULL: the server's default).
             """
@@ -166,73 +194,74 @@ MIGRATIONS: tuple[Migration, ...] = (
                 tpm BIGINT
             )
             """,
-            # What existed before projects belongs to the project of a server without keys.
-            *(
-                f"ALTER TABLE {table} ADD COLUMN project VARCHAR DEFAULT 'proj_default'"
-                for table in (
-                    "responses",
-                    "response_items",
-                    "conversations",
-                    "conversation_items",
-                    "files",
-                    "vector_stores",
-                    "vector_store_files",
-                    "vector_store_file_batches",
-                )
-            ),
-            # Listings are per project.
-            "CREATE INDEX files_project ON files (project)",
-            "CREATE INDEX vector_stores_project ON vector_stores (project)",
         ),
     ),
 )
-
-LATEST = MIGRATIONS[-1].version
-
-_VERSION_TABLE = """
-    CREATE TABLE IF NOT EXISTS schema_version (
-        version INTEGER PRIMARY KEY,
-        description VARCHAR NOT NULL,
-        applied_at TIMESTAMP NOT NULL DEFAULT CURRENT_TIMESTAMP
-    )
-"""
-
-# Any constant works; it only has to be the same in every process migrating this database.
-_PG_LOCK_KEY = 0x6F70656E72657370  # "openresp"
+"""The keys' own tables: in the store's database when it is PostgreSQL (replicas agree on
+them), in a SQLite file beside a DuckDB one (see store.keys), which other processes (the
+`openresponses keys` command) may write while the server holds the DuckDB file."""
 
 
-def migrate(engine: Engine) -> None:
-    """Apply the missing migrations, all in one transaction.
+@dataclass(frozen=True)
+class Schema:
+    """Tables migrated together; the versions applied are recorded in `table`."""
+
+    table: str
+    migrations: tuple[Migration, ...]
+    lock_key: int
+    """PostgreSQL advisory lock: any constant, the same in every process migrating it."""
+
+    @property
+    def latest(self) -> int:
+        return self.migrations[-1].version
+
+
+STORE = Schema("schema_version", MIGRATIONS, 0x6F70656E72657370)  # "openresp"
+KEYS = Schema("keys_schema_version", KEY_MIGRATIONS, 0x6F70656E6B657973)  # "openkeys"
+
+
+def migrate(engine: Engine, schema: Schema = STORE) -> None:
+    """Apply the schema's missing migrations, all in one transaction.
 
     Running it again is a no-op. On PostgreSQL, processes starting together queue on an
     advisory lock, so one migrates and the others then find nothing to do. (A DuckDB file is
-    locked to a single process by DuckDB itself.)
+    locked to a single process by DuckDB itself; SQLite locks its file while writing.)
     """
     with engine.begin() as conn:
         if conn.dialect.name == "postgresql":
-            conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _PG_LOCK_KEY})
-        conn.execute(text(_VERSION_TABLE))
-        applied = set(conn.execute(text("SELECT version FROM schema_version")).scalars())
-        _refuse_newer(applied)
-        for migration in MIGRATIONS:
+            conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": schema.lock_key})
+        conn.execute(text(_version_table(schema.table)))
+        applied = set(conn.execute(text(f"SELECT version FROM {schema.table}")).scalars())
+        _refuse_newer(applied, schema.latest)
+        for migration in schema.migrations:
             if migration.version not in applied:
-                _apply(conn, migration)
+                _apply(conn, schema.table, migration)
 
 
-def _refuse_newer(applied: set[int]) -> None:
+def _version_table(name: str) -> str:
+    return f"""
+        CREATE TABLE IF NOT EXISTS {name} (
+            version INTEGER PRIMARY KEY,
+            description VARCHAR NOT NULL,
+            applied_at TIMESTAMP NOT NULL DEFAULT CURRENT_TIMESTAMP
+        )
+    """
+
+
+def _refuse_newer(applied: set[int], latest: int) -> None:
     """Stop before touching a database written by a newer release: its schema is unknown here."""
-    unknown = sorted(version for version in applied if version > LATEST)
+    unknown = sorted(version for version in applied if version > latest)
     if unknown:
         raise RuntimeError(
             f"the database has schema version {unknown[-1]}, newer than this release "
-            f"knows ({LATEST}); upgrade openresponses"
+            f"knows ({latest}); upgrade openresponses"
         )
 
 
-def _apply(conn: Connection, migration: Migration) -> None:
+def _apply(conn: Connection, table: str, migration: Migration) -> None:
     for statement in migration.statements:
         conn.execute(text(statement))
     conn.execute(
-        text("INSERT INTO schema_version (version, description) VALUES (:version, :description)"),
+        text(f"INSERT INTO {table} (version, description) VALUES (:version, :description)"),
         {"version": migration.version, "description": migration.description},
     )

@@ -1,20 +1,27 @@
-"""The outbound URL guard: tools must not become a way into the server's own network.
+"""The outbound URL guard: one rule for every URL fetched on a caller's behalf.
 
-A tool URL comes from the client (an MCP `server_url`) or from the model (a page it opens), so
-without a guard any caller could make the server fetch `http://169.254.169.254/` (cloud
-metadata), `http://127.0.0.1:5432/` or an intranet page and read the answer back. `check_url`
-refuses, with a 400, any URL that is not http(s) or whose host resolves to an address that is
-not public: loopback, private, link-local, multicast, reserved, unspecified, shared (CGNAT),
-whether written as a name, an IPv6 literal, an IPv4-mapped IPv6 address or one of the numeric
+A URL comes from the client (an MCP `server_url`, an `input_image.image_url`, an
+`input_file.file_url`, a chat message's `image_url`) or from the model (a page it opens), and
+is fetched by this server (tools, the `file_url`s it downloads) or by the model provider (the
+images and files it is handed). Either way the fetch starts inside our network: without a guard
+any caller could have `http://169.254.169.254/` (cloud metadata), `http://127.0.0.1:5432/` or
+an intranet page fetched and read back through the answer, and a provider next to us (a local
+vLLM or Ollama) reaches exactly what we reach. `check_url` refuses, with a 400 naming the
+field, any URL that is not http(s) or whose host resolves to an address that is not public:
+loopback, private, link-local, multicast, reserved, unspecified, shared (CGNAT), whether
+written as a name, an IPv6 literal, an IPv4-mapped IPv6 address or one of the numeric
 spellings the C resolver accepts (`2130706433`, `0177.0.0.1`, `127.1`: the host is resolved
 with `getaddrinfo`, exactly as the connection would be, so every spelling means what it means
-to the socket). `OPENRESPONSES_ALLOW_PRIVATE_NETWORKS=true` lifts it for local development.
+to the socket). `check_content_url` is the same rule for URLs a provider fetches, where a
+`data:` URL (nothing to fetch) passes. `OPENRESPONSES_ALLOW_PRIVATE_NETWORKS=true` lifts it
+for local development.
 
 DNS rebinding: a name can resolve to a public address for the check and to a private one for
 the connection made a moment later. `check_url` alone cannot prevent that. Connections made
 through aiohttp close the gap with `GuardedResolver`: the connection's own resolution drops
 non-public addresses, so the address checked is the address connected to (`guarded_session`).
-Clients that resolve on their own (the `mcp` SDK's httpx) get the check only.
+Clients that resolve on their own (the `mcp` SDK's httpx, a provider fetching an image) get
+the check only.
 """
 
 from __future__ import annotations
@@ -72,9 +79,9 @@ def non_public(address: str) -> str | None:
 
 def _refused(message: str, param: str) -> APIError:
     return invalid(
-        f"{message} URLs the server fetches (tools, file_url inputs) must reach public "
-        f"addresses; set {ALLOW_SETTING} on the server to allow loopback and private networks "
-        "(local development).",
+        f"{message} URLs fetched on a caller's behalf (tools, input images and files) must "
+        f"reach public addresses; set {ALLOW_SETTING} on the server to allow loopback and "
+        "private networks (local development).",
         param=param,
         code="url_not_allowed",
     )
@@ -101,6 +108,13 @@ async def check_url(url: str, *, allow_private: bool, param: str = "url") -> Non
         if kind is not None:
             shown = host if host == address else f"{host} ({address})"
             raise _refused(f"'{url}' points to {shown}, a {kind} address.", param)
+
+
+async def check_content_url(url: str, *, allow_private: bool, param: str) -> None:
+    """`check_url` for an image or file a model provider is handed by URL and fetches itself:
+    a `data:` URL carries its content, so there is nothing to fetch and it passes."""
+    if url[:5].lower() != "data:":
+        await check_url(url, allow_private=allow_private, param=param)
 
 
 async def _resolve(host: str, port: int, url: str, param: str) -> list[str]:
