@@ -14,8 +14,8 @@ own and no reason to be global.
 
 One server per store (DuckDB, PostgreSQL) serves the matrix, with three projects from
 `OPENRESPONSES_API_KEYS`: A owns the objects, B owns a few of its own (made after A's, so that a
-cursor naming A's object would find them), and C owns nothing. `openresponses keys` and the
-storage quota have tests of their own at the end, with servers of their own.
+cursor naming A's object would find them), and C owns nothing. (`openresponses keys`, the
+default project and storage quotas are tests/test_keys.py's.)
 """
 
 from __future__ import annotations
@@ -25,12 +25,9 @@ import io
 import json
 import re
 import secrets
-import subprocess
-import sys
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -46,17 +43,19 @@ MODEL = "isolation-model"
 HUNG_MODEL = "isolation-hung-model"
 KEYS = {"a": "sk-project-a", "b": "sk-project-b", "c": "sk-project-c"}
 PAGE = b"Isolation: this page belongs to project A and nobody else."
-CLI = str(Path(sys.executable).parent / "openresponses")
 
 GLOBAL = {
-    "listModels": "the models are the server's configuration, the same for every project",
-    "createEmbedding": "computes vectors from the request alone and stores nothing",
+    "listModels": (
+        "lists the providers' models, no stored object (a project with providers of its own "
+        "lists through them: tests/test_project_providers.py)"
+    ),
+    "createEmbedding": "computes vectors from the request alone, and stores nothing",
     "createChatCompletion": (
-        "forwards the request to the provider and stores nothing: Chat Completions here has no "
-        "stored completions and names no stored object"
+        "forwards the request to the provider and stores nothing: Chat Completions here keeps "
+        "no completions and names no stored object"
     ),
 }
-"""Operations that neither read nor make a project's objects, and why."""
+"""Operations that neither read nor make a project's stored objects, and why."""
 
 
 # --- the world: three projects on one server per store -------------------------------------------
@@ -683,252 +682,3 @@ def test_every_operation_has_an_isolation_case() -> None:
     assert sorted(set(OPERATIONS) - covered) == []
     assert sorted(covered - set(OPERATIONS)) == []
     assert [name for name in GLOBAL if "{" in OPERATIONS[name].path] == []
-
-
-# --- `openresponses keys`, and storage quotas ----------------------------------------------------
-
-KEY_CACHE_SECONDS = 0.5
-WITHIN_TTL = KEY_CACHE_SECONDS + 1.5
-"""How long a change to the keys may take to reach a serving server: its cache's TTL, and
-room for a slow request on a busy machine."""
-
-
-@pytest.fixture(params=["duckdb", "postgresql"])
-def store_env(request: pytest.FixtureRequest) -> Iterator[dict[str, str]]:
-    """The environment that puts a server (and `openresponses keys`) on each store."""
-    if request.param == "duckdb":
-        yield {}
-        return
-    with postgres_schema() as url:
-        yield {"OPENRESPONSES_STORE_URL": url}
-
-
-def _keys(server: Server, *args: str) -> str:
-    """`openresponses keys ARGS` on the server's database: what it prints."""
-    done = subprocess.run(
-        [CLI, "keys", *args, "--data-dir", str(server.data_dir)],
-        env=server.env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-    assert (done.returncode, done.stderr) == (0, "")
-    return done.stdout
-
-
-@contextlib.contextmanager
-def _administered(server: Server) -> Iterator[None]:
-    """While `openresponses keys` runs: a DuckDB file takes one process at a time, so the
-    server stops meanwhile and starts again; with PostgreSQL it keeps serving."""
-    duckdb = "OPENRESPONSES_STORE_URL" not in server.env
-    if duckdb:
-        server.stop()
-    try:
-        yield
-    finally:
-        if duckdb:
-            server.start()
-
-
-CREATED = re.compile(
-    r"Created (key_\w+) in project '([\w-]+)' \((proj_\w+)\)\.\n"
-    r"This is the only time the key is shown; keep it somewhere safe:\n\n(sk-proj-[\w-]+)\n"
-)
-
-
-def _create_key(server: Server, project: str, *options: str) -> tuple[str, str]:
-    """A new key of `project`: its id, and the key."""
-    printed = CREATED.fullmatch(_keys(server, "create", "--project", project, *options))
-    assert printed is not None
-    return printed[1], printed[4]
-
-
-def _keyed(server: Server, key: str | None) -> httpx.Client:
-    headers = {} if key is None else {"authorization": f"Bearer {key}"}
-    return httpx.Client(base_url=server.base_url, headers=headers, timeout=5)
-
-
-def _status(server: Server, path: str, key: str | None) -> int:
-    with _keyed(server, key) as client:
-        return client.get(path).status_code
-
-
-def _until(condition: Callable[[], bool], seconds: float) -> None:
-    """Waits up to `seconds` for `condition`."""
-    deadline = time.monotonic() + seconds
-    while not condition():
-        assert time.monotonic() < deadline, f"not within {seconds} s"
-        time.sleep(0.05)
-
-
-def test_keys_create_prints_the_key_once_and_list_shows_it_only_redacted(
-    upstream: ScriptedUpstream, tmp_path: Path
-) -> None:
-    server = Server(tmp_path / "data", server_env(upstream))  # never started: DuckDB's file
-    key_id, key = _create_key(server, "team")
-    listed = _keys(server, "list")
-    _keys(server, "revoke", key_id)
-    revoked = _keys(server, "list")
-
-    today = time.strftime("%Y-%m-%d", time.gmtime())
-    redacted = f"{key[:10]}…{key[-4:]}"
-    head, row = listed.splitlines()
-    assert head.split() == ["ID", "PROJECT", "KEY", "CREATED", "REVOKED", "RPM", "TPM"]
-    assert row.split()[:4] == [key_id, "team", redacted, today]
-    assert row.split()[5:] == ["-", "-", "-"]
-    assert revoked.splitlines()[1].split()[5] == today
-    assert key not in listed + revoked
-    assert len(key) == len("sk-proj-") + 43
-
-
-def test_a_key_for_the_default_project_sees_what_was_stored_before_keys_existed(
-    upstream: ScriptedUpstream, tmp_path: Path, store_env: dict[str, str]
-) -> None:
-    env = server_env(upstream, OPENRESPONSES_KEY_CACHE_SECONDS=str(KEY_CACHE_SECONDS), **store_env)
-    server = Server(tmp_path / "data", env).start()
-    try:
-        model = upstream.script(Text("Stored before keys."))
-        before = server.client().responses.create(model=model, input="Hi").id
-        with _administered(server):
-            _, default = _create_key(server, "default")
-            _, other = _create_key(server, "other")
-        path = f"/responses/{before}"
-        _until(lambda: _status(server, path, None) == 401, WITHIN_TTL)
-        statuses = [_status(server, path, key) for key in (default, other)]
-    finally:
-        server.stop()
-
-    assert statuses == [200, 404]
-
-
-def _serving_postgres(upstream: ScriptedUpstream, tmp_path: Path, url: str, **extra: str) -> Server:
-    """A server on PostgreSQL, which `openresponses keys` may change while it serves (a
-    DuckDB server restarts for it, and so forgets every cached key)."""
-    cache = str(KEY_CACHE_SECONDS)
-    env = server_env(
-        upstream, OPENRESPONSES_STORE_URL=url, OPENRESPONSES_KEY_CACHE_SECONDS=cache, **extra
-    )
-    return Server(tmp_path / "data", env)
-
-
-def test_a_revoked_key_is_refused_within_the_key_cache_ttl(
-    upstream: ScriptedUpstream, tmp_path: Path, postgres_url: str
-) -> None:
-    other = "sk-other"
-    server = _serving_postgres(upstream, tmp_path, postgres_url, OPENRESPONSES_API_KEYS=other)
-    key_id, key = _create_key(server, "team")
-    server.start()
-    try:
-        served = _status(server, "/files", key)
-        _keys(server, "revoke", key_id)
-        _until(lambda: _status(server, "/files", key) == 401, WITHIN_TTL)
-        with _keyed(server, key) as client:
-            refused = client.get("/files").json()
-        still = _status(server, "/files", other)
-    finally:
-        server.stop()
-
-    assert served == 200
-    assert refused == {
-        "error": {
-            "message": "Incorrect API key provided.",
-            "type": "authentication_error",
-            "param": None,
-            "code": "invalid_api_key",
-        }
-    }
-    assert still == 200
-
-
-def test_revoking_the_last_key_leaves_the_server_closed(
-    upstream: ScriptedUpstream, tmp_path: Path, postgres_url: str
-) -> None:
-    server = _serving_postgres(upstream, tmp_path, postgres_url)
-    key_id, key = _create_key(server, "team")
-    server.start()
-    try:
-        _keys(server, "revoke", key_id)
-        time.sleep(2 * KEY_CACHE_SECONDS)  # every cached answer has expired
-        statuses = [_status(server, "/files", token) for token in (key, None)]
-    finally:
-        server.stop()
-
-    assert statuses == [401, 401]
-
-
-@pytest.fixture(scope="module", params=["duckdb", "postgresql"])
-def quotas(
-    request: pytest.FixtureRequest,
-    upstream: ScriptedUpstream,
-    tmp_path_factory: pytest.TempPathFactory,
-) -> Iterator[tuple[Server, dict[str, str]]]:
-    """A server whose projects may keep 200 bytes of files each (OPENRESPONSES_PROJECT_
-    STORAGE_BYTES) but `small`, made with a quota of its own of 100; and a key per project
-    (`small`'s from `openresponses keys`, the others' from OPENRESPONSES_API_KEYS)."""
-    with contextlib.ExitStack() as stack:
-        store = {}
-        if request.param == "postgresql":
-            store["OPENRESPONSES_STORE_URL"] = stack.enter_context(postgres_schema())
-        keys = {name: f"sk-{name}" for name in ("roomy", "first", "second")}
-        env = server_env(
-            upstream,
-            OPENRESPONSES_PROJECT_STORAGE_BYTES="200",
-            OPENRESPONSES_API_KEYS=",".join(keys.values()),
-            **store,
-        )
-        server = Server(tmp_path_factory.mktemp("quota-data"), env)
-        keys["small"] = _create_key(server, "small", "--max-storage-bytes", "100")[1]
-        server.start()
-        stack.callback(server.stop)
-        yield server, keys
-
-
-def _upload_bytes(server: Server, key: str, size: int) -> httpx.Response:
-    with _keyed(server, key) as client:
-        return client.post(
-            "/files",
-            files={"file": ("blob.txt", b"x" * size)},
-            data={"purpose": "assistants"},
-        )
-
-
-def _over_quota(size: int, quota: int) -> dict[str, Any]:
-    return {
-        "error": {
-            "message": (
-                f"Uploading this file ({size} bytes) would take the project's files past its "
-                f"storage quota of {quota} bytes. Delete files to make room, or raise the quota "
-                "(OPENRESPONSES_PROJECT_STORAGE_BYTES, or `openresponses keys create "
-                "--max-storage-bytes`)."
-            ),
-            "type": "invalid_request_error",
-            "param": "file",
-            "code": "storage_quota_exceeded",
-        }
-    }
-
-
-def test_an_upload_past_the_projects_own_quota_is_refused_and_others_are_unaffected(
-    quotas: tuple[Server, dict[str, str]],
-) -> None:
-    server, keys = quotas
-    small = [_upload_bytes(server, keys["small"], 60) for _ in range(2)]
-    roomy = [_upload_bytes(server, keys["roomy"], 60) for _ in range(3)]
-
-    assert [answer.status_code for answer in small] == [200, 413]
-    assert small[1].json() == _over_quota(60, 100)
-    assert [answer.status_code for answer in roomy] == [200, 200, 200]
-    with _keyed(server, keys["small"]) as client:
-        assert [file["bytes"] for file in client.get("/files").json()["data"]] == [60]
-
-
-def test_the_servers_default_quota_holds_each_project_alone(
-    quotas: tuple[Server, dict[str, str]],
-) -> None:
-    server, keys = quotas
-    first = [_upload_bytes(server, keys["first"], size) for size in (150, 51, 50)]
-    second = _upload_bytes(server, keys["second"], 200)
-
-    assert [answer.status_code for answer in first] == [200, 413, 200]
-    assert first[1].json() == _over_quota(51, 200)
-    assert second.status_code == 200
