@@ -449,7 +449,7 @@ def _kinds(*values: Any) -> set[str]:
     return {kind for owner, kind in REFERENCE.findall(json.dumps(values)) if owner == "a"}
 
 
-def fresh(existing: str) -> str:
+def _fresh(existing: str) -> str:
     """An id that never existed, shaped like `existing`: its prefix, then random hex."""
     prefix = re.match(r"[a-z]+[_-]", existing)
     assert prefix is not None, existing
@@ -482,7 +482,7 @@ def _send(client: httpx.Client, row: Row, ids: dict[str, dict[str, str]]) -> Ans
 
 def _made_up(world: World, kinds: set[str]) -> tuple[dict[str, dict[str, str]], dict[str, str]]:
     """The world's ids with fresh ones in place of A's of `kinds`, and each fresh id's A's."""
-    fresh_ids = {kind: fresh(world.ids["a"][kind]) for kind in kinds}
+    fresh_ids = {kind: _fresh(world.ids["a"][kind]) for kind in kinds}
     back = {fresh_ids[kind]: world.ids["a"][kind] for kind in kinds}
     return {**world.ids, "a": {**world.ids["a"], **fresh_ids}}, back
 
@@ -626,7 +626,7 @@ def test_an_upload_belongs_to_its_uploader_alone(world: World) -> None:
     try:
         with world.http("a") as client:
             theirs = client.get(f"/files/{uploaded}")
-            made_up = fresh(uploaded)
+            made_up = _fresh(uploaded)
             missing = client.get(f"/files/{made_up}")
         mine = _listed(world, "c", "/files")
     finally:
