@@ -7,7 +7,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from sqlalchemy import ColumnElement, Connection, delete, func, or_, select, text
+from sqlalchemy import ColumnElement, Connection, and_, delete, func, or_, select, text
 
 from openresponses.generated import openai_models as m
 from openresponses.store.objects_db import (
@@ -62,9 +62,12 @@ class Files:
         query = select(files).where(files.c.project == project, _live(int(time.time())))
         if purpose is not None:
             query = query.where(files.c.purpose == purpose)
-        rows, more = await self._db.read(
-            lambda conn: paginate(conn, query, files, window, lambda id_: files.c.id == id_)
-        )
+
+        def key(file_id: str) -> ColumnElement[bool]:
+            # A cursor naming another project's file finds nothing, as a missing one does.
+            return and_(files.c.id == file_id, files.c.project == project)
+
+        rows, more = await self._db.read(lambda conn: paginate(conn, query, files, window, key))
         return Page([_file(row) for row in rows], more)
 
     async def delete(self, project: str, file_id: str) -> list[str] | None:

@@ -269,6 +269,15 @@ class KeyRing:
             self._required = (now + self._ttl, await self._keys.any_made())
         return self._required[1]
 
+    def known_open(self) -> bool:
+        """Whether the server had no keys when `required` last looked, within `ttl`: a
+        request can then go on without a lookup."""
+        return (
+            self._required is not None
+            and not self._required[1]
+            and (self._required[0] > time.monotonic())
+        )
+
     async def find(self, token: str) -> ApiKey | None:
         hashed = digest(token)
         if hashed in self._env:

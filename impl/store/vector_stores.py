@@ -13,7 +13,7 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import Connection, delete, func, select, update
+from sqlalchemy import Connection, and_, delete, func, select, update
 
 from openresponses.generated import openai_models as m
 from openresponses.store.objects_db import (
@@ -72,7 +72,8 @@ class VectorStores:
                 select(vector_stores).where(vector_stores.c.project == project),
                 vector_stores,
                 window,
-                lambda i: vector_stores.c.id == i,
+                # A cursor naming another project's store finds nothing, as a missing one does.
+                lambda i: and_(vector_stores.c.id == i, vector_stores.c.project == project),
             )
             return Page(self._with_counts(conn, rows), more)
 

@@ -96,14 +96,15 @@ class Toolbox:
 def toolbox(request: m.CreateResponse, services: ToolServices, project: str) -> Toolbox | None:
     """The request's server tools, reaching the `project`'s objects only; None when it has
     none (the common, fast case)."""
+    ours = [
+        (index, tool) for index, tool in enumerate(request.tools or []) if type(tool) in _BUILDERS
+    ]
+    if not ours:
+        return None
     citations = Citations()
     scoped = replace(services, project=project)
-    tools = [
-        _BUILDERS[type(tool)](tool, index, scoped, citations)
-        for index, tool in enumerate(request.tools or [])
-        if type(tool) in _BUILDERS
-    ]
-    return Toolbox(tools, citations) if tools else None
+    tools = [_BUILDERS[type(tool)](tool, index, scoped, citations) for index, tool in ours]
+    return Toolbox(tools, citations)
 
 
 # --- what the model reads ------------------------------------------------------------------
