@@ -8,6 +8,8 @@ the handlers' own; what they say is left in the scope's state when the request i
 
 from __future__ import annotations
 
+from typing import Any
+
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from openresponses.ratelimit.limiter import Level, Limiter, duration
@@ -46,8 +48,10 @@ class RateLimitHeaders:
         self.app = app
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        state = scope.get("state")  # the same dict the inner middlewares and handlers see
-        if scope["type"] != "http" or state is None:
+        state: dict[str, Any] = scope.get("state") or {}  # the inner middlewares' too
+        services: Any = state.get("services")
+        # An open server, as it was a moment ago, has no key to count: nothing to wrap.
+        if scope["type"] != "http" or services is None or services.keys.known_open():
             await self.app(scope, receive, send)
             return
 
