@@ -75,6 +75,8 @@ def test_a_key_made_while_the_server_runs_is_served(
     response = running.client(key).responses.create(model=model, input="Hi")
 
     assert response.output_text == "Served."
+    # The key was for this server: the provider, which has none of its own, gets none.
+    assert "authorization" not in upstream.requests(model)[0].headers
 
 
 def test_a_revoked_key_is_refused_once_the_cache_lets_go(
