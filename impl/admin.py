@@ -29,8 +29,8 @@ def add_parser(sub: Any) -> None:
     verbs = keys.add_subparsers(dest="verb", required=True)
     create = verbs.add_parser("create", help="a new key for a project (made if new)")
     create.add_argument("--project", required=True, help="the project's name")
-    create.add_argument("--rpm", type=int, help="requests per minute the key may make")
-    create.add_argument("--tpm", type=int, help="tokens per minute the key may spend")
+    create.add_argument("--rpm", type=_positive, help="requests per minute the key may make")
+    create.add_argument("--tpm", type=_positive, help="tokens per minute the key may spend")
     create.add_argument(
         "--max-storage-bytes",
         type=int,
@@ -45,6 +45,14 @@ def add_parser(sub: Any) -> None:
         parser.add_argument("--data-dir", type=Path, help="data directory (default ./data)")
         parser.add_argument("--config", type=Path, help="openresponses.toml")
     keys.set_defaults(run=run)
+
+
+def _positive(text: str) -> int:
+    """A limit: a whole number above 0 (no option: no limit)."""
+    value = int(text)
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"must be at least 1, not {value}")
+    return value
 
 
 def run(args: argparse.Namespace) -> int:

@@ -80,6 +80,13 @@ class Settings:
     api_keys: tuple[str, ...] = ()
     # Seconds a key's lookup is reused: a revoked key stops working within this.
     key_cache_seconds: float = 5.0
+    # Failed authentications (wrong keys) a client address may make per minute; past them its
+    # requests get a 429 before their key is looked at. 0: no limit.
+    auth_failures_per_minute: int = 20
+    # Redis keeps the rate-limit counters when set (else the store's PostgreSQL, else memory),
+    # its keys under `redis_prefix`.
+    redis_url: str | None = None
+    redis_prefix: str = "openresponses:"
     # fsync every journaled save: survives an OS crash too, at a disk flush per response.
     journal_fsync: bool = False
     # Seals compaction items; replicas sharing a database must share it. Default: a random
@@ -299,6 +306,12 @@ def load_settings(
         values["api_keys"] = tuple(key for key in keys if key)
     if env.get("OPENRESPONSES_KEY_CACHE_SECONDS"):
         values["key_cache_seconds"] = float(env["OPENRESPONSES_KEY_CACHE_SECONDS"])
+    if env.get("OPENRESPONSES_AUTH_FAILURES_PER_MINUTE"):
+        values["auth_failures_per_minute"] = int(env["OPENRESPONSES_AUTH_FAILURES_PER_MINUTE"])
+    if env.get("OPENRESPONSES_REDIS_URL"):
+        values["redis_url"] = env["OPENRESPONSES_REDIS_URL"]
+    if env.get("OPENRESPONSES_REDIS_PREFIX"):
+        values["redis_prefix"] = env["OPENRESPONSES_REDIS_PREFIX"]
     if env.get("OPENRESPONSES_JOURNAL_FSYNC"):
         values["journal_fsync"] = _true(env["OPENRESPONSES_JOURNAL_FSYNC"])
     if env.get("OPENRESPONSES_ALLOW_PRIVATE_NETWORKS"):

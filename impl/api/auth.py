@@ -15,8 +15,10 @@ from typing import Any
 from starlette.datastructures import Headers
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from openresponses.api import ratelimits
 from openresponses.core.caller import Caller
 from openresponses.errors import APIError, ErrorKind
+from openresponses.ratelimit.limiter import Limiter
 from openresponses.store.base import DEFAULT_PROJECT
 from openresponses.store.keys import ApiKey, KeyRing
 
@@ -40,9 +42,14 @@ def caller(headers: Mapping[str, str], key: ApiKey | None) -> Caller:
     return Caller(project=DEFAULT_PROJECT, upstream_key=bearer(headers), provider=provider)
 
 
-async def identify(keys: KeyRing, token: str | None) -> ApiKey | None:
+async def identify(
+    keys: KeyRing, limiter: Limiter, token: str | None, address: str | None
+) -> ApiKey | None:
     """The key a request's bearer `token` is; None on a server without keys (open, and
-    single-project). Raises the 401 for a missing or unknown key."""
+    single-project). Raises the 401 for a missing or unknown key, and the 429 for a client
+    `address` that has presented too many wrong keys: it is refused before its key is
+    looked up, unless the key is one the server knows already (so a key in use costs no
+    counting)."""
     if not await keys.required():
         return None
     if token is None:
@@ -51,12 +58,24 @@ async def identify(keys: KeyRing, token: str | None) -> ApiKey | None:
             "You didn't provide an API key. Send it as 'Authorization: Bearer <key>'.",
             code="missing_api_key",
         )
+    found = keys.known(token)
+    if found is not None:
+        return found
+    await limiter.check_address(address)
     found = await keys.find(token)
     if found is None:
+        await limiter.failed(address)
         raise APIError(
             ErrorKind.AUTHENTICATION, "Incorrect API key provided.", code="invalid_api_key"
         )
     return found
+
+
+def client_address(scope: Scope) -> str | None:
+    """The client's address as the ASGI server gives it (uvicorn takes X-Forwarded-For
+    from the proxies it trusts: by default, those on this machine)."""
+    client = scope.get("client")
+    return str(client[0]) if client else None
 
 
 KEY_STATE = "key"
@@ -69,9 +88,9 @@ def request_key(scope: Scope) -> ApiKey | None:
 
 
 class ApiKeyMiddleware:
-    """Refuses a request without a valid key, and leaves the key in the scope's state for
-    the handlers; sits inside connexion's exception handling so that the refusal leaves in
-    the API's error shape."""
+    """Refuses a request without a valid key, or over its key's rate limits, and leaves the
+    key in the scope's state for the handlers; sits inside connexion's exception handling so
+    that the refusal leaves in the API's error shape."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
@@ -82,5 +101,9 @@ class ApiKeyMiddleware:
             # An open server, as it was a moment ago, has nothing to check (and no key).
             if services is not None and not services.keys.known_open():
                 token = bearer(Headers(scope=scope))
-                scope["state"][KEY_STATE] = await identify(services.keys, token)
+                address = client_address(scope)
+                key = await identify(services.keys, services.limiter, token, address)
+                scope["state"][KEY_STATE] = key
+                if key is not None:
+                    await ratelimits.admit(services.limiter, key, scope)
         await self.app(scope, receive, send)

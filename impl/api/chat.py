@@ -14,7 +14,7 @@ stopping server ends in an error object on a `data:` line instead.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import orjson
@@ -35,7 +35,11 @@ from openresponses.api.dialects import error_body
 from openresponses.errors import APIError
 from openresponses.generated import openai_models as m
 from openresponses.providers.base import Passthrough
+from openresponses.ratelimit.limiter import reported_tokens
 from openresponses.tools.guard import check_content_url
+
+Meter = Callable[[int], Awaitable[None]] | None
+"""What counts an answer's tokens against the caller's key (see ratelimit.limiter)."""
 
 
 async def create_chat_completion() -> Response:
@@ -50,7 +54,8 @@ async def create_chat_completion() -> Response:
     forwarded["model"] = upstream_model
     await _guard_image_urls(forwarded["messages"], services(req).settings.allow_private_networks)
     call = provider.chat_completions(forwarded, api_key=who.upstream_key)
-    return await unless_gone(req, _answer(req, call))
+    meter = services(req).limiter.meter(who.key)
+    return await unless_gone(req, _answer(req, call, meter))
 
 
 async def _guard_image_urls(messages: list[dict[str, Any]], allow_private: bool) -> None:
@@ -70,36 +75,46 @@ async def _guard_image_urls(messages: list[dict[str, Any]], allow_private: bool)
                 )
 
 
-async def _answer(req: ConnexionRequest, call: Awaitable[Passthrough]) -> Response:
+async def _answer(req: ConnexionRequest, call: Awaitable[Passthrough], meter: Meter) -> Response:
     """The upstream's answer: an event stream relayed as it comes, anything else read whole
     first (while `unless_gone` watches the client)."""
     reply = await call
     media_type = reply.content_type.split(";")[0].strip().lower()
     if media_type == "text/event-stream":
-        return sse.EventStream(_normalised_stream(req, reply.body), sse.NO_BUFFERING)
+        return sse.EventStream(_normalised_stream(req, reply.body, meter), sse.NO_BUFFERING)
     raw = b"".join([chunk async for chunk in reply.body])
     if media_type == "application/json":
-        raw = _normalised_completion(raw)
+        raw, tokens = _normalised_completion(raw)
+        if meter is not None:
+            await meter(tokens)
     return Response(raw, reply.status, media_type=reply.content_type)
 
 
-def _normalised_completion(raw: bytes) -> bytes:
+def _normalised_completion(raw: bytes) -> tuple[bytes, int]:
+    """The completion on the spec, and the tokens its `usage` reports."""
     try:
         completion = orjson.loads(raw)
     except ValueError:
-        return raw
+        return raw, 0
     if not isinstance(completion, dict):
-        return raw
+        return raw, 0
     _fill(completion, message_key="message")
-    return orjson.dumps(completion)
+    return orjson.dumps(completion), reported_tokens(completion)
+
+
+def _stream_tokens(lines: list[bytes]) -> int:
+    """The tokens of the chunk that carries `usage` (the last, with `include_usage`), among
+    normalised lines, which orjson wrote without spaces."""
+    return sum(reported_tokens(orjson.loads(line[6:])) for line in lines if b'"usage":{' in line)
 
 
 async def _normalised_stream(
-    req: ConnexionRequest, source: AsyncIterator[bytes]
+    req: ConnexionRequest, source: AsyncIterator[bytes], meter: Meter
 ) -> AsyncIterator[bytes]:
     """The upstream's SSE stream line by line, each chunk's JSON normalised; lines are
     reassembled first, since a network read may end anywhere. An error ends it, after a blank
-    line that closes whatever event the upstream stopped in."""
+    line that closes whatever event the upstream stopped in. The usage chunk's tokens are
+    counted before it is sent on."""
     pending = b""
     try:
         with stopped_with_server(req):
@@ -107,7 +122,10 @@ async def _normalised_stream(
                 pending += data
                 *lines, pending = pending.split(b"\n")
                 if lines:
-                    yield b"".join(_normalised_line(line) + b"\n" for line in lines)
+                    normalised = [_normalised_line(line) for line in lines]
+                    if meter is not None:
+                        await meter(_stream_tokens(normalised))
+                    yield b"".join(line + b"\n" for line in normalised)
     except APIError as exc:
         # OpenAI's way to fail a stream: openai-python raises it; a bare end passes for an answer.
         yield b"\ndata: " + orjson.dumps(error_body(exc, dialect(req))) + b"\n\n"

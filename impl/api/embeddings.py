@@ -25,6 +25,7 @@ from openresponses.api.common import (
 )
 from openresponses.errors import invalid
 from openresponses.generated import openai_models as m
+from openresponses.ratelimit.limiter import reported_tokens
 from openresponses.vectors.embedders import LOCAL_NAMES
 
 _OPENAI_ENCODING_MODEL = "text-embedding-3-small"
@@ -86,7 +87,9 @@ async def create_embedding() -> Response:
         forwarded = body.model_dump(mode="json", by_alias=True, exclude_unset=True)
         forwarded["model"] = upstream_model
         call = provider.embeddings(forwarded, api_key=who.upstream_key)
-        return json_response(await unless_gone(req, call))
+        answer = await unless_gone(req, call)
+        await found.limiter.spend(who.key, reported_tokens(answer))
+        return json_response(answer)
     embedder = found.embedder
     if body.dimensions is not None and body.dimensions != embedder.dimensions:
         raise invalid(
@@ -96,6 +99,7 @@ async def create_embedding() -> Response:
             code="invalid_value",
         )
     embedded = await embedder.embed(texts(body.input))
+    await found.limiter.spend(caller(req).key, embedded.tokens)
     # Plain JSON: with base64, `embedding` is a string, which OpenAI's Embedding schema omits.
     return json_response(
         {

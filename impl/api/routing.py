@@ -33,6 +33,7 @@ from connexion.validators import VALIDATOR_MAP
 from starlette.types import Receive, Scope, Send
 
 from openresponses.api.auth import ApiKeyMiddleware
+from openresponses.api.ratelimits import RateLimitHeaders
 from openresponses.files.limits import UploadLimitMiddleware
 
 
@@ -105,8 +106,10 @@ class OperationsApi(AsyncApi):
 
 # connexion's stack without Swagger UI (not installed), connexion's security (the server
 # checks its own keys, if any, in ApiKeyMiddleware), or response validation (tests do that).
+# RateLimitHeaders is outside ExceptionMiddleware, whose error answers get them too.
 MIDDLEWARES = [
     ServerErrorMiddleware,
+    RateLimitHeaders,
     ExceptionMiddleware,
     ApiKeyMiddleware,
     UploadLimitMiddleware,

@@ -119,14 +119,12 @@ class Connection:
     async def _turn(self, message: str) -> None:
         previous: str | None = None
         try:
+            await self._admit()
             data = load_json(message)
             if isinstance(data, dict) and isinstance(data.get("previous_response_id"), str):
                 previous = data["previous_response_id"]
             turn = await pipeline.start(
-                self.services,
-                _create_request(data),
-                self.caller,
-                history=self._history,
+                self.services, _create_request(data), self.caller, history=self._history
             )
             await turn.open()
         except orjson.JSONDecodeError:
@@ -146,6 +144,13 @@ class Connection:
             self._evict(previous)
         else:
             self.latest = (turn.response.id, turn.conversation)
+
+    async def _admit(self) -> None:
+        """Count the turn as one request of the connection's key (its error event past a
+        limit); the upgrade was none."""
+        admission = await self.services.limiter.admit(self.caller.key)
+        if admission is not None and admission.refusal is not None:
+            raise admission.refusal
 
     async def _stream(self, turn: pipeline.Started) -> None:
         # A failed send ends the turn too.
@@ -196,7 +201,8 @@ async def serve(scope: Scope, receive: Receive, send: Send) -> None:
     websocket = WebSocket(scope, receive, send)
     services: Services = scope["state"]["services"]
     try:
-        key = await auth.identify(services.keys, auth.bearer(websocket.headers))
+        token, address = auth.bearer(websocket.headers), auth.client_address(scope)
+        key = await auth.identify(services.keys, services.limiter, token, address)
     except APIError as exc:
         await _deny(websocket, exc, select(websocket.headers, services.settings.dialect))
         return
@@ -212,7 +218,7 @@ async def _deny(websocket: WebSocket, error: APIError, dialect: Dialect) -> None
     one (uvicorn's `websocket.http.response` extension); else closes with policy violation."""
     if "websocket.http.response" in websocket.scope.get("extensions", {}):
         body = orjson.dumps(error_body(error, dialect))
-        response = Response(body, error.status, media_type="application/json")
+        response = Response(body, error.status, error.headers, media_type="application/json")
         await websocket.send_denial_response(response)
     else:
         await websocket.close(code=1008, reason=error.message[:120])

@@ -182,6 +182,7 @@ async def _prepare(
         model_events=generate(model_request),
         conversation_id=conversation_id,
         agent=agent,
+        spend=services.limiter.meter(caller.key),
     )
 
 
@@ -241,6 +242,7 @@ async def compact(
             summary += event.text
         elif isinstance(event, UsageReport):
             usage = event
+    await services.limiter.spend(caller.key, usage.input_tokens + usage.output_tokens)
     if not summary.strip():
         raise ProviderError("The model returned an empty summary; nothing was compacted.")
     window = [*compaction.kept(conversation), compaction.item(services.secret, summary, model)]

@@ -22,6 +22,8 @@ from openresponses.core.background import Runs, fail_interrupted
 from openresponses.files.blobs import Blobs
 from openresponses.providers import http
 from openresponses.providers.registry import Registry
+from openresponses.ratelimit.limiter import Limiter
+from openresponses.ratelimit.registry import open_counters
 from openresponses.store import duckdb_url, open_store, single_process
 from openresponses.store.base import Store
 from openresponses.store.keys import KeyRing, open_keys
@@ -67,6 +69,8 @@ class Services:
     """Inlines file references before model calls."""
     keys: KeyRing
     """The server's API keys, and the project each belongs to."""
+    limiter: Limiter
+    """Keys' requests and tokens per minute, and wrong keys per client address."""
 
 
 @asynccontextmanager
@@ -93,6 +97,7 @@ async def open_services(settings: Settings, runs: Runs) -> AsyncIterator[Service
             settings.api_keys,
             settings.key_cache_seconds,
         )
+        limiter = Limiter(open_counters(settings, url), settings.auth_failures_per_minute)
         embedder = LocalMiniLM()
         blobs = Blobs(settings.data_dir / "files")
         index = ChunkIndex(
@@ -142,6 +147,7 @@ async def open_services(settings: Settings, runs: Runs) -> AsyncIterator[Service
                 searcher=searcher,
                 attachments=attachments,
                 keys=keys,
+                limiter=limiter,
             )
         finally:
             await runs.close()
@@ -150,6 +156,7 @@ async def open_services(settings: Settings, runs: Runs) -> AsyncIterator[Service
             await ingestor.close()
             await index.close()
             embedder.close()
+            await limiter.close()
             await keys.close()
             await objects.close()
             await store.close()

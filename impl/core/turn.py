@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncGenerator, AsyncIterator, Callable
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, replace
 
 from openresponses.core.background import Runs
@@ -99,6 +99,9 @@ class Turn:
     """True while the model's events are read: the only time a cancel interrupts the task."""
     shut_down: bool = False
     """Set when the server stops the response at the end of its shutdown grace period."""
+    spend: Callable[[int], Awaitable[None]] | None = None
+    """Counts the tokens the upstream reported against the caller's key, once the response
+    has ended (None: its key has no token limit)."""
     _first: ModelEvent | None = None
 
     @property
@@ -180,7 +183,12 @@ class Turn:
             except Exception:  # a bug of ours must still end the stream, not hang it
                 log.exception("response %s failed", self.response.id)
                 closing = self.builder.fail(APIError(ErrorKind.SERVER, _INTERNAL))
-            # The conversation first: once the response reads as ended anywhere (its stream,
+            # Tokens first: a client that sends its next request once this one reads as
+            # ended must find them counted.
+            usage = self.response.usage
+            if self.spend is not None and usage is not None:
+                await self.spend(usage.total_tokens)
+            # The conversation next: once the response reads as ended anywhere (its stream,
             # a GET, a background poll), the conversation must already hold the turn.
             await self._extend_conversation()
             await self._save()

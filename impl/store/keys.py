@@ -284,6 +284,15 @@ class KeyRing:
             return self._env[hashed]
         return await self._cached(hashed, lambda: self._keys.find_digest(hashed))
 
+    def known(self, token: str) -> ApiKey | None:
+        """The live key `token` is, when that is known without a lookup: an environment
+        key, or a database key found within the last `ttl` seconds."""
+        hashed = digest(token)
+        if hashed in self._env:
+            return self._env[hashed]
+        hit = self._found.get(hashed)
+        return hit[1] if hit is not None and hit[0] > time.monotonic() else None
+
     async def _cached(
         self, hashed: str, look_up: Callable[[], Awaitable[ApiKey | None]]
     ) -> ApiKey | None:

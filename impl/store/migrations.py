@@ -165,6 +165,20 @@ MIGRATIONS: tuple[Migration, ...] = (
             "CREATE INDEX vector_stores_project ON vector_stores (project)",
         ),
     ),
+    Migration(
+        5,
+        "rate-limit counters shared by replicas",
+        (
+            # One row per bucket (a key's requests or tokens, a client address's failed
+            # authentications): when it is full again, in microseconds (see ratelimit.base).
+            """
+            CREATE TABLE rate_counters (
+                name VARCHAR PRIMARY KEY,
+                tat BIGINT NOT NULL
+            )
+            """,
+        ),
+    ),
 )
 
 KEY_MIGRATIONS: tuple[Migration, ...] = (
