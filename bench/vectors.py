@@ -95,7 +95,9 @@ async def ingest(args: argparse.Namespace, work: Path) -> None:
         chunked = time.perf_counter()
         vectors = (await model.embed([c.text for c in chunks])).vectors
         embedded = time.perf_counter()
-        await index.add("vs_bench", f"file-{number}", "doc.txt", None, chunks, vectors)
+        await index.add(
+            "vs_bench", f"file-{number}", "doc.txt", None, chunks, vectors, project="proj_bench"
+        )
         timings["chunk"] += chunked - started
         timings["embed"] += embedded - chunked
         timings["index"] += time.perf_counter() - embedded
@@ -255,7 +257,13 @@ async def search(args: argparse.Namespace, work: Path) -> None:
         part = range(first, min(n, first + batch))
         chunks = [Chunk(texts[i], 0, len(texts[i])) for i in part]
         await index.add(
-            "vs_bench", f"file-{first}", "bench.txt", None, chunks, vectors[part.start : part.stop]
+            "vs_bench",
+            f"file-{first}",
+            "bench.txt",
+            None,
+            chunks,
+            vectors[part.start : part.stop],
+            project="proj_bench",
         )
     print(f"{n} chunks inserted in {time.perf_counter() - started:.1f} s", flush=True)
     truth = exact_top10(vectors, queries)

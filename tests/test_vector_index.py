@@ -10,6 +10,7 @@ import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
+import duckdb
 import numpy as np
 import pytest
 
@@ -19,6 +20,7 @@ from openresponses.vectors.index import Chunk, ChunkIndex
 DIMENSIONS = 32
 PER_FILE = 20
 STORE = "vs_a"
+PROJECT = "proj_a"
 
 
 def vectors(n: int, seed: int) -> np.ndarray:
@@ -41,7 +43,7 @@ async def add_files(
     for number, name in enumerate(names):
         points = vectors(PER_FILE, seed * 1000 + number)
         chunks = [Chunk(f"{name} {i}", 0, 1) for i in range(PER_FILE)]
-        await index.add(STORE, name, f"{name}.txt", attributes, chunks, points)
+        await index.add(STORE, name, f"{name}.txt", attributes, chunks, points, project=PROJECT)
         added[name] = points
     return added
 
@@ -156,10 +158,12 @@ def test_a_filter_that_leaves_too_few_candidates_widens_the_graph_search(
         for number in range(4):
             crowd = vectors(12_000, 50 + number)
             chunks = [Chunk(f"crowd{number} {i}", 0, 1) for i in range(12_000)]
-            await index.add(STORE, f"crowd{number}", "crowd.txt", None, chunks, crowd)
+            await index.add(
+                STORE, f"crowd{number}", "crowd.txt", None, chunks, crowd, project=PROJECT
+            )
         kept_points = vectors(3100, 60)
         chunks = [Chunk(f"kept {i}", 0, 1) for i in range(3100)]
-        await index.add(STORE, "kept", "kept.txt", {"g": 1}, chunks, kept_points)
+        await index.add(STORE, "kept", "kept.txt", {"g": 1}, chunks, kept_points, project=PROJECT)
         await index.refresh()
         query = vectors(1, 61)[0]
         where = "coalesce(TRY_CAST(json_extract(attributes, '$.g') AS DOUBLE) = 1, FALSE)"
@@ -290,3 +294,29 @@ def test_writes_go_on_while_bm25s_snapshot_is_rebuilt(tmp_path: Path) -> None:
         assert {row.file_id for row in rows.values()} == {"zebra"}
 
     asyncio.run(run())
+
+
+def test_chunks_record_their_project_and_older_ones_the_servers_own(tmp_path: Path) -> None:
+    path = tmp_path / "vectors.duckdb"
+    before = duckdb.connect(str(path))  # a chunk table as it was before projects
+    before.execute(
+        f"""CREATE TABLE chunks (id BIGINT PRIMARY KEY, vector_store_id VARCHAR NOT NULL,
+        file_id VARCHAR NOT NULL, filename VARCHAR NOT NULL, seq INTEGER NOT NULL,
+        start_offset INTEGER NOT NULL, end_offset INTEGER NOT NULL, attributes JSON,
+        text VARCHAR NOT NULL, embedding FLOAT[{DIMENSIONS}] NOT NULL)"""
+    )
+    before.execute(
+        "INSERT INTO chunks VALUES (1, 'vs_old', 'file-old', 'old.txt', 0, 0, 1, NULL, 'old', ?)",
+        [vectors(1, 3)[0].tolist()],
+    )
+    before.close()
+
+    async def run() -> list[tuple[str, str]]:
+        index = open_index(path)
+        await add_files(index, ["new"], seed=4)
+        await index.close()
+        with duckdb.connect(str(path)) as after:
+            rows = after.execute("SELECT DISTINCT file_id, project FROM chunks ORDER BY 1")
+            return [(str(file_id), str(project)) for file_id, project in rows.fetchall()]
+
+    assert asyncio.run(run()) == [("file-old", "proj_default"), ("new", PROJECT)]

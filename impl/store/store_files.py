@@ -32,6 +32,7 @@ class StoreFile:
 
     object: m.VectorStoreFileObject
     filename: str
+    project: str
 
 
 class StoreFiles:
@@ -182,4 +183,5 @@ def _store_file(row: Any) -> StoreFile:
             }
         ),
         row.filename,
+        row.project,
     )

@@ -175,9 +175,14 @@ class ChunkIndex:
                 end_offset INTEGER NOT NULL,
                 attributes JSON,
                 text VARCHAR NOT NULL,
-                embedding FLOAT[{self.dimensions}] NOT NULL
+                embedding FLOAT[{self.dimensions}] NOT NULL,
+                project VARCHAR
             )
             """
+        )
+        # Chunks indexed before projects existed are the server's own project's.
+        db.execute(
+            "ALTER TABLE chunks ADD COLUMN IF NOT EXISTS project VARCHAR DEFAULT 'proj_default'"
         )
         # The vss extension's HNSW index, which earlier versions built: DuckDB drops it
         # without the extension, and would refuse writes to the table while it is there.
@@ -247,9 +252,14 @@ class ChunkIndex:
         attributes: dict[str, Any] | None,
         chunks: Sequence[Chunk],
         vectors: Array,
+        *,
+        project: str,
     ) -> None:
-        """Replaces the file's chunks in the store with these."""
-        await self._run(self._add, vector_store_id, file_id, filename, attributes, chunks, vectors)
+        """Replaces the file's chunks in the store with these, recorded as the `project`'s
+        (the store's; searches reach chunks only through stores found in a project)."""
+        await self._run(
+            self._add, vector_store_id, file_id, filename, attributes, chunks, vectors, project
+        )
         self._changed()
 
     def _add(
@@ -260,6 +270,7 @@ class ChunkIndex:
         attributes: dict[str, Any] | None,
         chunks: Sequence[Chunk],
         vectors: Array,
+        project: str,
     ) -> None:
         n = len(chunks)
         with self._write_lock:
@@ -289,13 +300,13 @@ class ChunkIndex:
                         f"""
                         INSERT INTO chunks
                         SELECT rows.id, ?, ?, ?, rows.seq, rows.start_offset, rows.end_offset,
-                               ?::JSON, rows.text, vectors.embedding
+                               ?::JSON, rows.text, vectors.embedding, ?
                         FROM rows JOIN (
                             SELECT r, list(v ORDER BY k)::FLOAT[{self.dimensions}] AS embedding
                             FROM flat GROUP BY r
                         ) AS vectors ON vectors.r = rows.id
                         """,
-                        [vector_store_id, file_id, filename, _json(attributes)],
+                        [vector_store_id, file_id, filename, _json(attributes), project],
                     )
                 cursor.execute("COMMIT")
             except BaseException:

@@ -99,7 +99,13 @@ class Ingestor:
         embedded = await self.embedder.embed([chunk.text for chunk in chunks])
         attributes = found.model_dump(mode="json")["attributes"]
         await self.index.add(
-            found.vector_store_id, found.id, entry.filename, attributes, chunks, embedded.vectors
+            found.vector_store_id,
+            found.id,
+            entry.filename,
+            attributes,
+            chunks,
+            embedded.vectors,
+            project=entry.project,
         )
         # What the store holds for the file: its chunks' text and their vectors.
         return sum(len(chunk.text.encode()) for chunk in chunks) + embedded.vectors.nbytes
