@@ -257,6 +257,7 @@ class KeyRing:
         self._ttl = ttl
         self._found: dict[str, tuple[float, ApiKey | None]] = {}
         self._required: tuple[float, bool] | None = None
+        self._looking = asyncio.Lock()
 
     async def required(self) -> bool:
         """Whether requests need a key: any is configured, in the environment or the
@@ -264,19 +265,22 @@ class KeyRing:
         A server that never had keys is open, and single-project."""
         if self._env:
             return True
-        now = time.monotonic()
-        if self._required is None or self._required[0] <= now:
-            self._required = (now + self._ttl, await self._keys.any_made())
+        if not self._fresh():
+            # One look for the requests that find it stale together, not one each.
+            async with self._looking:
+                if not self._fresh():
+                    made = await self._keys.any_made()
+                    self._required = (time.monotonic() + self._ttl, made)
+        assert self._required is not None
         return self._required[1]
+
+    def _fresh(self) -> bool:
+        return self._required is not None and self._required[0] > time.monotonic()
 
     def known_open(self) -> bool:
         """Whether the server had no keys when `required` last looked, within `ttl`: a
         request can then go on without a lookup."""
-        return (
-            self._required is not None
-            and not self._required[1]
-            and (self._required[0] > time.monotonic())
-        )
+        return self._fresh() and self._required is not None and not self._required[1]
 
     async def find(self, token: str) -> ApiKey | None:
         hashed = digest(token)
