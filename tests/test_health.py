@@ -6,6 +6,7 @@ from __future__ import annotations
 import re
 import subprocess
 import sys
+import uuid
 from collections.abc import Iterator
 from importlib.metadata import version
 from pathlib import Path
@@ -13,6 +14,8 @@ from pathlib import Path
 import httpx
 import pytest
 from sqlalchemy import create_engine, text
+from websockets.exceptions import InvalidStatus
+from websockets.sync.client import connect
 
 from openresponses.store.migrations import STORE
 from tests.conftest import POSTGRES, Server, postgres_schema, server_env
@@ -87,6 +90,29 @@ def test_readyz_is_503_when_the_store_loses_its_tables(on_postgres: tuple[Server
     assert httpx.get(f"{server.url}/healthz").status_code == 200
 
 
+def test_readyz_is_503_when_the_store_is_unreachable(
+    upstream: ScriptedUpstream, tmp_path: Path
+) -> None:
+    database = f"test_health_{uuid.uuid4().hex[:12]}"
+    admin = create_engine(POSTGRES, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{database}"'))
+    url = POSTGRES.rsplit("/", 1)[0] + f"/{database}"
+    server = Server(tmp_path / "data", server_env(upstream, OPENRESPONSES_STORE_URL=url)).start()
+    try:
+        with admin.connect() as conn:  # its connections are cut, and new ones refused
+            conn.execute(text(f'DROP DATABASE "{database}" WITH (FORCE)'))
+        answer = httpx.get(f"{server.url}/readyz")
+    finally:
+        server.stop()
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)'))
+        admin.dispose()
+
+    assert answer.status_code == 503
+    assert answer.json() == {"status": "unavailable", "checks": {"store": "unreachable"}}
+
+
 def test_readyz_is_503_when_the_journal_directory_is_not_writable(
     upstream: ScriptedUpstream, tmp_path: Path
 ) -> None:
@@ -110,6 +136,20 @@ def test_readyz_is_503_when_the_journal_directory_is_not_writable(
 
 
 AUTH = {"authorization": f"Bearer {KEY}"}
+
+
+def test_probes_refuse_other_methods_as_the_api_does(keyed: Server) -> None:
+    answer = httpx.post(f"{keyed.url}/readyz")
+
+    assert (answer.status_code, answer.headers["allow"]) == (405, "GET, HEAD")
+    assert answer.json() == {
+        "error": {
+            "message": "Method POST is not allowed on /readyz.",
+            "type": "invalid_request_error",
+            "param": None,
+            "code": None,
+        }
+    }
 
 
 def _json(server: Server, _: ScriptedUpstream, headers: dict[str, str]) -> httpx.Response:
@@ -184,6 +224,15 @@ def test_processing_ms_is_a_non_negative_integer(
     answer = send(keyed, upstream, {})
 
     assert re.fullmatch(r"[0-9]+", answer.headers["openai-processing-ms"])
+
+
+def test_a_refused_websocket_upgrade_carries_a_request_id(keyed: Server) -> None:
+    url = keyed.base_url.replace("http", "ws", 1) + "/responses"
+    with pytest.raises(InvalidStatus) as refused:
+        connect(url, additional_headers={"x-request-id": "socket-9"})
+
+    assert refused.value.response.status_code == 401
+    assert refused.value.response.headers["x-request-id"] == "socket-9"
 
 
 def test_the_sdk_sees_the_request_id(keyed: Server, upstream: ScriptedUpstream) -> None:

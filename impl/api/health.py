@@ -10,8 +10,11 @@ from __future__ import annotations
 from starlette.responses import JSONResponse
 from starlette.types import Receive, Scope, Send
 
+from openresponses.api.dialects import error_body
+from openresponses.config import Dialect
 from openresponses.core.health import OK, readiness
 from openresponses.core.services import Services
+from openresponses.errors import APIError, ErrorKind
 
 PATHS = frozenset({"/healthz", "/readyz"})
 
@@ -19,7 +22,9 @@ PATHS = frozenset({"/healthz", "/readyz"})
 async def serve(scope: Scope, receive: Receive, send: Send) -> None:
     """Answers a request to one of `PATHS`."""
     if scope["method"] not in ("GET", "HEAD"):
-        response = JSONResponse({"status": "method not allowed"}, 405, {"Allow": "GET, HEAD"})
+        message = f"Method {scope['method']} is not allowed on {scope['path']}."
+        error = APIError(ErrorKind.INVALID_REQUEST, message, status=405)
+        response = JSONResponse(error_body(error, Dialect.OPENAI), 405, {"Allow": "GET, HEAD"})
     elif scope["path"] == "/healthz":
         response = JSONResponse({"status": OK})
     else:

@@ -49,8 +49,10 @@ async def _bounded(check: Awaitable[T], name: str, failed: str) -> T | str:
         return await asyncio.wait_for(check, TIMEOUT)
     except TimeoutError:
         return f"no answer within {TIMEOUT:g} s"
-    except Exception:
-        log.warning("readiness check %s failed", name, exc_info=True)
+    except Exception as exc:
+        # One line: probes repeat every few seconds for as long as the fault lasts.
+        reason = (str(exc).splitlines() or [""])[0]
+        log.warning("readiness check %s failed: %s: %s", name, type(exc).__name__, reason)
         return failed
 
 
