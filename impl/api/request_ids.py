@@ -23,9 +23,10 @@ _STARTS = {"http.response.start", "websocket.http.response.start"}
 
 def request_id(scope: Scope) -> bytes:
     """The client's `x-request-id` when it is sane, else a new one."""
-    for name, value in scope["headers"]:
+    headers: list[tuple[bytes, bytes]] = scope["headers"]
+    for name, value in headers:
         if name == HEADER and _SANE.fullmatch(value):
-            return bytes(value)
+            return value
     return f"req_{secrets.token_hex(16)}".encode()
 
 
@@ -40,12 +41,12 @@ class RequestIds:
             await self.app(scope, receive, send)
             return
         started = time.perf_counter()
-        ours = [(HEADER, request_id(scope))]
+        identifier = request_id(scope)
 
         async def sending(message: Message) -> None:
             if message["type"] in _STARTS:
                 elapsed = int((time.perf_counter() - started) * 1000)
-                added = [*ours, (b"openai-processing-ms", str(elapsed).encode())]
+                added = [(HEADER, identifier), (b"openai-processing-ms", str(elapsed).encode())]
                 message = {**message, "headers": [*message.get("headers", ()), *added]}
             await send(message)
 
