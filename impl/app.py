@@ -25,8 +25,9 @@ from connexion.resolver import Resolver
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from openresponses.api import websocket
+from openresponses.api import health, websocket
 from openresponses.api.dialects import error_body, select
+from openresponses.api.request_ids import RequestIds
 from openresponses.api.routing import MIDDLEWARES, VALIDATORS, OperationsApi
 from openresponses.config import Dialect, Settings
 from openresponses.core.background import Runs
@@ -127,15 +128,18 @@ async def _unexpected(request: ConnexionRequest, exc: Exception) -> ConnexionRes
     )
 
 
-class _WithWebSocket:
-    """connexion serves HTTP; WebSocket mode at `/v1/responses` is served beside it (connexion
-    routes HTTP only). Lifespan messages go to connexion, whose state reaches both."""
+class _BesideConnexion:
+    """connexion serves the spec's HTTP operations; beside it are WebSocket mode at
+    `/v1/responses` (connexion routes HTTP only) and the health probes (see api.health).
+    Lifespan messages go to connexion, whose state reaches all of them."""
 
     def __init__(self, app: AsyncApp) -> None:
         self.app = app
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "websocket":
+        if scope["type"] == "http" and scope["path"] in health.PATHS:
+            await health.serve(scope, receive, send)
+        elif scope["type"] != "websocket":
             await self.app(scope, receive, send)
         elif scope["path"].rstrip("/") == WEBSOCKET_PATH:
             await websocket.serve(scope, receive, send)
@@ -185,4 +189,4 @@ def create_app(settings: Settings, runs: Runs | None = None) -> ASGIApp:
     app.add_error_handler(ProblemException, _http_error)
     app.add_error_handler(HTTPException, _http_error)
     app.add_error_handler(Exception, _unexpected)
-    return _WithWebSocket(app)
+    return RequestIds(_BesideConnexion(app))

@@ -53,6 +53,7 @@ def _version() -> str:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="openresponses", description="Open Responses server")
+    parser.add_argument("--version", action="version", version=f"openresponses {_version()}")
     sub = parser.add_subparsers(dest="command", required=True)
     serve = sub.add_parser("serve", help="run the server")
     serve.add_argument("--host", default=None, help="interface to bind (default 127.0.0.1)")

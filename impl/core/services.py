@@ -11,6 +11,7 @@ import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from pathlib import Path
 
 import aiohttp
 
@@ -71,6 +72,8 @@ class Services:
     """The server's API keys, and the project each belongs to."""
     limiter: Limiter
     """Keys' requests and tokens per minute, and wrong keys per client address."""
+    journal_dir: Path | None = None
+    """Where the store journals its saves, when it does (see store.journal)."""
 
 
 @asynccontextmanager
@@ -81,9 +84,10 @@ async def open_services(settings: Settings, runs: Runs) -> AsyncIterator[Service
         # The journal's local file is for a store one process holds (see store.journal):
         # replicas must read each other's saves at once, and outlive each other's disks.
         embedded = single_process(url)
+        journal_dir = settings.data_dir / "journal" if embedded else None
         store = await open_store(
             url,
-            journal_dir=settings.data_dir / "journal" if embedded else None,
+            journal_dir=journal_dir,
             journal_fsync=settings.journal_fsync,
         )
         if embedded:
@@ -148,6 +152,7 @@ async def open_services(settings: Settings, runs: Runs) -> AsyncIterator[Service
                 attachments=attachments,
                 keys=keys,
                 limiter=limiter,
+                journal_dir=journal_dir,
             )
         finally:
             await runs.close()

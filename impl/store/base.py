@@ -158,6 +158,10 @@ class Store(Protocol):
     async def unfinished(self) -> list[tuple[str, str]]:
         """The (project, id) of the responses stored as `queued` or `in_progress`."""
 
+    async def schema_version(self) -> int:
+        """The latest migration applied to the database (0: none); raises when the database
+        cannot be reached. A readiness check: one cheap query."""
+
     @property
     def conversations(self) -> Conversations:
         """The conversations, stored beside the responses."""

@@ -295,6 +295,9 @@ class JournaledStore:
         await self._flush()
         return await self._inner.unfinished()
 
+    async def schema_version(self) -> int:
+        return await self._inner.schema_version()
+
     @property
     def conversations(self) -> Conversations:
         """Written through: an append must be in the database before the turn that made it

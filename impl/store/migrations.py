@@ -16,6 +16,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from sqlalchemy import Connection, Engine, text
+from sqlalchemy.exc import ProgrammingError
 
 
 @dataclass(frozen=True)
@@ -250,6 +251,17 @@ def migrate(engine: Engine, schema: Schema = STORE) -> None:
         for migration in schema.migrations:
             if migration.version not in applied:
                 _apply(conn, schema.table, migration)
+
+
+def applied_version(engine: Engine, schema: Schema = STORE) -> int:
+    """The latest version applied to the database: 0 when its version table is missing
+    (never migrated, or dropped since). Raises when the database cannot be reached."""
+    with engine.connect() as conn:
+        try:
+            version = conn.execute(text(f"SELECT max(version) FROM {schema.table}")).scalar()
+        except ProgrammingError:  # no such table
+            return 0
+    return int(version or 0)
 
 
 def _version_table(name: str) -> str:

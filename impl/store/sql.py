@@ -55,7 +55,7 @@ from sqlalchemy.exc import IntegrityError
 
 from openresponses.generated.openai_models import Response
 from openresponses.items import Item
-from openresponses.store import conversations
+from openresponses.store import conversations, migrations
 from openresponses.store.base import ItemPage, StoredResponse
 from openresponses.store.codec import Encoded, Varchar, encode, load_item
 from openresponses.store.conversations import SqlConversations
@@ -454,6 +454,9 @@ class SqlStore:
 
     async def unfinished(self) -> list[tuple[str, str]]:
         return await self._run(self._unfinished)
+
+    async def schema_version(self) -> int:
+        return await self._run(migrations.applied_version, self._engine)
 
     async def close(self) -> None:
         """Wait for running calls, then close every connection (DuckDB checkpoints the file)."""
