@@ -22,6 +22,7 @@ from connexion import AsyncApp
 from connexion.exceptions import ProblemException
 from connexion.lifecycle import ConnexionRequest, ConnexionResponse
 from connexion.resolver import Resolver
+from prometheus_client import make_asgi_app
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Receive, Scope, Send
 
@@ -129,13 +130,16 @@ async def _unexpected(request: ConnexionRequest, exc: Exception) -> ConnexionRes
 
 class _WithWebSocket:
     """connexion serves HTTP; WebSocket mode at `/v1/responses` is served beside it (connexion
-    routes HTTP only). Lifespan messages go to connexion, whose state reaches both."""
+    routes HTTP only), and so is `GET /metrics` (no part of the API: no key, not in the spec).
+    Lifespan messages go to connexion, whose state reaches both."""
 
     def __init__(self, app: AsyncApp) -> None:
         self.app = app
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "websocket":
+        if scope["type"] == "http" and scope["path"] == METRICS_PATH:
+            await _METRICS(scope, receive, send)
+        elif scope["type"] != "websocket":
             await self.app(scope, receive, send)
         elif scope["path"].rstrip("/") == WEBSOCKET_PATH:
             await websocket.serve(scope, receive, send)
@@ -144,6 +148,8 @@ class _WithWebSocket:
 
 
 WEBSOCKET_PATH = "/v1/responses"
+METRICS_PATH = "/metrics"
+_METRICS = make_asgi_app()
 
 
 async def _auth_line(services: Services) -> str:
