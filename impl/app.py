@@ -133,11 +133,13 @@ class _WithWebSocket:
     routes HTTP only), and so is `GET /metrics` (no part of the API: no key, not in the spec).
     Lifespan messages go to connexion, whose state reaches both."""
 
-    def __init__(self, app: AsyncApp) -> None:
+    def __init__(self, app: AsyncApp, metrics: bool) -> None:
         self.app = app
+        self.metrics = metrics
+        """Whether `/metrics` is served here (not on a port of its own)."""
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http" and scope["path"] == METRICS_PATH:
+        if self.metrics and scope["type"] == "http" and scope["path"] == METRICS_PATH:
             await _METRICS(scope, receive, send)
         elif scope["type"] != "websocket":
             await self.app(scope, receive, send)
@@ -191,4 +193,4 @@ def create_app(settings: Settings, runs: Runs | None = None) -> ASGIApp:
     app.add_error_handler(ProblemException, _http_error)
     app.add_error_handler(HTTPException, _http_error)
     app.add_error_handler(Exception, _unexpected)
-    return _WithWebSocket(app)
+    return _WithWebSocket(app, metrics=settings.metrics_port is None)

@@ -9,7 +9,7 @@ import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.conftest import Server, server_env
+from tests.conftest import Server, free_port, server_env
 from tests.upstream import ScriptedUpstream, Text
 
 KEY = "sk-metrics"
@@ -101,3 +101,21 @@ def test_metrics_answer_without_a_key_where_the_api_wants_one(keyed: Server) -> 
     assert answer.status_code == 200
     assert answer.headers["content-type"] == "text/plain; version=0.0.4; charset=utf-8"
     assert "# TYPE openresponses_requests_total counter" in answer.text.splitlines()
+
+
+def test_metrics_port_serves_them_apart_from_the_api(
+    upstream: ScriptedUpstream, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    port = free_port()
+    env = server_env(upstream)
+    server = Server(tmp_path_factory.mktemp("metrics-port"), env, ["--metrics-port", str(port)])
+    server.start()
+    try:
+        apart = httpx.get(f"http://127.0.0.1:{port}/metrics")
+        beside = httpx.get(f"{server.url}/metrics")
+    finally:
+        server.stop()
+
+    assert apart.status_code == 200
+    assert "# TYPE openresponses_requests_total counter" in apart.text.splitlines()
+    assert beside.status_code == 404
