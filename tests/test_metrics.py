@@ -2,61 +2,28 @@
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterator
 
 import httpx
 import pytest
-from prometheus_client.parser import text_string_to_metric_families
 
 from tests.conftest import Server, free_port, server_env
+from tests.scrape import delta, requests_total, scrape, settled
 from tests.upstream import ScriptedUpstream, Text
 
 KEY = "sk-metrics"
 
-Samples = dict[tuple[str, tuple[tuple[str, str], ...]], float]
-
 
 @pytest.fixture(scope="module")
 def keyed(upstream: ScriptedUpstream, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    """A server whose API wants a key (OPENRESPONSES_API_KEYS)."""
-    env = server_env(upstream, OPENRESPONSES_API_KEYS=KEY)
+    """A server whose API wants a key (OPENRESPONSES_API_KEYS), and refuses an address its
+    fourth wrong key in a minute."""
+    env = server_env(
+        upstream, OPENRESPONSES_API_KEYS=KEY, OPENRESPONSES_AUTH_FAILURES_PER_MINUTE="3"
+    )
     server = Server(tmp_path_factory.mktemp("metrics-data"), env).start()
     yield server
     server.stop()
-
-
-def scrape(server: Server) -> Samples:
-    answer = httpx.get(f"{server.url}/metrics")
-    assert answer.status_code == 200
-    return {
-        (sample.name, tuple(sorted(sample.labels.items()))): sample.value
-        for family in text_string_to_metric_families(answer.text)
-        for sample in family.samples
-    }
-
-
-def requests_total(samples: Samples) -> float:
-    return sum(v for (name, _), v in samples.items() if name == "openresponses_requests_total")
-
-
-def settled(server: Server, before: Samples, answered: int) -> Samples:
-    """The samples once `answered` more requests are counted (a stream's request is counted
-    as its answer ends, a moment after the client has read its last event)."""
-    deadline = time.monotonic() + 5
-    while True:
-        after = scrape(server)
-        if (
-            requests_total(after) - requests_total(before) >= answered
-            or time.monotonic() > deadline
-        ):
-            return after
-        time.sleep(0.02)
-
-
-def delta(before: Samples, after: Samples, name: str, **labels: str) -> float:
-    key = (name, tuple(sorted(labels.items())))
-    return after.get(key, 0.0) - before.get(key, 0.0)
 
 
 def test_metrics_count_requests_durations_and_tokens(
@@ -101,6 +68,23 @@ def test_metrics_answer_without_a_key_where_the_api_wants_one(keyed: Server) -> 
     assert answer.status_code == 200
     assert answer.headers["content-type"] == "text/plain; version=0.0.4; charset=utf-8"
     assert "# TYPE openresponses_requests_total counter" in answer.text.splitlines()
+
+
+def test_metrics_count_rate_limit_refusals_of_unrouted_requests(keyed: Server) -> None:
+    # Another address than the other tests': uvicorn takes it from a proxy on this machine.
+    wrong = {"authorization": "Bearer sk-wrong", "x-forwarded-for": "203.0.113.7"}
+    before = scrape(keyed)
+
+    statuses = [httpx.get(f"{keyed.base_url}/models", headers=wrong).status_code for _ in range(4)]
+    after = settled(keyed, before, answered=4)
+
+    assert statuses == [401, 401, 401, 429]
+    refusals = "openresponses_rate_limit_refusals_total"
+    assert delta(before, after, refusals, limit="auth_failures") == 1
+    # Keys are checked before routing: these requests name no operation.
+    requests = "openresponses_requests_total"
+    assert delta(before, after, requests, operation="unknown", status="401") == 3
+    assert delta(before, after, requests, operation="unknown", status="429") == 1
 
 
 def test_metrics_port_serves_them_apart_from_the_api(
