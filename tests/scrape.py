@@ -40,6 +40,17 @@ def settled(server: Server, before: Samples, answered: int) -> Samples:
         time.sleep(0.02)
 
 
+def gauges(server: Server, *names: str, until: tuple[float, ...]) -> tuple[float, ...]:
+    """The gauges `names`, once they read `until` (or after 5 s: what they read then)."""
+    deadline = time.monotonic() + 5
+    while True:
+        samples = scrape(server)
+        found = tuple(samples[name, ()] for name in names)
+        if found == until or time.monotonic() > deadline:
+            return found
+        time.sleep(0.02)
+
+
 def delta(before: Samples, after: Samples, name: str, **labels: str) -> float:
     key = (name, tuple(sorted(labels.items())))
     return after.get(key, 0.0) - before.get(key, 0.0)

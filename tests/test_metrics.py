@@ -8,7 +8,7 @@ import httpx
 import pytest
 
 from tests.conftest import Server, free_port, server_env
-from tests.scrape import delta, requests_total, scrape, settled
+from tests.scrape import delta, gauges, requests_total, scrape, settled
 from tests.upstream import ScriptedUpstream, Text
 
 KEY = "sk-metrics"
@@ -58,6 +58,20 @@ def test_metrics_count_requests_durations_and_tokens(
     assert delta(before, after, "openresponses_output_tokens_total", **call) == 10
     assert after[("openresponses_responses_in_flight", ())] == 0
     assert after[("openresponses_background_queue_depth", ())] == 0
+
+
+def test_metrics_gauge_a_background_response_while_it_runs(
+    keyed: Server, upstream: ScriptedUpstream
+) -> None:
+    model = upstream.script(Text("Slowly.", chunk_size=1, chunk_delay=0.2))
+    names = ("openresponses_responses_in_flight", "openresponses_background_queue_depth")
+
+    keyed.client(api_key=KEY).responses.create(model=model, input="Slowly.", background=True)
+    running = gauges(keyed, *names, until=(1, 1))
+    ended = gauges(keyed, *names, until=(0, 0))
+
+    assert running == (1, 1)
+    assert ended == (0, 0)
 
 
 def test_metrics_answer_without_a_key_where_the_api_wants_one(keyed: Server) -> None:
