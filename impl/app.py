@@ -22,6 +22,7 @@ from connexion import AsyncApp
 from connexion.exceptions import ProblemException
 from connexion.lifecycle import ConnexionRequest, ConnexionResponse
 from connexion.resolver import Resolver
+from prometheus_client import make_asgi_app
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Receive, Scope, Send
 
@@ -130,14 +131,19 @@ async def _unexpected(request: ConnexionRequest, exc: Exception) -> ConnexionRes
 
 class _BesideConnexion:
     """connexion serves the spec's HTTP operations; beside it are WebSocket mode at
-    `/v1/responses` (connexion routes HTTP only) and the health probes (see api.health).
-    Lifespan messages go to connexion, whose state reaches all of them."""
+    `/v1/responses` (connexion routes HTTP only), the health probes (see api.health) and
+    `GET /metrics` (no part of the API: no key, not in the spec). Lifespan messages go to
+    connexion, whose state reaches all of them."""
 
-    def __init__(self, app: AsyncApp) -> None:
+    def __init__(self, app: AsyncApp, metrics: bool) -> None:
         self.app = app
+        self.metrics = metrics
+        """Whether `/metrics` is served here (not on a port of its own)."""
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http" and scope["path"] in health.PATHS:
+        if self.metrics and scope["type"] == "http" and scope["path"] == METRICS_PATH:
+            await _METRICS(scope, receive, send)
+        elif scope["type"] == "http" and scope["path"] in health.PATHS:
             await health.serve(scope, receive, send)
         elif scope["type"] != "websocket":
             await self.app(scope, receive, send)
@@ -148,6 +154,8 @@ class _BesideConnexion:
 
 
 WEBSOCKET_PATH = "/v1/responses"
+METRICS_PATH = "/metrics"
+_METRICS = make_asgi_app()
 
 
 async def _auth_line(services: Services) -> str:
@@ -189,4 +197,4 @@ def create_app(settings: Settings, runs: Runs | None = None) -> ASGIApp:
     app.add_error_handler(ProblemException, _http_error)
     app.add_error_handler(HTTPException, _http_error)
     app.add_error_handler(Exception, _unexpected)
-    return RequestIds(_BesideConnexion(app))
+    return RequestIds(_BesideConnexion(app, metrics=settings.metrics_port is None))

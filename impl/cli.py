@@ -25,6 +25,7 @@ def _serve(args: argparse.Namespace) -> int:
             first_byte_timeout=args.first_byte_timeout,
             idle_timeout=args.idle_timeout,
             shutdown_timeout=args.shutdown_timeout,
+            metrics_port=args.metrics_port,
         )
     except (OSError, ValueError) as exc:
         print(f"openresponses: {exc}", file=sys.stderr)
@@ -32,6 +33,8 @@ def _serve(args: argparse.Namespace) -> int:
     print(f"openresponses {_version()} serving at http://{settings.host}:{settings.port}/v1")
     print(f"  data: {settings.store_url or settings.data_dir.resolve()}")
     print(f"  dialect: {settings.dialect.value} (per request: OpenResponses-Version header)")
+    metrics_port = settings.metrics_port or settings.port
+    print(f"  metrics: http://{settings.host}:{metrics_port}/metrics (no key: see README)")
     for name, provider in settings.providers.items():
         if not provider.found:
             continue
@@ -89,6 +92,13 @@ def main(argv: list[str] | None = None) -> int:
         metavar="S",
         help="on SIGTERM, seconds requests in flight get to finish before they are stopped "
         "and stored failed (default 30, env OPENRESPONSES_SHUTDOWN_TIMEOUT)",
+    )
+    serve.add_argument(
+        "--metrics-port",
+        type=int,
+        metavar="N",
+        help="serve GET /metrics on this port (same host) instead of the API's "
+        "(env OPENRESPONSES_METRICS_PORT)",
     )
     serve.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
     serve.set_defaults(run=_serve)

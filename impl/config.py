@@ -96,6 +96,9 @@ class Settings:
     models_ttl: float = 60.0
     # WebSocket connections end after this long (the spec's 60 minutes).
     websocket_max_seconds: float = 3600.0
+    # `GET /metrics` on a port of its own (on `host`), and not on the API's port; None: on
+    # the API's port, beside it.
+    metrics_port: int | None = None
     # URLs fetched on a caller's behalf (MCP servers, pages the model opens, input images and
     # files by URL) may reach loopback and private addresses: local development only
     # (see tools/guard.py).
@@ -320,6 +323,8 @@ def load_settings(
         values["models_ttl"] = float(env["OPENRESPONSES_MODELS_TTL"])
     if env.get("OPENRESPONSES_WEBSOCKET_MAX_SECONDS"):
         values["websocket_max_seconds"] = float(env["OPENRESPONSES_WEBSOCKET_MAX_SECONDS"])
+    if env.get("OPENRESPONSES_METRICS_PORT"):
+        values["metrics_port"] = int(env["OPENRESPONSES_METRICS_PORT"])
     if env.get("OPENRESPONSES_MAX_FILE_BYTES"):
         values["max_file_bytes"] = int(env["OPENRESPONSES_MAX_FILE_BYTES"])
     if env.get("OPENRESPONSES_PROJECT_STORAGE_BYTES"):

@@ -16,6 +16,7 @@ import contextlib
 import socket
 
 import uvicorn
+from prometheus_client import start_http_server
 
 from openresponses.api.common import MAX_BODY_BYTES
 from openresponses.app import create_app
@@ -45,6 +46,9 @@ class Server(uvicorn.Server):
 def serve(settings: Settings, log_level: str) -> None:
     """Run the server until it is told to stop."""
     runs = Runs()
+    if settings.metrics_port is not None:
+        # A thread of prometheus_client's own: scrapes never wait behind the API's loop.
+        start_http_server(settings.metrics_port, addr=settings.host)
     config = uvicorn.Config(
         create_app(settings, runs),
         host=settings.host,

@@ -28,6 +28,7 @@ def test_serve_prints_its_url_and_the_providers_it_found(
     lines = output.splitlines()
     assert lines[0].startswith("openresponses ")
     assert lines[0].endswith(f"serving at http://127.0.0.1:{server.port}/v1")
+    assert f"  metrics: http://127.0.0.1:{server.port}/metrics (no key: see README)" in lines
     assert f"  provider openai (default): {upstream.base_url} [no key]" in lines
     assert "  provider groq: https://api.groq.com/openai/v1 [key set]" in lines
     assert (

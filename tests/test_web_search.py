@@ -10,6 +10,7 @@ import openai
 import pytest
 
 from tests.conftest import Server, server_env
+from tests.scrape import delta, scrape
 from tests.search_api import Answer, FakeSearchAPI, fixture
 from tests.upstream import Call, ScriptedUpstream, Text, ToolCalls
 
@@ -71,6 +72,28 @@ def test_a_web_search_runs_on_the_server_and_the_answer_cites_its_sources(
     assert told["content"].startswith(
         f"[1] Coroutines and Tasks — Python 3.13 documentation\n{DOCS}"
     )
+
+
+def test_a_web_search_is_counted_in_the_metrics_with_both_model_calls(
+    searching_server: Server, upstream: ScriptedUpstream, search_api: FakeSearchAPI
+) -> None:
+    search_api.script(Answer(body=fixture("searxng_search.json")))
+    model = upstream.script(
+        ToolCalls([Call("web_search", '{"query": "asyncio timeout"}')]), Text("Found it.")
+    )
+    before = scrape(searching_server)
+
+    searching_server.client().responses.create(
+        model=model, input="How do I time out a coroutine?", tools=[{"type": "web_search"}]
+    )
+    after = scrape(searching_server)
+
+    tool_calls = "openresponses_tool_calls_total"
+    assert delta(before, after, tool_calls, type="web_search_call", outcome="completed") == 1
+    call = {"provider": "openai", "model": model}
+    assert delta(before, after, "openresponses_model_call_duration_seconds_count", **call) == 2
+    assert delta(before, after, "openresponses_input_tokens_total", **call) == 20
+    assert delta(before, after, "openresponses_output_tokens_total", **call) == 10
 
 
 def test_a_streamed_web_search_reports_its_steps_and_citations(

@@ -33,6 +33,7 @@ from connexion.validators import VALIDATOR_MAP
 from starlette.types import Receive, Scope, Send
 
 from openresponses.api.auth import ApiKeyMiddleware
+from openresponses.api.metered import RequestMetrics
 from openresponses.api.ratelimits import RateLimitHeaders
 from openresponses.files.limits import UploadLimitMiddleware
 
@@ -106,8 +107,10 @@ class OperationsApi(AsyncApi):
 
 # connexion's stack without Swagger UI (not installed), connexion's security (the server
 # checks its own keys, if any, in ApiKeyMiddleware), or response validation (tests do that).
-# RateLimitHeaders is outside ExceptionMiddleware, whose error answers get them too.
+# RateLimitHeaders is outside ExceptionMiddleware, whose error answers get them too;
+# RequestMetrics outside all, so that it counts every answer.
 MIDDLEWARES = [
+    RequestMetrics,
     ServerErrorMiddleware,
     RateLimitHeaders,
     ExceptionMiddleware,

@@ -23,6 +23,7 @@ from collections.abc import AsyncGenerator
 from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
 
+from openresponses import metrics
 from openresponses.core.builder import Event
 from openresponses.generated import openai_models as m
 from openresponses.items import Item
@@ -90,11 +91,13 @@ class Run:
         return self.queued
 
     async def _drive(self) -> None:
+        metrics.BACKGROUND.inc()
         try:
             async for event in self.turn.events():
                 self.log.append(event)
                 self._notify()
         finally:
+            metrics.BACKGROUND.dec()
             self.finished_at = time.monotonic()
             self._notify()
 
@@ -144,11 +147,13 @@ class Runs:
         task = asyncio.current_task()
         assert task is not None  # a turn's events are always read in a task
         self._flights[turn.response.id] = Flight(turn, task)
+        metrics.IN_FLIGHT.inc()
 
     def leave(self, turn: Driven) -> None:
         """Called by `Turn.events` once the response has ended and is stored (or abandoned)."""
         flight = self._flights.pop(turn.response.id, None)
         if flight is not None:
+            metrics.IN_FLIGHT.dec()
             flight.ended.set()
 
     async def cancel(self, project: str, response_id: str) -> Driven | None:

@@ -35,6 +35,7 @@ from openresponses.providers.base import (
     ProviderError,
     TextDelta,
     UsageReport,
+    metered,
 )
 from openresponses.store.base import StoredResponse
 from openresponses.tools import registry as tool_registry
@@ -158,9 +159,9 @@ async def _prepare(
         if structured.wanted(text_format) and not provider.structured_output:
             assert text_format is not None
             return structured.enforce(
-                lambda again: provider.generate(again, api_key=key), attempt, text_format
+                lambda again: metered(provider, again, api_key=key), attempt, text_format
             )
-        return provider.generate(attempt, api_key=key)
+        return metered(provider, attempt, api_key=key)
 
     agent = None
     if box is not None:
@@ -237,7 +238,7 @@ async def compact(
         stream=False,
     )
     summary, usage = "", UsageReport(0, 0)
-    async for event in provider.generate(model_request, api_key=caller.upstream_key):
+    async for event in metered(provider, model_request, api_key=caller.upstream_key):
         if isinstance(event, TextDelta):
             summary += event.text
         elif isinstance(event, UsageReport):

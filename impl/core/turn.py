@@ -16,6 +16,7 @@ import logging
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, replace
 
+from openresponses import metrics
 from openresponses.core.background import Runs
 from openresponses.core.builder import Emitted, Event, ResponseBuilder, ServerCall
 from openresponses.errors import APIError, ErrorKind
@@ -256,6 +257,7 @@ class Turn:
         finally:
             self.generating = False
         for index, item in zip(indexes, finished, strict=True):
+            metrics.tool_call(item.type, getattr(item, "status", None) or "completed")
             for event in self.builder.finish_item(index, item):
                 yield event
 

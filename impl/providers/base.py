@@ -8,10 +8,12 @@ storage all happen once, in the engine, for every provider alike.
 
 from __future__ import annotations
 
+import time
 from collections.abc import AsyncGenerator, AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
+from openresponses import metrics
 from openresponses.errors import APIError, ErrorKind
 from openresponses.generated import openai_models as m
 
@@ -180,3 +182,26 @@ class Provider(Protocol):
 
     async def list_models(self, *, api_key: str | None) -> list[str]:
         """The provider's model ids, without our `provider@` prefix."""
+
+
+async def metered(
+    provider: Provider, request: ModelRequest, *, api_key: str | None
+) -> AsyncGenerator[ModelEvent, None]:
+    """`provider.generate`, timed (to its first event and to its last) and its reported
+    usage counted, for `GET /metrics`."""
+    call = metrics.model_call(provider.name, request.model)
+    events = provider.generate(request, api_key=api_key)
+    started = time.perf_counter()
+    first = True
+    try:
+        async for event in events:
+            if first:
+                call.first_token.observe(time.perf_counter() - started)
+                first = False
+            if isinstance(event, UsageReport):
+                call.input_tokens.inc(event.input_tokens)
+                call.output_tokens.inc(event.output_tokens)
+            yield event
+    finally:
+        call.duration.observe(time.perf_counter() - started)
+        await events.aclose()  # a caller that stops early stops the upstream call too

@@ -16,6 +16,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from functools import partial
 
+from openresponses import metrics
 from openresponses.errors import APIError, ErrorKind
 from openresponses.ratelimit.base import WINDOW, Counters, Draw
 from openresponses.store.keys import ApiKey
@@ -125,6 +126,7 @@ class Limiter:
         if taken.fitted:
             return Admission(levels)
         worst = max(levels, key=lambda level: level.wait)
+        metrics.RATE_LIMITED.labels(worst.dimension).inc()
         message = (
             f"Rate limit reached for {key.id} in project {key.project} on "
             f"{_NAMES[worst.dimension]}: Limit {worst.limit}, Used {worst.used}, Requested 1."
@@ -154,6 +156,7 @@ class Limiter:
         need = _span(1, self._failures)
         taken = await self._counters.take([Draw(f"auth:{address}", need, 0)])
         if not taken.fitted:
+            metrics.RATE_LIMITED.labels("auth_failures").inc()
             wait = taken.ahead[0] + need - WINDOW
             message = (
                 f"Too many requests with a wrong API key from {address}: the limit is "
