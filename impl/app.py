@@ -25,6 +25,7 @@ from connexion.resolver import Resolver
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from openresponses import tracing
 from openresponses.api import websocket
 from openresponses.api.dialects import error_body, select
 from openresponses.api.routing import MIDDLEWARES, VALIDATORS, OperationsApi
@@ -172,6 +173,7 @@ def create_app(settings: Settings, runs: Runs | None = None) -> ASGIApp:
         async with open_services(settings, runs) as services:
             print(await _auth_line(services), flush=True)
             yield {"services": services}
+        tracing.shutdown()
 
     app = AsyncApp(__name__, lifespan=lifespan, validator_map=VALIDATORS, middlewares=MIDDLEWARES)
     app._middleware_app.api_cls = OperationsApi
@@ -185,4 +187,7 @@ def create_app(settings: Settings, runs: Runs | None = None) -> ASGIApp:
     app.add_error_handler(ProblemException, _http_error)
     app.add_error_handler(HTTPException, _http_error)
     app.add_error_handler(Exception, _unexpected)
-    return _WithWebSocket(app)
+    if not tracing.ENABLED:
+        return _WithWebSocket(app)
+    tracing.setup()
+    return tracing.Traced(_WithWebSocket(app))
