@@ -7,6 +7,7 @@ response calls an MCP tool once, then answers, and the span tree is asserted who
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 import threading
@@ -194,14 +195,20 @@ def test_a_streamed_mcp_turn_exports_its_span_tree_with_genai_attributes(
     }
     assert len(children) == 3
     first, second = chats
-    ttft = [_attributes(s.attributes).pop("gen_ai.response.time_to_first_chunk") for s in chats]
+    recorded = [_attributes(s.attributes) for s in chats]
+    ttft = [attributes.pop("gen_ai.response.time_to_first_chunk") for attributes in recorded]
     assert all(0 < seconds < 10 for seconds in ttft)
+    # The upstream's own ids of its two completions, one per call.
+    ids = [attributes.pop("gen_ai.response.id") for attributes in recorded]
+    assert all(re.fullmatch(r"chatcmpl-[A-Za-z0-9]{29}", i) for i in ids)
+    assert ids[0] != ids[1]
     common = {
         "gen_ai.operation.name": "chat",
         "gen_ai.provider.name": "openai",
         "gen_ai.request.model": model,
+        "gen_ai.response.model": model,
     }
-    assert [_without_ttft(s) for s in chats] == [
+    assert recorded == [
         {
             **common,
             "gen_ai.usage.input_tokens": 12,
@@ -229,12 +236,6 @@ def test_a_streamed_mcp_turn_exports_its_span_tree_with_genai_attributes(
     assert first.end_time_unix_nano <= tool.start_time_unix_nano
     assert tool.end_time_unix_nano <= second.start_time_unix_nano
     assert all(s.status.code != s.status.STATUS_CODE_ERROR for s in [request, turn, *children])
-
-
-def _without_ttft(span: Span) -> dict[str, Any]:
-    attributes = _attributes(span.attributes)
-    del attributes["gen_ai.response.time_to_first_chunk"]
-    return attributes
 
 
 def test_without_a_traceparent_the_request_span_starts_a_trace(

@@ -16,6 +16,7 @@ from opentelemetry.trace import Span
 from openresponses import tracing
 from openresponses.items import Item
 from openresponses.providers.base import (
+    Answered,
     Finish,
     ModelEvent,
     ModelRequest,
@@ -56,7 +57,7 @@ async def model_call(
     began, first, text, error = time.monotonic(), True, "", None
     try:
         async for event in events:
-            if first and not isinstance(event, UsageReport | Finish):
+            if first and not isinstance(event, Answered | UsageReport | Finish):
                 first = False
                 span.set_attribute("gen_ai.response.time_to_first_chunk", time.monotonic() - began)
             _record(span, event)
@@ -80,6 +81,11 @@ def _record(span: Span, event: ModelEvent) -> None:
         span.set_attribute("gen_ai.usage.output_tokens", event.output_tokens)
     elif isinstance(event, Finish):
         span.set_attribute("gen_ai.response.finish_reasons", [event.reason])
+    elif isinstance(event, Answered):
+        if event.id:
+            span.set_attribute("gen_ai.response.id", event.id)
+        if event.model:
+            span.set_attribute("gen_ai.response.model", event.model)
 
 
 def _dumped(items: list[Any]) -> str:
