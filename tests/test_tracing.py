@@ -6,6 +6,7 @@ response calls an MCP tool once, then answers, and the span tree is asserted who
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import subprocess
@@ -14,6 +15,7 @@ import threading
 import time
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -113,10 +115,7 @@ def mcp_server() -> Iterator[McpTestServer]:
     server.stop()
 
 
-@pytest.fixture(scope="module")
-def traced_server(
-    upstream: ScriptedUpstream, receiver: Receiver, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[Server]:
+def _traced(upstream: ScriptedUpstream, receiver: Receiver, data_dir: Path, **extra: str) -> Server:
     env = server_env(
         upstream,
         OPENRESPONSES_ALLOW_PRIVATE_NETWORKS="true",
@@ -124,8 +123,16 @@ def traced_server(
         OTEL_EXPORTER_OTLP_PROTOCOL="http/protobuf",
         OTEL_SERVICE_NAME="openresponses-test",
         OTEL_BSP_SCHEDULE_DELAY="50",
+        **extra,
     )
-    srv = Server(tmp_path_factory.mktemp("traced"), env).start()
+    return Server(data_dir, env).start()
+
+
+@pytest.fixture(scope="module")
+def traced_server(
+    upstream: ScriptedUpstream, receiver: Receiver, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Server]:
+    srv = _traced(upstream, receiver, tmp_path_factory.mktemp("traced"))
     yield srv
     srv.stop()
 
@@ -170,7 +177,7 @@ def test_a_streamed_mcp_turn_exports_its_span_tree_with_genai_attributes(
     with client.responses.create(
         model=model,
         input="What is 2 + 3?",
-        tools=[_tool(mcp_server)],  # type: ignore[list-item]
+        tools=[_tool(mcp_server)],
         stream=True,
         extra_headers={"traceparent": traceparent},
     ) as stream:
@@ -262,6 +269,69 @@ def test_message_content_is_not_recorded_by_default(
     recorded = str([_attributes(s.attributes) for s in [turn, *chats]])
     assert "secret" not in recorded
     assert not any(s.events for s in [turn, *chats])
+
+
+def test_with_content_capture_on_the_messages_are_recorded_in_the_conventions_shape(
+    upstream: ScriptedUpstream, receiver: Receiver, tmp_path: Path
+) -> None:
+    model = upstream.script(
+        ToolCalls([Call("lookup", '{"q": "x"}', id="call_1")]),
+        Text("Found it."),
+    )
+    server = _traced(
+        upstream, receiver, tmp_path, OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT="true"
+    )
+    try:
+        client = server.client()
+        tool = {"type": "function", "name": "lookup", "parameters": {"type": "object"}}
+        first = client.responses.create(
+            model=model,
+            input="Look x up",
+            instructions="Be brief.",
+            tools=[tool],
+        )
+        answer = {"type": "function_call_output", "call_id": "call_1", "output": "x is 1"}
+        second = client.responses.create(
+            model=model,
+            input=[answer],
+            previous_response_id=first.id,
+        )
+    finally:
+        server.stop()
+
+    [called] = receiver.tree(first.id)[2]
+    [answered] = receiver.tree(second.id)[2]
+    asked = {"role": "user", "parts": [{"type": "text", "content": "Look x up"}]}
+    call = {"type": "tool_call", "id": "call_1", "name": "lookup", "arguments": '{"q": "x"}'}
+    assert _content(called) == {
+        "gen_ai.system_instructions": [{"type": "text", "content": "Be brief."}],
+        "gen_ai.input.messages": [asked],
+        "gen_ai.output.messages": [
+            {"role": "assistant", "parts": [call], "finish_reason": "tool_calls"}
+        ],
+    }
+    response = {"type": "tool_call_response", "id": "call_1", "response": "x is 1"}
+    assert _content(answered) == {
+        "gen_ai.input.messages": [
+            asked,
+            {"role": "assistant", "parts": [call]},
+            {"role": "tool", "parts": [response]},
+        ],
+        "gen_ai.output.messages": [
+            {
+                "role": "assistant",
+                "parts": [{"type": "text", "content": "Found it."}],
+                "finish_reason": "stop",
+            }
+        ],
+    }
+
+
+def _content(span: Span) -> dict[str, Any]:
+    """The span's message-content attributes, decoded from JSON."""
+    attributes = _attributes(span.attributes)
+    names = ("gen_ai.system_instructions", "gen_ai.input.messages", "gen_ai.output.messages")
+    return {name: json.loads(attributes[name]) for name in names if name in attributes}
 
 
 def test_without_an_endpoint_no_tracer_is_set_up_and_requests_are_not_wrapped() -> None:

@@ -22,10 +22,9 @@ from openresponses.providers.base import (
     ModelRequest,
     RefusalDelta,
     TextDelta,
+    ToolCallDelta,
     UsageReport,
 )
-
-_CONTENT = (TextDelta, RefusalDelta)
 
 
 def turn(model: str, response_id: str) -> Span:
@@ -50,28 +49,26 @@ async def model_call(
         "gen_ai.request.model": request.model,
     }
     span = tracing.start(f"chat {request.model}", parent, attributes)
-    if tracing.CAPTURE_CONTENT:
-        span.set_attribute("gen_ai.input.messages", _dumped(request.items))
-        if request.instructions:
-            span.set_attribute("gen_ai.system_instructions", request.instructions)
-    began, first, text, error = time.monotonic(), True, "", None
+    output = _Output() if tracing.CAPTURE_CONTENT else None
+    if output is not None:
+        _record_input(span, request)
+    began, first, error = time.monotonic(), True, None
     try:
         async for event in events:
             if first and not isinstance(event, Answered | UsageReport | Finish):
                 first = False
                 span.set_attribute("gen_ai.response.time_to_first_chunk", time.monotonic() - began)
             _record(span, event)
-            if isinstance(event, _CONTENT):
-                text += event.text
+            if output is not None:
+                output.add(event)
             yield event
     except Exception as exc:
         error = type(exc).__qualname__
         raise
     finally:
         await events.aclose()
-        if tracing.CAPTURE_CONTENT and text:
-            output = [{"role": "assistant", "parts": [{"type": "text", "content": text}]}]
-            span.set_attribute("gen_ai.output.messages", json.dumps(output))
+        if output is not None:
+            span.set_attribute("gen_ai.output.messages", json.dumps([output.message()]))
         tracing.end(span, error)
 
 
@@ -88,8 +85,61 @@ def _record(span: Span, event: ModelEvent) -> None:
             span.set_attribute("gen_ai.response.model", event.model)
 
 
-def _dumped(items: list[Any]) -> str:
-    return json.dumps([item.model_dump(mode="json", exclude_none=True) for item in items])
+# --- message content, recorded only when OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT=true
+
+
+def _record_input(span: Span, request: ModelRequest) -> None:
+    """The request's messages in the conventions' shape: a role and its parts."""
+    entries = [item.model_dump(mode="json", exclude_none=True) for item in request.items]
+    messages = [message for message in map(_message, entries) if message is not None]
+    span.set_attribute("gen_ai.input.messages", json.dumps(messages))
+    if request.instructions:
+        parts = [{"type": "text", "content": request.instructions}]
+        span.set_attribute("gen_ai.system_instructions", json.dumps(parts))
+
+
+def _message(entry: dict[str, Any]) -> dict[str, Any] | None:
+    kind = entry.get("type", "message")
+    if kind == "message":
+        content = entry.get("content")
+        parts = [content] if isinstance(content, str) else [p.get("text") for p in content or []]
+        texts = [{"type": "text", "content": text} for text in parts if text is not None]
+        return {"role": entry.get("role"), "parts": texts}
+    if kind == "function_call":
+        call = {"id": entry.get("call_id"), "name": entry.get("name")}
+        arguments = entry.get("arguments")
+        return {
+            "role": "assistant",
+            "parts": [{"type": "tool_call", **call, "arguments": arguments}],
+        }
+    if kind == "function_call_output":
+        response = {"id": entry.get("call_id"), "response": entry.get("output")}
+        return {"role": "tool", "parts": [{"type": "tool_call_response", **response}]}
+    return None  # reasoning and other items carry no message content
+
+
+class _Output:
+    """The model's answer as it streams: its text and its tool calls."""
+
+    def __init__(self) -> None:
+        self.text = ""
+        self.calls: dict[int, dict[str, Any]] = {}
+        self.finish: str | None = None
+
+    def add(self, event: ModelEvent) -> None:
+        if isinstance(event, TextDelta | RefusalDelta):
+            self.text += event.text
+        elif isinstance(event, ToolCallDelta):
+            call = self.calls.setdefault(event.index, {"type": "tool_call", "arguments": ""})
+            call["arguments"] += event.arguments
+            call.update({k: v for k, v in (("id", event.call_id), ("name", event.name)) if v})
+        elif isinstance(event, Finish):
+            self.finish = event.reason
+
+    def message(self) -> dict[str, Any]:
+        parts = [{"type": "text", "content": self.text}] if self.text else []
+        parts += [self.calls[index] for index in sorted(self.calls)]
+        return {"role": "assistant", "parts": parts, "finish_reason": self.finish}
 
 
 async def tool_call(run: Awaitable[Item], item: Item, parent: Span) -> Item:
