@@ -245,6 +245,32 @@ def test_a_streamed_mcp_turn_exports_its_span_tree_with_genai_attributes(
     assert all(s.status.code != s.status.STATUS_CODE_ERROR for s in [request, turn, *children])
 
 
+def test_a_failed_tool_call_is_an_error_span_and_the_turn_goes_on(
+    traced_server: Server,
+    receiver: Receiver,
+    upstream: ScriptedUpstream,
+    mcp_server: McpTestServer,
+) -> None:
+    model = upstream.script(ToolCalls([Call("tools__explode", "{}")]), Text("It broke."))
+
+    response = traced_server.client().responses.create(
+        model=model, input="Explode", tools=[_tool(mcp_server)]
+    )
+
+    _, turn, chats, [tool], _ = _tree(receiver, response.id)
+    assert _attributes(tool.attributes) == {
+        "gen_ai.operation.name": "execute_tool",
+        "gen_ai.tool.name": "explode",
+        "gen_ai.tool.call.id": response.output[1].id,
+        "openresponses.tool.type": "mcp_call",
+        "openresponses.tool.status": "failed",
+        "error.type": "tool_error",
+    }
+    assert tool.status.code == tool.status.STATUS_CODE_ERROR
+    assert len(chats) == 2
+    assert turn.status.code == turn.status.STATUS_CODE_UNSET
+
+
 def test_without_a_traceparent_the_request_span_starts_a_trace(
     traced_server: Server, receiver: Receiver, upstream: ScriptedUpstream
 ) -> None:
