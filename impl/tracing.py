@@ -13,7 +13,8 @@ Message content is recorded only when `OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAG
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 
 from opentelemetry import propagate, trace
 from opentelemetry.trace import Span, SpanKind, Status, StatusCode
@@ -74,37 +75,41 @@ def end(span: Span, error: str | None = None) -> None:
     span.end()
 
 
+@contextmanager
+def serving(name: str, headers: Mapping[str, str], attributes: Attributes) -> Iterator[Span]:
+    """A server span, current within: the child of the client's `traceparent`, if sent."""
+    parent = propagate.extract(headers)
+    span = _tracer.start_span(name, context=parent, kind=SpanKind.SERVER, attributes=attributes)
+    with trace.use_span(span, end_on_exit=True):
+        yield span
+
+
 class Traced:
-    """ASGI middleware: a server span per HTTP request or WebSocket connection, the child of
-    the client's `traceparent` when it sends one, current while the request is served."""
+    """ASGI middleware: a server span per HTTP request, current while it is served. A
+    WebSocket connection gets one per turn instead (see api.websocket)."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] not in ("http", "websocket"):
+        if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
         headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]}
-        method = scope.get("method", "GET")
-        attributes: dict[str, str | int] = {
-            "http.request.method": method,
+        attributes = {
+            "http.request.method": scope["method"],
             "url.path": scope["path"],
-            "url.scheme": scope.get("scheme", "http"),
+            "url.scheme": scope["scheme"],
         }
-        name = f"{method} {scope['path']}" if scope["type"] == "http" else f"WS {scope['path']}"
-        span = _tracer.start_span(
-            name, context=propagate.extract(headers), kind=SpanKind.SERVER, attributes=attributes
-        )
+        with serving(f"{scope['method']} {scope['path']}", headers, attributes) as span:
 
-        async def sending(message: Message) -> None:
-            if message["type"] == "http.response.start":
-                status = int(message["status"])
-                span.set_attribute("http.response.status_code", status)
-                if status >= 500:
-                    span.set_attribute("error.type", str(status))
-                    span.set_status(Status(StatusCode.ERROR))
-            await send(message)
+            async def sending(message: Message) -> None:
+                if message["type"] == "http.response.start":
+                    status = int(message["status"])
+                    span.set_attribute("http.response.status_code", status)
+                    if status >= 500:
+                        span.set_attribute("error.type", str(status))
+                        span.set_status(Status(StatusCode.ERROR))
+                await send(message)
 
-        with trace.use_span(span, end_on_exit=True):
             await self.app(scope, receive, sending)

@@ -25,6 +25,7 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
 )
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue
 from opentelemetry.proto.trace.v1.trace_pb2 import Span
+from websockets.sync.client import connect
 
 from tests.conftest import Server, server_env
 from tests.mcp_servers import McpTestServer
@@ -295,6 +296,26 @@ def test_message_content_is_not_recorded_by_default(
     recorded = str([_attributes(s.attributes) for s in [turn, *chats]])
     assert "secret" not in recorded
     assert not any(s.events for s in [turn, *chats])
+
+
+def test_each_websocket_turn_is_a_server_span_under_the_handshake_traceparent(
+    traced_server: Server, receiver: Receiver, upstream: ScriptedUpstream
+) -> None:
+    url = traced_server.base_url.replace("http://", "ws://") + "/responses"
+    traceparent = {"traceparent": f"00-{TRACE_ID}-{CLIENT_SPAN_ID}-01"}
+    ids = []
+    with connect(url, additional_headers=traceparent, open_timeout=10) as ws:
+        for text in ("One.", "Two."):
+            ws.send(json.dumps({"type": "response.create", "model": upstream.script(Text(text))}))
+            while (message := json.loads(ws.recv(timeout=10)))["type"] != "response.completed":
+                pass
+            ids.append(message["response"]["id"])
+
+    requests = [receiver.tree(response_id)[0] for response_id in ids]
+    assert [s.name for s in requests] == ["WS /v1/responses"] * 2
+    assert [_hex(s.parent_span_id) for s in requests] == [CLIENT_SPAN_ID] * 2
+    assert [_attributes(s.attributes) for s in requests] == [{"url.path": "/v1/responses"}] * 2
+    assert requests[0].span_id != requests[1].span_id
 
 
 def test_with_content_capture_on_the_messages_are_recorded_in_the_conventions_shape(
