@@ -44,8 +44,11 @@ def setup() -> None:
     from opentelemetry.sdk.trace import TracerProvider
     from opentelemetry.sdk.trace.export import BatchSpanProcessor
 
-    # OTEL_SERVICE_NAME, when set, overrides this default (Resource.create reads it).
-    resource = Resource.create({"service.name": "openresponses"})
+    # Our name only where OTEL_SERVICE_NAME and OTEL_RESOURCE_ATTRIBUTES give none: given to
+    # Resource.create, it would override theirs.
+    resource = Resource.create()
+    if str(resource.attributes.get("service.name", "")).startswith("unknown_service"):
+        resource = resource.merge(Resource({"service.name": "openresponses"}))
     provider = TracerProvider(resource=resource)
     provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter()))
     trace.set_tracer_provider(provider)

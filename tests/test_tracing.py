@@ -244,6 +244,7 @@ def test_a_streamed_mcp_turn_exports_its_span_tree_with_genai_attributes(
     assert first.end_time_unix_nano <= tool.start_time_unix_nano
     assert tool.end_time_unix_nano <= second.start_time_unix_nano
     assert all(s.status.code != s.status.STATUS_CODE_ERROR for s in [request, turn, *children])
+    assert {service for service, _ in receiver.spans} == {"openresponses-test"}
 
 
 def test_a_failed_tool_call_is_an_error_span_and_the_turn_goes_on(
