@@ -86,6 +86,19 @@ class Receiver:
             time.sleep(0.05)
         raise AssertionError(f"no span tree of {response_id} in {[s.name for s in spans]}")
 
+    def named(self, name: str, timeout: float = 10.0) -> tuple[Span, Span]:
+        """The span named `name` and its parent, once both have arrived."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            with self.lock:
+                spans = [span for _, span in self.spans]
+            found = [s for s in spans if s.name == name]
+            parents = [s for s in spans if found and s.span_id == found[0].parent_span_id]
+            if parents:
+                return found[0], parents[0]
+            time.sleep(0.05)
+        raise AssertionError(f"no span {name} with its parent in {[s.name for s in spans]}")
+
 
 _ID = "openresponses.response.id"
 
@@ -284,6 +297,29 @@ def test_without_a_traceparent_the_request_span_starts_a_trace(
     assert request.parent_span_id == b""
     assert _hex(request.trace_id) != TRACE_ID
     assert [len(chats), len(tools)] == [1, 0]
+
+
+def test_a_compaction_model_call_is_a_chat_span_under_its_request(
+    traced_server: Server, receiver: Receiver, upstream: ScriptedUpstream
+) -> None:
+    model = upstream.script(Text("They said hello.", usage=Usage(7, 3)))
+
+    traced_server.client().responses.compact(model=model, input="Hello")
+
+    chat, request = receiver.named(f"chat {model}")
+    assert request.name == "POST /v1/responses/compact"
+    attributes = _attributes(chat.attributes)
+    assert attributes.pop("gen_ai.response.id").startswith("chatcmpl-")
+    assert attributes.pop("gen_ai.response.time_to_first_chunk") > 0
+    assert attributes == {
+        "gen_ai.operation.name": "chat",
+        "gen_ai.provider.name": "openai",
+        "gen_ai.request.model": model,
+        "gen_ai.response.model": model,
+        "gen_ai.usage.input_tokens": 7,
+        "gen_ai.usage.output_tokens": 3,
+        "gen_ai.response.finish_reasons": ["stop"],
+    }
 
 
 def test_message_content_is_not_recorded_by_default(

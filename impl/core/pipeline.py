@@ -244,7 +244,10 @@ async def compact(
         stream=False,
     )
     summary, usage = "", UsageReport(0, 0)
-    async for event in provider.generate(model_request, api_key=caller.upstream_key):
+    events = provider.generate(model_request, api_key=caller.upstream_key)
+    if tracing.ENABLED:  # under the request's span: a compaction is no turn
+        events = traced.model_call(events, model_request, provider.name, None)
+    async for event in events:
         if isinstance(event, TextDelta):
             summary += event.text
         elif isinstance(event, UsageReport):

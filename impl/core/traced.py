@@ -40,9 +40,10 @@ async def model_call(
     events: AsyncGenerator[ModelEvent, None],
     request: ModelRequest,
     provider: str,
-    parent: Span,
+    parent: Span | None,
 ) -> AsyncGenerator[ModelEvent, None]:
-    """`events` as they come, recorded in a span that starts with the first one asked for."""
+    """`events` as they come, recorded in a span that starts with the first one asked for
+    (under `parent`, or the current span)."""
     attributes = {
         "gen_ai.operation.name": "chat",
         "gen_ai.provider.name": provider,
