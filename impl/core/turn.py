@@ -216,13 +216,12 @@ class Turn:
             finally:
                 self.runs.leave(self)
                 if self.span is not None:
-                    self._end_span()
+                    self._end_span(self.span)
 
-    def _end_span(self) -> None:
-        assert self.span is not None
-        self.span.set_attribute("openresponses.response.status", self.response.status or "")
+    def _end_span(self, span: Span) -> None:
+        span.set_attribute("openresponses.response.status", self.response.status or "")
         error = self.response.error
-        tracing.end(self.span, error.code if error is not None else None)
+        tracing.end(span, error.code if error is not None else None)
 
     async def _rounds(self, first: ModelEvent | None) -> AsyncIterator[Emitted]:
         """The model's rounds: while it calls server tools (and nothing for the client), run
