@@ -18,6 +18,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
+import openai
 import pytest
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
     ExportTraceServiceRequest,
@@ -29,7 +30,7 @@ from websockets.sync.client import connect
 
 from tests.conftest import Server, server_env
 from tests.mcp_servers import McpTestServer
-from tests.upstream import Call, ScriptedUpstream, Text, ToolCalls, Usage
+from tests.upstream import Call, Error, ScriptedUpstream, Text, ToolCalls, Usage
 
 TRACE_ID = "0af7651916cd43dd8448eb211c80319c"
 CLIENT_SPAN_ID = "b7ad6b7169203331"
@@ -297,6 +298,23 @@ def test_without_a_traceparent_the_request_span_starts_a_trace(
     assert request.parent_span_id == b""
     assert _hex(request.trace_id) != TRACE_ID
     assert [len(chats), len(tools)] == [1, 0]
+
+
+def test_an_upstream_refusal_ends_the_model_call_and_turn_spans_as_errors(
+    traced_server: Server, receiver: Receiver, upstream: ScriptedUpstream
+) -> None:
+    model = upstream.script(Error(400, "Bad prompt", type="invalid_request_error"))
+
+    with pytest.raises(openai.BadRequestError):
+        traced_server.client().responses.create(model=model, input="Hi", stream=True)
+
+    chat, turn = receiver.named(f"chat {model}")
+    _, request = receiver.named(f"response {model}")
+    assert request.parent_span_id == b""
+    assert _attributes(request.attributes)["http.response.status_code"] == 400
+    assert [_attributes(s.attributes)["error.type"] for s in (chat, turn)] == ["ProviderError"] * 2
+    assert [s.status.code for s in (chat, turn)] == [chat.status.STATUS_CODE_ERROR] * 2
+    assert turn.span_id == chat.parent_span_id
 
 
 def test_a_compaction_model_call_is_a_chat_span_under_its_request(
