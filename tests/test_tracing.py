@@ -30,6 +30,7 @@ from websockets.sync.client import connect
 
 from tests.conftest import Server, server_env
 from tests.mcp_servers import McpTestServer
+from tests.search_api import Answer, FakeSearchAPI, fixture
 from tests.upstream import Call, Error, ScriptedUpstream, Text, ToolCalls, Usage
 
 TRACE_ID = "0af7651916cd43dd8448eb211c80319c"
@@ -285,6 +286,37 @@ def test_a_failed_tool_call_is_an_error_span_and_the_turn_goes_on(
     assert tool.status.code == tool.status.STATUS_CODE_ERROR
     assert len(chats) == 2
     assert turn.status.code == turn.status.STATUS_CODE_UNSET
+
+
+def test_a_web_search_is_an_execute_tool_span_of_its_turn(
+    upstream: ScriptedUpstream, receiver: Receiver, tmp_path: Path
+) -> None:
+    search_api = FakeSearchAPI()
+    search_api.start()
+    search_api.script(Answer(body=fixture("searxng_search.json")))
+    model = upstream.script(
+        ToolCalls([Call("web_search", '{"query": "asyncio timeout"}')]), Text("Found.")
+    )
+    server = _traced(
+        upstream, receiver, tmp_path, OPENRESPONSES_WEB_SEARCH="searxng", SEARXNG_URL=search_api.url
+    )
+    try:
+        response = server.client().responses.create(
+            model=model, input="Timeouts?", tools=[{"type": "web_search"}]
+        )
+    finally:
+        server.stop()
+        search_api.stop()
+
+    _, _, chats, [tool], _ = _tree(receiver, response.id)
+    assert _attributes(tool.attributes) == {
+        "gen_ai.operation.name": "execute_tool",
+        "gen_ai.tool.name": "web_search",
+        "gen_ai.tool.call.id": response.output[0].id,
+        "openresponses.tool.type": "web_search_call",
+        "openresponses.tool.status": "completed",
+    }
+    assert len(chats) == 2
 
 
 def test_without_a_traceparent_the_request_span_starts_a_trace(

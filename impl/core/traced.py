@@ -145,7 +145,8 @@ class _Output:
 
 async def tool_call(run: Awaitable[Item], item: Item, parent: Span) -> Item:
     """A server tool's run, in an `execute_tool` span whose outcome is the item's status."""
-    name = str(getattr(item, "name", None) or item.type)
+    # An MCP call names its tool; web_search_call and file_search_call are their tool's.
+    name = str(getattr(item, "name", None) or item.type.removesuffix("_call"))
     attributes = {
         "gen_ai.operation.name": "execute_tool",
         "gen_ai.tool.name": name,
