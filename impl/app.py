@@ -26,6 +26,7 @@ from prometheus_client import make_asgi_app
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from openresponses import tracing
 from openresponses.api import health, websocket
 from openresponses.api.dialects import error_body, select
 from openresponses.api.request_ids import RequestIds
@@ -184,6 +185,7 @@ def create_app(settings: Settings, runs: Runs | None = None) -> ASGIApp:
         async with open_services(settings, runs) as services:
             print(await _auth_line(services), flush=True)
             yield {"services": services}
+        tracing.shutdown()
 
     app = AsyncApp(__name__, lifespan=lifespan, validator_map=VALIDATORS, middlewares=MIDDLEWARES)
     app._middleware_app.api_cls = OperationsApi
@@ -197,4 +199,8 @@ def create_app(settings: Settings, runs: Runs | None = None) -> ASGIApp:
     app.add_error_handler(ProblemException, _http_error)
     app.add_error_handler(HTTPException, _http_error)
     app.add_error_handler(Exception, _unexpected)
-    return RequestIds(_BesideConnexion(app, metrics=settings.metrics_port is None))
+    inner: ASGIApp = _BesideConnexion(app, metrics=settings.metrics_port is None)
+    if tracing.ENABLED:
+        tracing.setup()
+        inner = tracing.Traced(inner)
+    return RequestIds(inner)

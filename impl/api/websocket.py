@@ -26,6 +26,7 @@ from starlette.responses import Response
 from starlette.types import Message, Receive, Scope, Send
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
+from openresponses import tracing
 from openresponses.api import auth
 from openresponses.api.common import load_json, parse_body, until
 from openresponses.api.dialects import error_body, error_type, event_body, select
@@ -82,7 +83,7 @@ class Connection:
             if message.get("text") is None:
                 await self._refuse(invalid("Send each message as JSON in a text frame."))
                 continue
-            await self._unless_gone(self._turn(message["text"]))
+            await self._unless_gone(self._traced(message["text"]))
 
     async def _next(self, within: float) -> Message:
         if self.received:
@@ -115,6 +116,16 @@ class Connection:
         )
         await self._refuse(error)
         await self.websocket.close(code=1000)
+
+    async def _traced(self, message: str) -> None:
+        """A turn, in a server span of its own when tracing is on (a connection may last an
+        hour: one span for it all would say little)."""
+        if not tracing.ENABLED:
+            await self._turn(message)
+            return
+        path = self.websocket.url.path
+        with tracing.serving(f"WS {path}", self.websocket.headers, {"url.path": path}):
+            await self._turn(message)
 
     async def _turn(self, message: str) -> None:
         previous: str | None = None

@@ -18,8 +18,8 @@ from collections.abc import AsyncGenerator, Awaitable, Callable
 from functools import partial
 from typing import Any, TypeAlias
 
-from openresponses import tokens
-from openresponses.core import coherence, compaction, conversations, intake, structured
+from openresponses import tokens, tracing
+from openresponses.core import coherence, compaction, conversations, intake, structured, traced
 from openresponses.core.attachments import Origin
 from openresponses.core.background import Run
 from openresponses.core.builder import ResponseBuilder, usage_model
@@ -154,14 +154,20 @@ async def _prepare(
         stream=streaming,
     )
     key = caller.upstream_key
+    initial = intake.initial_response(request, model)
+    span = traced.turn(model, initial.id) if tracing.ENABLED else None
+
+    def call(attempt: ModelRequest) -> AsyncGenerator[ModelEvent, None]:
+        events = metered(provider, attempt, api_key=key)
+        if span is None:
+            return events
+        return traced.model_call(events, attempt, provider.name, span)
 
     def generate(attempt: ModelRequest) -> AsyncGenerator[ModelEvent, None]:
         if structured.wanted(text_format) and not provider.structured_output:
             assert text_format is not None
-            return structured.enforce(
-                lambda again: metered(provider, again, api_key=key), attempt, text_format
-            )
-        return metered(provider, attempt, api_key=key)
+            return structured.enforce(call, attempt, text_format)
+        return call(attempt)
 
     agent = None
     if box is not None:
@@ -171,7 +177,7 @@ async def _prepare(
         project=caller.project,
         runs=services.runs,
         builder=ResponseBuilder(
-            intake.initial_response(request, model),
+            initial,
             emit=streaming,
             server_functions=box.names() if box else frozenset(),
             citations=box.citations.sources if box else None,
@@ -184,6 +190,7 @@ async def _prepare(
         conversation_id=conversation_id,
         agent=agent,
         spend=services.limiter.meter(caller.key),
+        span=span,
     )
 
 
@@ -238,7 +245,10 @@ async def compact(
         stream=False,
     )
     summary, usage = "", UsageReport(0, 0)
-    async for event in metered(provider, model_request, api_key=caller.upstream_key):
+    events = metered(provider, model_request, api_key=caller.upstream_key)
+    if tracing.ENABLED:  # under the request's span: a compaction is no turn
+        events = traced.model_call(events, model_request, provider.name, None)
+    async for event in events:
         if isinstance(event, TextDelta):
             summary += event.text
         elif isinstance(event, UsageReport):

@@ -16,7 +16,10 @@ import logging
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, replace
 
-from openresponses import metrics
+from opentelemetry.trace import Span
+
+from openresponses import metrics, tracing
+from openresponses.core import traced
 from openresponses.core.background import Runs
 from openresponses.core.builder import Emitted, Event, ResponseBuilder, ServerCall
 from openresponses.errors import APIError, ErrorKind
@@ -25,6 +28,7 @@ from openresponses.items import Item
 from openresponses.providers.base import Finish, ModelEvent, ModelRequest
 from openresponses.store.base import Store, StoredResponse
 from openresponses.tools import registry as tool_registry
+from openresponses.tools.base import ServerTool
 from openresponses.tools.registry import Toolbox
 
 log = logging.getLogger("openresponses")
@@ -103,6 +107,8 @@ class Turn:
     spend: Callable[[int], Awaitable[None]] | None = None
     """Counts the tokens the upstream reported against the caller's key, once the response
     has ended (None: its key has no token limit)."""
+    span: Span | None = None
+    """The turn's trace span, when tracing is on (see openresponses.tracing)."""
     _first: ModelEvent | None = None
 
     @property
@@ -118,8 +124,13 @@ class Turn:
 
     async def open(self) -> None:
         """Wait for the upstream's first event: upstream errors here propagate as HTTP errors."""
-        with contextlib.suppress(StopAsyncIteration):
-            self._first = await anext(self.model_events)
+        try:
+            with contextlib.suppress(StopAsyncIteration):
+                self._first = await anext(self.model_events)
+        except BaseException as exc:
+            if self.span is not None:  # the turn ends here: nothing will run it
+                tracing.end(self.span, type(exc).__qualname__)
+            raise
 
     def events(self) -> AsyncGenerator[Event, None]:
         """Every stream event of the response, from the first, to be read to the end."""
@@ -204,6 +215,13 @@ class Turn:
                     await asyncio.shield(self._abandon())
             finally:
                 self.runs.leave(self)
+                if self.span is not None:
+                    self._end_span(self.span)
+
+    def _end_span(self, span: Span) -> None:
+        span.set_attribute("openresponses.response.status", self.response.status or "")
+        error = self.response.error
+        tracing.end(span, error.code if error is not None else None)
 
     async def _rounds(self, first: ModelEvent | None) -> AsyncIterator[Emitted]:
         """The model's rounds: while it calls server tools (and nothing for the client), run
@@ -253,13 +271,18 @@ class Turn:
                 indexes.append(index)
         self.generating = True  # a cancel may interrupt the tools as it does the model
         try:
-            finished = await asyncio.gather(*(owner.run(item) for owner, item in runnable))
+            finished = await asyncio.gather(*(self._tool(owner, item) for owner, item in runnable))
         finally:
             self.generating = False
         for index, item in zip(indexes, finished, strict=True):
             metrics.tool_call(item.type, getattr(item, "status", None) or "completed")
             for event in self.builder.finish_item(index, item):
                 yield event
+
+    def _tool(self, owner: ServerTool, item: Item) -> Awaitable[Item]:
+        if self.span is None:
+            return owner.run(item)
+        return traced.tool_call(owner.run(item), item, self.span)
 
     async def _generate(self, first: ModelEvent | None) -> AsyncIterator[Emitted]:
         """The builder's events for each of the model's; nothing once a cancel is asked for

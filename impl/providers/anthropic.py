@@ -20,6 +20,7 @@ from typing import Any
 from openresponses.errors import ErrorKind, invalid
 from openresponses.generated import openai_models as m
 from openresponses.providers.base import (
+    Answered,
     Finish,
     FinishReason,
     ModelEvent,
@@ -286,7 +287,7 @@ def _finish(reason: Any) -> Finish:
 
 def _message_events(data: dict[str, Any]) -> list[ModelEvent]:
     """A complete `message` as the same events its stream would give."""
-    events: list[ModelEvent] = []
+    events: list[ModelEvent] = [Answered(data.get("id"), data.get("model"))]
     tools = 0
     for block in data.get("content") or []:
         kind = block.get("type")
@@ -314,11 +315,22 @@ class _StreamState:
     def __init__(self) -> None:
         self.usage: dict[str, Any] = {}
         self.tool_index: dict[int, int] = {}
+        self.answered: Answered | None = None
 
     def events(self, event: dict[str, Any]) -> list[ModelEvent]:
+        """The events `event` says; who answers comes with the first of them, as the first
+        event decides whether a failure is still an HTTP error (see core.turn)."""
+        found = self._events(event)
+        if found and self.answered is not None:
+            found, self.answered = [self.answered, *found], None
+        return found
+
+    def _events(self, event: dict[str, Any]) -> list[ModelEvent]:
         kind = event.get("type")
         if kind == "message_start":
-            self.usage = (event.get("message") or {}).get("usage") or {}
+            message = event.get("message") or {}
+            self.usage = message.get("usage") or {}
+            self.answered = Answered(message.get("id"), message.get("model"))
         elif kind == "content_block_start":
             block = event.get("content_block") or {}
             if block.get("type") == "tool_use":

@@ -102,6 +102,15 @@ class Finish:
     reason: FinishReason
 
 
+@dataclass(frozen=True)
+class Answered:
+    """Who answers, as the upstream says once it starts: the id of its response and the model
+    that writes it (for traces; the response itself keeps the model the client asked for)."""
+
+    id: str | None
+    model: str | None
+
+
 ModelEvent = (
     TextDelta
     | RefusalDelta
@@ -111,6 +120,7 @@ ModelEvent = (
     | ToolCallDelta
     | UsageReport
     | Finish
+    | Answered
 )
 
 

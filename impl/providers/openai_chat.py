@@ -13,6 +13,7 @@ from typing import Any
 
 from openresponses.generated import openai_models as m
 from openresponses.providers.base import (
+    Answered,
     Finish,
     FinishReason,
     ModelEvent,
@@ -51,13 +52,20 @@ class OpenAIChatProvider(Adapter):
                 yield event
             return
         # The stream is read here, not in a helper generator: one step less per event.
+        answered: Answered | None = None
         async with aclosing(self.upstream.sse(url, headers, body)) as chunks:
             async for chunk in chunks:
                 if chunk is DONE:
                     return
                 if "error" in chunk:
                     raise failed_mid_stream(self.name, chunk["error"] or {})
-                for event in _chunk_events(chunk):
+                events = _chunk_events(chunk)
+                # Said with the first event that says something: the first event decides
+                # whether a failure is still an HTTP error (see core.turn).
+                if answered is None and events:
+                    answered = Answered(chunk.get("id"), chunk.get("model"))
+                    yield answered
+                for event in events:
                     yield event
         raise broke_off(self.name)  # a stream without `[DONE]`
 
@@ -237,7 +245,8 @@ def _message_events(data: dict[str, Any]) -> list[ModelEvent]:
     choices = data.get("choices") or []
     if not choices:
         raise ProviderError("the upstream answered with no choices")
-    events = _content_events(choices[0].get("message") or {})
+    events: list[ModelEvent] = [Answered(data.get("id"), data.get("model"))]
+    events += _content_events(choices[0].get("message") or {})
     usage = _usage(data.get("usage"))
     if usage is not None:
         events.append(usage)

@@ -16,6 +16,7 @@ from contextlib import aclosing
 from typing import Any
 
 from openresponses.providers.base import (
+    Answered,
     Finish,
     ModelEvent,
     ModelRequest,
@@ -211,7 +212,7 @@ def _item_events(item: dict[str, Any], tool_index: int) -> list[ModelEvent]:
 
 def _response_events(data: dict[str, Any]) -> list[ModelEvent]:
     """A complete response as the same events its stream would give."""
-    events: list[ModelEvent] = []
+    events: list[ModelEvent] = [Answered(data.get("id"), data.get("model"))]
     tools = 0
     for item in data.get("output") or []:
         events += _item_events(item, tools)
@@ -232,8 +233,17 @@ class _StreamState:
 
     def __init__(self) -> None:
         self.tool_index: dict[str, int] = {}
+        self.answered: Answered | None = None
 
     def events(self, event: dict[str, Any]) -> list[ModelEvent]:
+        """The events `event` says; who answers comes with the first of them, as the first
+        event decides whether a failure is still an HTTP error (see core.turn)."""
+        found = self._events(event)
+        if found and self.answered is not None:
+            found, self.answered = [self.answered, *found], None
+        return found
+
+    def _events(self, event: dict[str, Any]) -> list[ModelEvent]:
         kind = event.get("type", "")
         if kind in _DELTAS:
             return [_DELTAS[kind](event.get("delta", ""))]
@@ -251,6 +261,9 @@ class _StreamState:
             return [] if signature is None else [signature]
         if kind in _TERMINAL:
             return _terminal(event.get("response") or {}, bool(self.tool_index))
+        if kind == "response.created":
+            response = event.get("response") or {}
+            self.answered = Answered(response.get("id"), response.get("model"))
         if kind == "error":
             raise ProviderError(f"the upstream failed mid-stream: {event.get('message', event)}")
         return []
