@@ -18,7 +18,7 @@ from collections.abc import AsyncGenerator, Awaitable, Callable
 from functools import partial
 from typing import Any, TypeAlias
 
-from openresponses import tokens, tracing
+from openresponses import metrics, tokens, tracing
 from openresponses.core import coherence, compaction, conversations, intake, structured, traced
 from openresponses.core.attachments import Origin
 from openresponses.core.background import Run
@@ -158,7 +158,7 @@ async def _prepare(
     span = traced.turn(model, initial.id) if tracing.ENABLED else None
 
     def call(attempt: ModelRequest) -> AsyncGenerator[ModelEvent, None]:
-        events = metered(provider, attempt, api_key=key)
+        events = provider.generate(attempt, api_key=key)  # metered by the turn
         if span is None:
             return events
         return traced.model_call(events, attempt, provider.name, span)
@@ -191,6 +191,7 @@ async def _prepare(
         agent=agent,
         spend=services.limiter.meter(caller.key),
         span=span,
+        meter=metrics.model_call(provider.name, upstream_model),
     )
 
 

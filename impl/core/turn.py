@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, replace
 
@@ -109,7 +110,11 @@ class Turn:
     has ended (None: its key has no token limit)."""
     span: Span | None = None
     """The turn's trace span, when tracing is on (see openresponses.tracing)."""
+    meter: metrics.ModelCall | None = None
+    """The metrics of the turn's provider and model: each model call timed here, in the loop
+    that reads its events anyway (a wrapping generator cost 1.4 % of a streamed request)."""
     _first: ModelEvent | None = None
+    _call_started: float | None = None
 
     @property
     def response(self) -> m.Response:
@@ -124,9 +129,12 @@ class Turn:
 
     async def open(self) -> None:
         """Wait for the upstream's first event: upstream errors here propagate as HTTP errors."""
+        self._call_started = time.perf_counter()
         try:
             with contextlib.suppress(StopAsyncIteration):
                 self._first = await anext(self.model_events)
+            if self.meter is not None and self._first is not None:
+                self.meter.first_token.observe(time.perf_counter() - self._call_started)
         except BaseException as exc:
             if self.span is not None:  # the turn ends here: nothing will run it
                 tracing.end(self.span, type(exc).__qualname__)
@@ -198,6 +206,9 @@ class Turn:
             # Tokens first: a client that sends its next request once this one reads as
             # ended must find them counted.
             usage = self.response.usage
+            if self.meter is not None and usage is not None:
+                self.meter.input_tokens.inc(usage.input_tokens)
+                self.meter.output_tokens.inc(usage.output_tokens)
             if self.spend is not None and usage is not None:
                 await self.spend(usage.total_tokens)
             # The conversation next: once the response reads as ended anywhere (its stream,
@@ -291,15 +302,25 @@ class Turn:
             await self.model_events.aclose()
             return
         self.generating = True
+        meter = self.meter
+        # A call `open` did not start (a later round, a background run) starts here.
+        started, self._call_started = self._call_started or time.perf_counter(), None
+        awaiting = meter is not None and first is None  # its first event, to time
         try:
             if first is not None:
                 for event in self.builder.feed(first):
                     yield event
             async for model_event in self.model_events:
+                if awaiting:
+                    assert meter is not None
+                    meter.first_token.observe(time.perf_counter() - started)
+                    awaiting = False
                 for event in self.builder.feed(model_event):
                     yield event
         finally:
             self.generating = False
+            if meter is not None:
+                meter.duration.observe(time.perf_counter() - started)
 
     async def _abandon(self) -> None:
         """The client went away mid-stream, or the server is stopping: stop the upstream
