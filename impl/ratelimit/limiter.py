@@ -64,7 +64,7 @@ class Level:
     """One limit of a key, as a request leaves it: what the `x-ratelimit-*` headers say."""
 
     dimension: str
-    """`requests` or `tokens`."""
+    """`requests` or `tokens` (`auth_failures`: an address's wrong keys)."""
     limit: int
     ahead: int
     """µs until the bucket is full again (the `reset` headers)."""
@@ -153,16 +153,16 @@ class Limiter:
         """Refuse (429) a client address that has used up its failed authentications."""
         if address is None or self._failures <= 0:
             return
-        need = _span(1, self._failures)
-        taken = await self._counters.take([Draw(f"auth:{address}", need, 0)])
+        draw = Draw(f"auth:{address}", _span(1, self._failures), 0)
+        taken = await self._counters.take([draw])
         if not taken.fitted:
             metrics.RATE_LIMITED.labels("auth_failures").inc()
-            wait = taken.ahead[0] + need - WINDOW
+            level = Level("auth_failures", self._failures, taken.ahead[0])
             message = (
                 f"Too many requests with a wrong API key from {address}: the limit is "
                 f"{self._failures} per minute."
             )
-            raise rate_limited(message, wait)
+            raise rate_limited(message, level.wait)
 
     async def failed(self, address: str | None) -> None:
         """Count a failed authentication from `address`."""

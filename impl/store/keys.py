@@ -15,7 +15,7 @@ import asyncio
 import hashlib
 import secrets
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -284,31 +284,29 @@ class KeyRing:
 
     async def find(self, token: str) -> ApiKey | None:
         hashed = digest(token)
-        if hashed in self._env:
-            return self._env[hashed]
-        return await self._cached(hashed, lambda: self._keys.find_digest(hashed))
+        answered, found = self._answer(hashed)
+        if answered:
+            return found
+        found = await self._keys.find_digest(hashed)
+        if len(self._found) >= self._MAX_CACHED:  # wrong keys must not grow it without end
+            self._found.clear()
+        self._found[hashed] = (time.monotonic() + self._ttl, found)
+        return found
 
     def known(self, token: str) -> ApiKey | None:
         """The live key `token` is, when that is known without a lookup: an environment
         key, or a database key found within the last `ttl` seconds."""
-        hashed = digest(token)
-        if hashed in self._env:
-            return self._env[hashed]
-        hit = self._found.get(hashed)
-        return hit[1] if hit is not None and hit[0] > time.monotonic() else None
+        return self._answer(digest(token))[1]
 
-    async def _cached(
-        self, hashed: str, look_up: Callable[[], Awaitable[ApiKey | None]]
-    ) -> ApiKey | None:
-        now = time.monotonic()
+    def _answer(self, hashed: str) -> tuple[bool, ApiKey | None]:
+        """Whether who `hashed` is can be told without a lookup, and who (None: nobody, as
+        looked up within `ttl`)."""
+        if hashed in self._env:
+            return True, self._env[hashed]
         hit = self._found.get(hashed)
-        if hit is not None and hit[0] > now:
-            return hit[1]
-        found = await look_up()
-        if len(self._found) >= self._MAX_CACHED:  # wrong keys must not grow it without end
-            self._found.clear()
-        self._found[hashed] = (now + self._ttl, found)
-        return found
+        if hit is not None and hit[0] > time.monotonic():
+            return True, hit[1]
+        return False, None
 
     async def project(self, project_id: str) -> Project | None:
         """The project's record; None for one that has none (an environment key's, the
