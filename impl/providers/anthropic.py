@@ -28,6 +28,7 @@ from openresponses.providers.base import (
     ProviderError,
     ReasoningDelta,
     ReasoningSignature,
+    StreamState,
     TextDelta,
     ToolCallDelta,
     UsageReport,
@@ -308,22 +309,14 @@ def _message_events(data: dict[str, Any]) -> list[ModelEvent]:
     return events
 
 
-class _StreamState:
-    """What a Messages stream has said so far: usage from `message_start`, and which tool
-    call each content block index is."""
+class _StreamState(StreamState):
+    """What a Messages stream has said so far: usage and who answers from `message_start`,
+    and which tool call each content block index is."""
 
     def __init__(self) -> None:
+        super().__init__()
         self.usage: dict[str, Any] = {}
         self.tool_index: dict[int, int] = {}
-        self.answered: Answered | None = None
-
-    def events(self, event: dict[str, Any]) -> list[ModelEvent]:
-        """The events `event` says; who answers comes with the first of them, as the first
-        event decides whether a failure is still an HTTP error (see core.turn)."""
-        found = self._events(event)
-        if found and self.answered is not None:
-            found, self.answered = [self.answered, *found], None
-        return found
 
     def _events(self, event: dict[str, Any]) -> list[ModelEvent]:
         kind = event.get("type")

@@ -124,6 +124,26 @@ ModelEvent = (
 )
 
 
+class StreamState:
+    """What one upstream stream has said so far. Who answers (`answered`, set by the
+    adapter's `_events` when the upstream says it) is held back until the first event it
+    yields, since the first event decides whether a failure is still an HTTP error (see
+    core.turn)."""
+
+    def __init__(self) -> None:
+        self.answered: Answered | None = None
+
+    def events(self, event: dict[str, Any]) -> list[ModelEvent]:
+        """The events one upstream event says, who answers first among the first of them."""
+        found = self._events(event)
+        if found and self.answered is not None:
+            found, self.answered = [self.answered, *found], None
+        return found
+
+    def _events(self, event: dict[str, Any]) -> list[ModelEvent]:
+        raise NotImplementedError
+
+
 class ProviderError(APIError):
     """The upstream failed: an HTTP error, a broken stream, or an answer we cannot read."""
 

@@ -25,6 +25,7 @@ from openresponses.providers.base import (
     ReasoningSignature,
     ReasoningSummaryDelta,
     RefusalDelta,
+    StreamState,
     TextDelta,
     ToolCallDelta,
     UsageReport,
@@ -228,20 +229,13 @@ _DELTAS: dict[str, type[TextDelta | RefusalDelta | ReasoningDelta]] = {
 _TERMINAL = ("response.completed", "response.incomplete", "response.failed")
 
 
-class _StreamState:
-    """Which tool call each function-call item is, across one upstream stream."""
+class _StreamState(StreamState):
+    """Who answers, and which tool call each function-call item is, across one upstream
+    stream."""
 
     def __init__(self) -> None:
+        super().__init__()
         self.tool_index: dict[str, int] = {}
-        self.answered: Answered | None = None
-
-    def events(self, event: dict[str, Any]) -> list[ModelEvent]:
-        """The events `event` says; who answers comes with the first of them, as the first
-        event decides whether a failure is still an HTTP error (see core.turn)."""
-        found = self._events(event)
-        if found and self.answered is not None:
-            found, self.answered = [self.answered, *found], None
-        return found
 
     def _events(self, event: dict[str, Any]) -> list[ModelEvent]:
         kind = event.get("type", "")
